@@ -1,0 +1,162 @@
+//! Checking what plugins return: sizes, type URLs, and that every proto decodes as the
+//! type the hook may return. Nothing a plugin returns reaches a snapshot unchecked.
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use prost::{Message, Name};
+
+use super::bindings::{Any, options, upstream};
+use super::error::{CallError, PluginId};
+use super::session::{Function, HttpFilter};
+
+/// The level an option hook works at; each level has one Envoy message type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HookLevel {
+    /// `envoy.config.listener.v3.Listener` (ListenerOption).
+    Listener,
+    /// The HTTP connection manager (HttpListenerOption).
+    HttpConnectionManager,
+    /// `envoy.config.route.v3.VirtualHost` (VirtualHostOption).
+    VirtualHost,
+    /// `envoy.config.route.v3.Route` (RouteOption).
+    Route,
+}
+
+impl HookLevel {
+    /// The type URL of the message this level's hook receives and returns.
+    pub fn type_url(self) -> &'static str {
+        match self {
+            HookLevel::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            HookLevel::HttpConnectionManager => {
+                "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+            }
+            HookLevel::VirtualHost => "type.googleapis.com/envoy.config.route.v3.VirtualHost",
+            HookLevel::Route => "type.googleapis.com/envoy.config.route.v3.Route",
+        }
+    }
+}
+
+/// A checked Upstream translation.
+#[derive(Clone, Debug)]
+pub struct UpstreamResult {
+    /// The Envoy cluster.
+    pub cluster: Cluster,
+    /// Endpoints to serve over EDS, when the plugin returned them separately.
+    pub load_assignment: Option<ClusterLoadAssignment>,
+    /// Functions the Upstream offers.
+    pub functions: Vec<Function>,
+}
+
+/// A checked hook result: the modified message and the HTTP filters it needs.
+#[derive(Clone, Debug)]
+pub struct HookResult<M> {
+    /// The modified Envoy message.
+    pub target: M,
+    /// HTTP filters the option needs on the listener.
+    pub http_filters: Vec<HttpFilter>,
+}
+
+pub(super) fn upstream(
+    plugin: &PluginId,
+    output: upstream::exports::weir::plugin::upstream::UpstreamOutput,
+    limit: usize,
+) -> Result<UpstreamResult, CallError> {
+    let cluster = decode::<Cluster>(plugin, "the cluster", &output.cluster, limit)?;
+    let load_assignment = output
+        .load_assignment
+        .as_ref()
+        .map(|any| decode::<ClusterLoadAssignment>(plugin, "the endpoints", any, limit))
+        .transpose()?;
+    functions(plugin, &output.functions, limit)?;
+    Ok(UpstreamResult {
+        cluster,
+        load_assignment,
+        functions: output.functions,
+    })
+}
+
+pub(super) fn hook<M: Message + Name + Default>(
+    plugin: &PluginId,
+    output: options::exports::weir::plugin::filters::HookOutput,
+    limit: usize,
+) -> Result<HookResult<M>, CallError> {
+    let target = decode::<M>(plugin, "the modified message", &output.target, limit)?;
+    let mut total = 0;
+    for filter in &output.http_filters {
+        total += filter.name.len() + filter.config.value.len();
+        check_size(plugin, "HTTP filters", total, limit)?;
+        if filter.name.trim().is_empty() {
+            return Err(CallError::Undecodable {
+                plugin: plugin.clone(),
+                what: "an HTTP filter",
+                type_url: filter.config.type_url.clone(),
+                reason: "the filter has no name".into(),
+            });
+        }
+        if !filter.config.type_url.starts_with("type.googleapis.com/") {
+            return Err(CallError::Undecodable {
+                plugin: plugin.clone(),
+                what: "an HTTP filter config",
+                type_url: filter.config.type_url.clone(),
+                reason: "a type URL must start with `type.googleapis.com/`".into(),
+            });
+        }
+    }
+    Ok(HookResult {
+        target,
+        http_filters: output.http_filters,
+    })
+}
+
+pub(super) fn functions(
+    plugin: &PluginId,
+    functions: &[Function],
+    limit: usize,
+) -> Result<(), CallError> {
+    let size = functions
+        .iter()
+        .map(|f| f.name.len() + f.spec.len())
+        .sum();
+    check_size(plugin, "its functions", size, limit)
+}
+
+fn decode<M: Message + Name + Default>(
+    plugin: &PluginId,
+    what: &'static str,
+    any: &Any,
+    limit: usize,
+) -> Result<M, CallError> {
+    check_size(plugin, what, any.value.len(), limit)?;
+    let expected = M::type_url();
+    if any.type_url != expected {
+        return Err(CallError::WrongType {
+            plugin: plugin.clone(),
+            what,
+            expected,
+            got: any.type_url.clone(),
+        });
+    }
+    M::decode(any.value.as_slice()).map_err(|err| CallError::Undecodable {
+        plugin: plugin.clone(),
+        what,
+        type_url: expected,
+        reason: err.to_string(),
+    })
+}
+
+fn check_size(
+    plugin: &PluginId,
+    what: &'static str,
+    size: usize,
+    limit: usize,
+) -> Result<(), CallError> {
+    if size > limit {
+        return Err(CallError::OutputTooLarge {
+            plugin: plugin.clone(),
+            what,
+            size,
+            limit,
+        });
+    }
+    Ok(())
+}
