@@ -9,4 +9,7 @@
 //! - [`cli`]: the `weir` command line.
 
 pub mod cli;
+pub mod model;
 pub mod plugin;
+pub mod source;
+pub mod store;

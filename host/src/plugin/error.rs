@@ -27,7 +27,11 @@ pub struct PluginId {
 impl fmt::Display for PluginId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let short = self.digest.get(..12).unwrap_or(&self.digest);
-        write!(f, "plugin `{}` {} (sha256:{short})", self.name, self.version)
+        write!(
+            f,
+            "plugin `{}` {} (sha256:{short})",
+            self.name, self.version
+        )
     }
 }
 
@@ -46,7 +50,9 @@ pub enum LoadError {
     #[error(transparent)]
     Metadata(#[from] MetadataError),
     /// Another loaded plugin already claims one of this plugin's keys.
-    #[error("{plugin} claims {world} key `{key}`, which {owner} already claims; remove one of the two plugins")]
+    #[error(
+        "{plugin} claims {world} key `{key}`, which {owner} already claims; remove one of the two plugins"
+    )]
     DuplicateKey {
         /// The plugin being loaded.
         plugin: PluginId,

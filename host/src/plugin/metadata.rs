@@ -211,7 +211,10 @@ mod tests {
     #[test]
     fn newer_minor_or_other_major_is_refused_with_a_sentence() {
         let err = mk_meta("1.1.0").check().unwrap_err().to_string();
-        assert!(err.contains("plugin `demo` 0.1.0 needs plugin API 1.1.0"), "{err}");
+        assert!(
+            err.contains("plugin `demo` 0.1.0 needs plugin API 1.1.0"),
+            "{err}"
+        );
         assert!(err.contains("upgrade Weir"), "{err}");
         let err = mk_meta("2.0.0").check().unwrap_err().to_string();
         assert!(err.contains("same major version"), "{err}");

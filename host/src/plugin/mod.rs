@@ -37,6 +37,6 @@ pub use metadata::{PluginMetadata, World};
 pub use outputs::{HookLevel, HookResult, UpstreamResult};
 pub use runtime::{LoadedPlugin, PluginRuntime, RuntimeConfig};
 pub use session::{
-    DiscoveryInput, Document, Endpoint, Function, HookInput, HttpFilter, Session, Stage,
-    StageName, StagePosition, UpstreamInput,
+    DiscoveryInput, Document, Endpoint, Function, HookInput, HttpFilter, Session, Stage, StageName,
+    StagePosition, UpstreamInput,
 };

@@ -113,10 +113,7 @@ pub(super) fn functions(
     functions: &[Function],
     limit: usize,
 ) -> Result<(), CallError> {
-    let size = functions
-        .iter()
-        .map(|f| f.name.len() + f.spec.len())
-        .sum();
+    let size = functions.iter().map(|f| f.name.len() + f.spec.len()).sum();
     check_size(plugin, "its functions", size, limit)
 }
 

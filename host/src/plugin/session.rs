@@ -95,7 +95,11 @@ impl<'r> Session<'r> {
         source: &ObjectRef,
         target: &M,
     ) -> Result<HookResult<M>, CallError> {
-        debug_assert_eq!(M::type_url(), level.type_url(), "hook level and message type differ");
+        debug_assert_eq!(
+            M::type_url(),
+            level.type_url(),
+            "hook level and message type differ"
+        );
         let (index, plugin) = self.find(World::Options, key)?;
         let input = HookInput {
             key: key.to_owned(),
@@ -141,6 +145,11 @@ impl<'r> Session<'r> {
         })?;
         outputs::functions(&plugin.id, &functions, self.runtime.config().output_limit)?;
         Ok(functions)
+    }
+
+    /// How many plugin instances this pass has created and still holds.
+    pub fn instance_count(&self) -> usize {
+        self.live.len()
     }
 
     fn find(&self, world: World, key: &str) -> Result<(usize, &'r LoadedPlugin), CallError> {

@@ -1,8 +1,35 @@
-use weir_plugin_sdk::__private::upstream_type::exports::weir::plugin::upstream::*;
-use weir_plugin_sdk::__private::upstream_type::weir::plugin::types::PluginError;
-pub struct P;
-impl Guest for P {
-    fn validate(_k: String, _c: String) -> Result<(), PluginError> { Ok(()) }
-    fn translate(_i: UpstreamInput) -> Result<UpstreamOutput, PluginError> { Err(PluginError::Internal("x".into())) }
+//! Weir's built-in `static` Upstream type: a fixed list of hosts.
+//!
+//! The type block uses K8sGateway's field names:
+//!
+//! ```json
+//! {"hosts": [{"addr": "10.0.0.1", "port": 8080, "loadBalancingWeight": 2}],
+//!  "useTls": true, "autoSniRewrite": true}
+//! ```
+//!
+//! [`config`] reads and validates it; [`cluster`] turns it into an Envoy
+//! cluster with inline endpoints (`STATIC` when every address is an IP,
+//! `STRICT_DNS` otherwise) and, when TLS is on, an upstream TLS transport
+//! socket with SNI.
+
+pub mod cluster;
+pub mod config;
+
+use weir_plugin_sdk::{PluginError, UpstreamInput, UpstreamOutput, UpstreamType};
+
+/// The `static` Upstream type.
+pub struct StaticPlugin;
+
+impl UpstreamType for StaticPlugin {
+    fn validate(_key: &str, config: &str) -> Result<(), PluginError> {
+        config::StaticConfig::from_json(config).map(drop)
+    }
+
+    fn translate(input: UpstreamInput) -> Result<UpstreamOutput, PluginError> {
+        let config = config::StaticConfig::from_json(&input.config)?;
+        let cluster = cluster::to_cluster(input.cluster_name.as_str(), &config);
+        Ok(UpstreamOutput::new(&cluster))
+    }
 }
-weir_plugin_sdk::__export_upstream_type!(P with_types_in weir_plugin_sdk::__private::upstream_type);
+
+weir_plugin_sdk::export!(upstream_type: StaticPlugin, name: "static", keys: ["static"], schema: "schema.json");
