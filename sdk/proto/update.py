@@ -48,6 +48,15 @@ ROOT_DIRS = [
     "envoy/extensions/access_loggers/file/v3",
 ]
 
+# Single root files, for directories we need only part of.
+ROOT_FILES = [
+    # The config dump types (ClustersConfigDump, ...), so the host can print its
+    # snapshots the way Envoy's /config_dump does; config_dump.proto brings the
+    # Bootstrap with it.
+    "envoy/admin/v3/config_dump.proto",
+    "envoy/admin/v3/config_dump_shared.proto",
+]
+
 # Provided by protox (and by prost-types on the Rust side).
 BUILTIN_PREFIX = "google/protobuf/"
 
@@ -97,6 +106,10 @@ def closure(source: str) -> dict[str, str]:
         if not os.path.isdir(full):
             sys.exit(f"root directory {d} is missing from {source}/{tree}")
         roots += [f"{d}/{f}" for f in sorted(os.listdir(full)) if f.endswith(".proto")]
+    for rel in ROOT_FILES:
+        if not os.path.isfile(os.path.join(source, "data-plane-api", rel)):
+            sys.exit(f"root file {rel} is missing from {source}/data-plane-api")
+        roots.append(rel)
 
     needed: dict[str, str] = {}
     todo = list(roots)

@@ -8,8 +8,9 @@
 //! refer to sit beside Envoy's own here.
 //!
 //! Only the part of the API plugins need is vendored (clusters, endpoints,
-//! listeners, routes, the HTTP connection manager, TLS, access logs and a set
-//! of HTTP filters); `sdk/proto/README.md` lists it and how to extend it.
+//! listeners, routes, the HTTP connection manager, TLS, access logs, a set of
+//! HTTP filters and the admin config dump); `sdk/proto/README.md` lists it and
+//! how to extend it.
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/_includes.rs"));

@@ -6,6 +6,10 @@
 //! other worlds, so there is one set of conversions (in `glue`). Each world's
 //! export macro carries that world's exports in its component-type section, so
 //! a plugin built with one world exports only that world.
+//!
+//! The WIT is read from the workspace's `wit/`, which the host shares.
+//! TODO: publishing the SDK on crates.io needs a copy inside the crate (a
+//! `cargo package` of it today would not find `../wit`).
 
 /// The `upstream-type` world.
 pub mod upstream_type {
