@@ -11,6 +11,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "build/descriptors.rs"]
+mod descriptors;
+
 /// The wasm target plugins are built for.
 const WASM_TARGET: &str = "wasm32-wasip2";
 
@@ -18,6 +21,7 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 const PLUGINS: &[(&str, &str)] = &[
     ("weir-plugin-static", "WEIR_PLUGIN_WASM_STATIC"),
     ("weir-plugin-faults", "WEIR_PLUGIN_WASM_FAULTS"),
+    ("weir-plugin-kube", "WEIR_PLUGIN_WASM_KUBE"),
     (
         "weir-fixture-endless-loop",
         "WEIR_FIXTURE_WASM_ENDLESS_LOOP",
@@ -29,10 +33,19 @@ const PLUGINS: &[(&str, &str)] = &[
     ("weir-fixture-future-api", "WEIR_FIXTURE_WASM_FUTURE_API"),
 ];
 
+/// The SDK's example plugins (one per world; the README's walkthrough is one of them),
+/// built so the host tests can load them, with the variable that carries each path.
+const SDK_EXAMPLES: &[(&str, &str)] = &[
+    ("echo", "WEIR_EXAMPLE_WASM_ECHO"),
+    ("route_timeout", "WEIR_EXAMPLE_WASM_ROUTE_TIMEOUT"),
+    ("openapi_operations", "WEIR_EXAMPLE_WASM_OPENAPI_OPERATIONS"),
+];
+
 /// Inputs of the plugin build, relative to the workspace root.
 const INPUTS: &[&str] = &[
     "wit",
     "sdk/src",
+    "sdk/examples",
     "sdk/build.rs",
     "sdk/proto",
     "sdk/Cargo.toml",
@@ -90,6 +103,11 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
+    descriptors::write_envoy_descriptors(
+        &workspace,
+        Path::new(&env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")),
+    );
+
     let wasm_target_dir = target_dir(&workspace).join("wasm");
     build_plugins(&workspace, &wasm_target_dir);
 
@@ -102,6 +120,13 @@ fn main() {
                  check that {package} has crate-type = [\"cdylib\"]",
                 wasm.display()
             );
+        }
+        println!("cargo:rustc-env={var}={}", wasm.display());
+    }
+    for (example, var) in SDK_EXAMPLES {
+        let wasm = release_dir.join("examples").join(format!("{example}.wasm"));
+        if !wasm.is_file() {
+            panic!("the nested cargo build did not produce {}", wasm.display());
         }
         println!("cargo:rustc-env={var}={}", wasm.display());
     }
@@ -143,6 +168,12 @@ fn build_plugins(workspace: &Path, target_dir: &Path) {
         .args(["--config", "profile.release.opt-level=\"s\""]);
     for (package, _) in PLUGINS {
         command.args(["-p", package]);
+    }
+    // Naming example targets turns off the default target selection, so ask for the
+    // plugins' libraries explicitly as well.
+    command.args(["-p", "weir-plugin-sdk", "--lib"]);
+    for (example, _) in SDK_EXAMPLES {
+        command.args(["--example", example]);
     }
     for var in REMOVED_VARS {
         command.env_remove(var);

@@ -23,6 +23,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the CustomResourceDefinitions of Weir's own kinds (Upstream, the option
+    /// kinds, DirectResponse) as multi-document YAML.
+    Crds,
     /// Inspect, check and list plugins.
     Plugin {
         /// What to do with plugins.
@@ -83,6 +86,10 @@ fn init_tracing(json: bool) {
 
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Crds => {
+            print!("{}", crate::model::crds::render());
+            Ok(())
+        }
         Command::Plugin { command } => match command {
             PluginCommand::Inspect { file, json } => inspect(&file, json),
             PluginCommand::Check { file } => check(&file),
@@ -121,7 +128,7 @@ fn check(file: &Path) -> anyhow::Result<()> {
     plugin::builtin::load_all(&mut runtime).context("cannot load the built-in plugins")?;
     let loaded = runtime.load_file(file)?;
     println!(
-        "ok: {} is a {} plugin for API {} claiming {}",
+        "ok: {}: {} plugin for API {}, claims {}",
         loaded.id,
         loaded.metadata.world,
         loaded.metadata.api_version,

@@ -23,6 +23,10 @@ pub const ALL: &[Builtin] = &[
         file: "builtin:faults.wasm",
         bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_FAULTS")),
     },
+    Builtin {
+        file: "builtin:kube.wasm",
+        bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_KUBE")),
+    },
 ];
 
 /// Loads every built-in plugin into `runtime`.

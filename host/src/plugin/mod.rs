@@ -30,6 +30,7 @@ mod outputs;
 mod runtime;
 mod sandbox;
 mod session;
+mod translate_impl;
 
 pub use bindings::{Any, FieldError, ObjectRef, PluginError};
 pub use error::{CallError, LoadError, PluginId, describe};

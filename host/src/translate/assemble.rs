@@ -1,0 +1,292 @@
+//! Assembly: one Gateway's listeners, route configurations, clusters, endpoints and
+//! secrets from its programmed listeners and the routes attached to them.
+//!
+//! Per port there is one Envoy listener and one route configuration. HTTP listeners on a
+//! port share one filter chain; HTTPS listeners get one filter chain each, matched by SNI
+//! (none for a listener without a hostname). Virtual hosts are keyed by hostname. A
+//! request for host `D` is served by the routes of the most specific Gateway listener
+//! matching `D` (listener isolation), and among those by every route whose hostname covers
+//! `D` (`D` itself, a wildcard over it, or any host). Routes within a virtual host are
+//! ordered by Gateway API precedence across all routes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
+};
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost, route};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret as TlsSecret,
+};
+use envoy_types::pb::google::protobuf::BoolValue;
+
+use crate::model::ObjectKey;
+
+use super::cluster::{
+    ClusterCache, ClusterRef, Upstreams, ads, secret_name, socket, tls_certificate_secret, to_any,
+};
+use super::deps::PassReader;
+use super::gateway::{Attachments, GatewayPlan, ListenerPlan, Protocol};
+use super::hostnames;
+use super::http_route::RouteIr;
+use super::{GatewayResources, PassStats};
+
+/// Builds Gateway `gi`'s resources.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gateway_resources(
+    gi: usize,
+    plan: &GatewayPlan,
+    attachments: &Attachments,
+    routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
+    clusters: &mut ClusterCache,
+    upstreams: &Upstreams,
+    reader: &mut PassReader<'_>,
+    stats: &mut PassStats,
+) -> GatewayResources {
+    let mut out = GatewayResources::default();
+    if plan.problem.is_some() {
+        return out;
+    }
+    let mut ports: BTreeMap<u16, Vec<(usize, &ListenerPlan)>> = BTreeMap::new();
+    for (li, l) in plan.listeners.iter().enumerate() {
+        if l.programmed() {
+            ports.entry(l.port).or_default().push((li, l));
+        }
+    }
+    let mut needed: BTreeSet<ClusterRef> = BTreeSet::new();
+    let mut secrets: BTreeMap<String, TlsSecret> = BTreeMap::new();
+    for (port, listeners) in &ports {
+        let route_name = format!("route_{port}");
+        out.routes.push(route_configuration(
+            gi,
+            *port,
+            &route_name,
+            listeners,
+            attachments,
+            routes,
+            &mut needed,
+        ));
+        let https = listeners[0].1.protocol == Some(Protocol::Https);
+        out.listeners
+            .push(listener(*port, &route_name, listeners, https, &mut secrets));
+    }
+
+    let mut cluster_out: BTreeMap<String, Cluster> = BTreeMap::new();
+    let mut endpoint_out: BTreeMap<String, ClusterLoadAssignment> = BTreeMap::new();
+    for c in &needed {
+        let built = match c {
+            ClusterRef::Service {
+                namespace,
+                name,
+                port,
+            } => Some(clusters.service_cluster(reader, namespace, name, *port, stats)),
+            ClusterRef::Upstream { namespace, name } => upstreams
+                .get(&ObjectKey::namespaced(
+                    crate::model::Kind::Upstream,
+                    namespace,
+                    name,
+                ))
+                .and_then(|o| o.result.as_ref().ok().cloned()),
+        };
+        // A failed Upstream has no cluster; routes to it answer 500 (cluster not found).
+        let Some(built) = built else { continue };
+        cluster_out.insert(built.cluster.name.clone(), built.cluster.clone());
+        if let Some(e) = &built.endpoints {
+            endpoint_out.insert(e.cluster_name.clone(), e.clone());
+        }
+        for s in &built.secrets {
+            secrets.insert(s.name.clone(), s.clone());
+        }
+    }
+    out.clusters = cluster_out.into_values().collect();
+    out.endpoints = endpoint_out.into_values().collect();
+    out.secrets = secrets.into_values().collect();
+    out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    out.routes.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// A route attached through a listener with this hostname.
+type ByHost<'a> = (Option<&'a str>, &'a Arc<RouteIr>);
+
+fn route_configuration(
+    gi: usize,
+    port: u16,
+    name: &str,
+    listeners: &[(usize, &ListenerPlan)],
+    attachments: &Attachments,
+    routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
+    needed: &mut BTreeSet<ClusterRef>,
+) -> RouteConfiguration {
+    // Route hostname → (listener hostname, route) pairs.
+    let mut by_host: HashMap<&str, Vec<ByHost<'_>>> = HashMap::new();
+    for (li, l) in listeners {
+        for a in attachments.on(gi, *li) {
+            let Some(ir) = routes.get(&a.route) else {
+                continue;
+            };
+            needed.extend(ir.clusters.iter().cloned());
+            for h in &a.hostnames {
+                by_host
+                    .entry(h.as_str())
+                    .or_default()
+                    .push((l.hostname.as_deref(), ir));
+            }
+        }
+    }
+    let mut domains: Vec<&str> = by_host.keys().copied().collect();
+    domains.sort_unstable();
+    let listener_hosts: Vec<Option<&str>> = listeners
+        .iter()
+        .map(|(_, l)| l.hostname.as_deref())
+        .collect();
+    let mut virtual_hosts = Vec::new();
+    for domain in domains {
+        let best = hostnames::most_specific(listener_hosts.iter().copied(), domain);
+        let mut seen: BTreeSet<&ObjectKey> = BTreeSet::new();
+        let mut chosen: Vec<&Arc<RouteIr>> = Vec::new();
+        for c in hostnames::covering(domain) {
+            for (lh, ir) in by_host.get(c.as_str()).into_iter().flatten() {
+                if Some(*lh) == best && seen.insert(&ir.key) {
+                    chosen.push(ir);
+                }
+            }
+        }
+        let mut entries: Vec<_> = chosen
+            .iter()
+            .flat_map(|ir| ir.entries.iter().map(move |e| (ir.precedence(e), e)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let routes = entries
+            .into_iter()
+            .map(|(_, e)| {
+                let mut r = e.route.clone();
+                if let Some(redirect) = &e.redirect {
+                    r.action = Some(route::Action::Redirect(redirect.to_action(port)));
+                }
+                r
+            })
+            .collect();
+        virtual_hosts.push(VirtualHost {
+            name: domain.to_string(),
+            domains: vec![domain.to_string()],
+            routes,
+            ..Default::default()
+        });
+    }
+    RouteConfiguration {
+        name: name.to_string(),
+        virtual_hosts,
+        // Unresolved backends point at a cluster that never exists; Envoy must accept that.
+        validate_clusters: Some(BoolValue { value: false }),
+        // `Host: example.com:8080` matches the virtual host for `example.com`.
+        ignore_port_in_host_matching: true,
+        ..Default::default()
+    }
+}
+
+fn hcm_filter(port: u16, route_name: &str) -> Filter {
+    let hcm = HttpConnectionManager {
+        stat_prefix: format!("http_{port}"),
+        codec_type: http_connection_manager::CodecType::Auto as i32,
+        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
+            config_source: Some(ads()),
+            route_config_name: route_name.to_string(),
+        })),
+        http_filters: vec![HttpFilter {
+            name: "envoy.filters.http.router".to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(to_any(
+                &Router::default(),
+            ))),
+            ..Default::default()
+        }],
+        upgrade_configs: vec![http_connection_manager::UpgradeConfig {
+            upgrade_type: "websocket".to_string(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Filter {
+        name: "envoy.filters.network.http_connection_manager".to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(to_any(&hcm))),
+    }
+}
+
+fn listener(
+    port: u16,
+    route_name: &str,
+    listeners: &[(usize, &ListenerPlan)],
+    https: bool,
+    secrets: &mut BTreeMap<String, TlsSecret>,
+) -> Listener {
+    let mut filter_chains = Vec::new();
+    let mut listener_filters = Vec::new();
+    if https {
+        listener_filters.push(ListenerFilter {
+            name: "envoy.filters.listener.tls_inspector".to_string(),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(to_any(
+                &TlsInspector::default(),
+            ))),
+            ..Default::default()
+        });
+        for (_, l) in listeners {
+            let mut sds = Vec::new();
+            for cert in &l.certs {
+                let name = secret_name(&cert.namespace, &cert.name);
+                if let (Some(crt), Some(key)) =
+                    (cert.secret.value("tls.crt"), cert.secret.value("tls.key"))
+                {
+                    secrets.insert(name.clone(), tls_certificate_secret(name.clone(), crt, key));
+                }
+                sds.push(SdsSecretConfig {
+                    name,
+                    sds_config: Some(ads()),
+                });
+            }
+            let tls = DownstreamTlsContext {
+                common_tls_context: Some(CommonTlsContext {
+                    tls_certificate_sds_secret_configs: sds,
+                    alpn_protocols: vec!["h2".to_string(), "http/1.1".to_string()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            filter_chains.push(FilterChain {
+                name: l.name.clone(),
+                filter_chain_match: l.hostname.as_ref().map(|h| FilterChainMatch {
+                    server_names: vec![h.clone()],
+                    ..Default::default()
+                }),
+                transport_socket: Some(TransportSocket {
+                    name: "envoy.transport_sockets.tls".to_string(),
+                    config_type: Some(transport_socket::ConfigType::TypedConfig(to_any(&tls))),
+                }),
+                filters: vec![hcm_filter(port, route_name)],
+                ..Default::default()
+            });
+        }
+        filter_chains.sort_by(|a, b| a.name.cmp(&b.name));
+    } else {
+        filter_chains.push(FilterChain {
+            name: "http".to_string(),
+            filters: vec![hcm_filter(port, route_name)],
+            ..Default::default()
+        });
+    }
+    Listener {
+        name: format!("listener_{port}"),
+        address: Some(socket("0.0.0.0", port)),
+        filter_chains,
+        listener_filters,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,681 @@
+//! HTTPRoute → [`RouteIr`]: the Envoy routes of every rule and match, the clusters they
+//! need, and the route's own Accepted/ResolvedRefs problems. Memoised per route in
+//! [`RouteCache`].
+//!
+//! The IR does not depend on which listener the route attaches to, with one exception:
+//! a RequestRedirect without a port takes the listener's port, so it is kept as a
+//! [`Redirect`] and finished at assembly.
+//!
+//! Backends that cannot be resolved keep their weight: the rule sends that share to a
+//! cluster name that is never defined ([`UNRESOLVED_CLUSTER`]) and the route action answers
+//! a missing cluster with 500 (`cluster_not_found_response_code`), which is what Gateway
+//! API asks for. A rule with no usable backend at all answers 500 directly.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
+use envoy_types::pb::envoy::config::route::v3::{
+    DirectResponseAction, RetryPolicy, Route, RouteAction, WeightedCluster, route, route_action,
+    weighted_cluster,
+};
+use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value};
+
+use crate::model::gateway_api::HttpRoute;
+use crate::model::gateway_api::httproutes::{HttpRouteParentRefs, HttpRouteRules};
+use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, weir_ref_kind};
+use crate::store::{ContentHash, Store};
+
+use super::PassStats;
+use super::cluster::ClusterRef;
+use super::conditions::*;
+use super::deps::{DepSnapshot, PassReader, Recorder, RefFrom, RefTo, reference_permitted};
+use super::filters::{self, FilterSet, Redirect};
+use super::hostnames;
+use super::matches::{self, PathMatch, Specificity};
+
+/// The cluster name unresolved backends' share of traffic goes to; it never exists, so
+/// Envoy answers 500 for it.
+pub(crate) const UNRESOLVED_CLUSTER: &str = "weir_unresolved_backend";
+
+/// One Envoy route of an HTTPRoute (one rule × one match).
+#[derive(Clone, Debug)]
+pub(crate) struct RouteEntry {
+    pub(crate) route: Route,
+    pub(crate) specificity: Specificity,
+    pub(crate) rule: usize,
+    pub(crate) matched: usize,
+    /// A redirect to finish with the listener's port.
+    pub(crate) redirect: Option<Redirect>,
+}
+
+/// A translated HTTPRoute.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteIr {
+    pub(crate) key: ObjectKey,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) generation: Option<i64>,
+    /// Creation time in nanoseconds, for precedence between routes.
+    pub(crate) created: Option<i128>,
+    pub(crate) hostnames: Vec<String>,
+    pub(crate) parent_refs: Vec<HttpRouteParentRefs>,
+    /// `Err`: the route is invalid (Accepted=False everywhere, nothing programmed).
+    pub(crate) accepted: Result<(), Problem>,
+    /// The first reference that could not be resolved.
+    pub(crate) resolved: Result<(), Problem>,
+    pub(crate) entries: Vec<RouteEntry>,
+    pub(crate) clusters: BTreeSet<ClusterRef>,
+}
+
+impl RouteIr {
+    /// The precedence key of entry `i`: more specific first, then older, then by name,
+    /// then rule and match order.
+    pub(crate) fn precedence(&self, e: &RouteEntry) -> impl Ord + use<> {
+        (
+            std::cmp::Reverse(e.specificity),
+            self.created.is_none(),
+            self.created,
+            self.namespace.clone(),
+            self.name.clone(),
+            e.rule,
+            e.matched,
+        )
+    }
+}
+
+struct CacheEntry {
+    hash: Option<ContentHash>,
+    deps: DepSnapshot,
+    ir: Arc<RouteIr>,
+}
+
+/// The per-route memo.
+#[derive(Default)]
+pub(crate) struct RouteCache {
+    entries: HashMap<ObjectKey, CacheEntry>,
+}
+
+impl RouteCache {
+    /// How many routes are memoised.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Drops entries for routes that are gone.
+    pub(crate) fn retain_present(&mut self, store: &Store) {
+        self.entries.retain(|k, _| store.get(k).is_some());
+    }
+
+    /// Every HTTPRoute's IR, translated or reused.
+    pub(crate) fn translate_all(
+        &mut self,
+        reader: &mut PassReader<'_>,
+        stats: &mut PassStats,
+    ) -> BTreeMap<ObjectKey, Arc<RouteIr>> {
+        let store = reader.store;
+        let mut out = BTreeMap::new();
+        for route in store.http_routes() {
+            let ns = route
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| crate::model::DEFAULT_NAMESPACE.to_string());
+            let name = route.metadata.name.clone().unwrap_or_default();
+            let key = ObjectKey::namespaced(Kind::HttpRoute, &ns, &name);
+            let hash = store.hash(&key);
+            if let Some(e) = self.entries.get(&key)
+                && e.hash == hash
+                && reader.unchanged(&e.deps)
+            {
+                stats.routes_reused += 1;
+                out.insert(key, e.ir.clone());
+                continue;
+            }
+            stats.routes_translated += 1;
+            let mut rec = reader.recorder();
+            let ir = Arc::new(translate_route(&mut rec, route, key.clone(), ns, name));
+            let deps = reader.snapshot(rec);
+            self.entries.insert(
+                key.clone(),
+                CacheEntry {
+                    hash,
+                    deps,
+                    ir: ir.clone(),
+                },
+            );
+            out.insert(key, ir);
+        }
+        out
+    }
+}
+
+/// Records the first problem only.
+fn first(slot: &mut Result<(), Problem>, p: Problem) {
+    if slot.is_ok() {
+        *slot = Err(p);
+    }
+}
+
+/// Translates one HTTPRoute.
+pub(crate) fn translate_route(
+    rec: &mut Recorder<'_>,
+    route: &HttpRoute,
+    key: ObjectKey,
+    namespace: String,
+    name: String,
+) -> RouteIr {
+    let mut ir = RouteIr {
+        key,
+        generation: route.metadata.generation,
+        created: route
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_nanosecond()),
+        hostnames: route.spec.hostnames.clone().unwrap_or_default(),
+        parent_refs: route.spec.parent_refs.clone().unwrap_or_default(),
+        accepted: Ok(()),
+        resolved: Ok(()),
+        entries: Vec::new(),
+        clusters: BTreeSet::new(),
+        namespace,
+        name,
+    };
+    for (i, h) in ir.hostnames.iter().enumerate() {
+        if let Err(e) = hostnames::check(h) {
+            first(
+                &mut ir.accepted,
+                Problem::new(R_UNSUPPORTED_VALUE, format!("spec.hostnames[{i}]: {e}")),
+            );
+        }
+    }
+    for (ri, rule) in route.spec.rules.iter().flatten().enumerate() {
+        translate_rule(rec, &mut ir, ri, rule);
+    }
+    if ir.accepted.is_err() {
+        // An invalid route programs nothing.
+        ir.entries.clear();
+        ir.clusters.clear();
+    }
+    ir
+}
+
+/// A backend of a rule, resolved or not.
+struct Backend {
+    /// `None`: unresolved (its weight answers 500).
+    cluster: Option<ClusterRef>,
+    weight: u32,
+    filters: FilterSet,
+}
+
+fn translate_rule(rec: &mut Recorder<'_>, ir: &mut RouteIr, ri: usize, rule: &HttpRouteRules) {
+    let path = format!("spec.rules[{ri}]");
+    let timeouts = match rule_timeouts(rule, &path) {
+        Ok(t) => t,
+        Err(p) => return first(&mut ir.accepted, p),
+    };
+    let default_match = [Default::default()];
+    let matches: &[_] = match rule.matches.as_deref() {
+        None | Some([]) => &default_match,
+        Some(ms) => ms,
+    };
+    for (mi, m) in matches.iter().enumerate() {
+        let translated = match matches::translate(Some(m), &format!("{path}.matches[{mi}]")) {
+            Ok(t) => t,
+            Err(p) => return first(&mut ir.accepted, p),
+        };
+        let mut set = match filters::collect(
+            rule.filters.as_deref().unwrap_or_default(),
+            &format!("{path}.filters"),
+            &translated.path,
+        ) {
+            Ok(s) => s,
+            Err(p) => return first(&mut ir.accepted, p),
+        };
+        let backends = match backends(rec, ir, ri, rule, &translated.path, &mut set) {
+            Ok(b) => b,
+            Err(p) => return first(&mut ir.accepted, p),
+        };
+        let route = match build_route(rec, ir, &set, &backends, &translated.path, timeouts) {
+            Ok(r) => r,
+            Err(p) => return first(&mut ir.accepted, p),
+        };
+        let mut route = route;
+        route.name = format!("{}_{}_rule{ri}_match{mi}", ir.namespace, ir.name);
+        route.r#match = Some(translated.route_match);
+        ir.entries.push(RouteEntry {
+            route,
+            specificity: translated.specificity,
+            rule: ri,
+            matched: mi,
+            redirect: set.redirect.clone(),
+        });
+    }
+}
+
+/// `(request, backendRequest)` timeouts.
+type Timeouts = (Option<PbDuration>, Option<PbDuration>);
+
+fn rule_timeouts(rule: &HttpRouteRules, path: &str) -> Result<Timeouts, Problem> {
+    let parse = |v: &Option<String>, field: &str| -> Result<Option<PbDuration>, Problem> {
+        v.as_deref()
+            .map(|s| {
+                crate::model::Duration::from_str(s)
+                    .map(|d| PbDuration {
+                        seconds: i64::try_from(d.get().as_secs()).unwrap_or(i64::MAX),
+                        nanos: i32::try_from(d.get().subsec_nanos()).unwrap_or(0),
+                    })
+                    .map_err(|e| {
+                        Problem::new(R_UNSUPPORTED_VALUE, format!("{path}.timeouts.{field}: {e}"))
+                    })
+            })
+            .transpose()
+    };
+    match &rule.timeouts {
+        None => Ok((None, None)),
+        Some(t) => Ok((
+            parse(&t.request, "request")?,
+            parse(&t.backend_request, "backendRequest")?,
+        )),
+    }
+}
+
+/// Resolves a reference to a Service or Upstream from an HTTPRoute in `route_ns`.
+#[allow(clippy::too_many_arguments)]
+fn resolve_backend(
+    rec: &mut Recorder<'_>,
+    route_ns: &str,
+    group: &str,
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+    port: Option<i32>,
+    path: &str,
+) -> Result<ClusterRef, Problem> {
+    let ns = namespace.unwrap_or(route_ns);
+    let from = RefFrom {
+        group: GATEWAY_API_GROUP,
+        kind: "HTTPRoute",
+        namespace: route_ns,
+    };
+    let is_service = group.is_empty() && kind == "Service";
+    let is_upstream = weir_ref_kind(group, kind) == Some(Kind::Upstream);
+    if !is_service && !is_upstream {
+        return Err(Problem::new(
+            R_INVALID_KIND,
+            format!("{path}: Weir forwards to Services and Upstreams, not {group}/{kind}"),
+        ));
+    }
+    let to = RefTo {
+        group,
+        kind,
+        namespace: ns,
+        name,
+    };
+    if !reference_permitted(rec, from, to) {
+        return Err(Problem::new(
+            R_REF_NOT_PERMITTED,
+            format!(
+                "{path}: no ReferenceGrant in namespace {ns} lets HTTPRoutes in {route_ns} refer to {kind} {name}"
+            ),
+        ));
+    }
+    if is_service {
+        let Some(port) = port else {
+            return Err(Problem::new(
+                R_UNSUPPORTED_VALUE,
+                format!("{path}.port: is required for a Service backend"),
+            ));
+        };
+        let Some(svc) = rec.service(ns, name) else {
+            return Err(Problem::new(
+                R_BACKEND_NOT_FOUND,
+                format!("{path}: Service {ns}/{name} not found"),
+            ));
+        };
+        let has_port = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .is_some_and(|ps| ps.iter().any(|p| p.port == port));
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|_| has_port)
+            .ok_or_else(|| {
+                Problem::new(
+                    R_BACKEND_NOT_FOUND,
+                    format!("{path}.port: Service {ns}/{name} has no port {port}"),
+                )
+            })?;
+        return Ok(ClusterRef::Service {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            port,
+        });
+    }
+    let Some(up) = rec.upstream(ns, name) else {
+        return Err(Problem::new(
+            R_BACKEND_NOT_FOUND,
+            format!("{path}: Upstream {ns}/{name} not found"),
+        ));
+    };
+    if let Err(e) = crate::model::upstream::Spec::try_from(&**up) {
+        return Err(Problem::new(
+            R_BACKEND_NOT_FOUND,
+            format!("{path}: Upstream {ns}/{name} is not valid: {e}"),
+        ));
+    }
+    Ok(ClusterRef::Upstream {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+    })
+}
+
+fn backends(
+    rec: &mut Recorder<'_>,
+    ir: &mut RouteIr,
+    ri: usize,
+    rule: &HttpRouteRules,
+    matched: &PathMatch,
+    rule_set: &mut FilterSet,
+) -> Result<Vec<Backend>, Problem> {
+    let refs = rule.backend_refs.as_deref().unwrap_or_default();
+    let single = refs.len() == 1;
+    let mut out = Vec::new();
+    for (bi, b) in refs.iter().enumerate() {
+        let path = format!("spec.rules[{ri}].backendRefs[{bi}]");
+        let weight = match b.weight {
+            None => 1,
+            Some(w) => u32::try_from(w).map_err(|_| {
+                Problem::new(
+                    R_UNSUPPORTED_VALUE,
+                    format!("{path}.weight: {w} is negative"),
+                )
+            })?,
+        };
+        let converted = b
+            .filters
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(fi, f)| filters::from_backend_filter(f, &format!("{path}.filters[{fi}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut set = filters::collect(&converted, &format!("{path}.filters"), matched)?;
+        if single {
+            // One backend: its filters act on the whole rule.
+            merge(rule_set, std::mem::take(&mut set));
+        } else if set.has_non_header_filters()
+            && !(set.redirect.is_none()
+                && set.mirrors.is_empty()
+                && set.extension_refs.is_empty()
+                && set.rewrite.as_ref().is_some_and(|r| !r.changes_path()))
+        {
+            return Err(Problem::new(
+                R_UNSUPPORTED_VALUE,
+                format!(
+                    "{path}.filters: only header modifiers and a hostname rewrite can apply to one of several backends"
+                ),
+            ));
+        }
+        let cluster = match resolve_backend(
+            rec,
+            &ir.namespace,
+            b.group.as_deref().unwrap_or(""),
+            b.kind.as_deref().unwrap_or("Service"),
+            &b.name,
+            b.namespace.as_deref(),
+            b.port,
+            &path,
+        ) {
+            Ok(c) => Some(c),
+            Err(p) => {
+                first(&mut ir.resolved, p);
+                None
+            }
+        };
+        out.push(Backend {
+            cluster,
+            weight,
+            filters: set,
+        });
+    }
+    Ok(out)
+}
+
+fn merge(into: &mut FilterSet, from: FilterSet) {
+    into.request.add.extend(from.request.add);
+    into.request.remove.extend(from.request.remove);
+    into.response.add.extend(from.response.add);
+    into.response.remove.extend(from.response.remove);
+    if from.redirect.is_some() {
+        into.redirect = from.redirect;
+    }
+    if from.rewrite.is_some() {
+        into.rewrite = from.rewrite;
+    }
+    into.mirrors.extend(from.mirrors);
+    into.extension_refs.extend(from.extension_refs);
+}
+
+fn internal_error() -> route::Action {
+    route::Action::DirectResponse(DirectResponseAction {
+        status: 500,
+        ..Default::default()
+    })
+}
+
+fn build_route(
+    rec: &mut Recorder<'_>,
+    ir: &mut RouteIr,
+    set: &FilterSet,
+    backends: &[Backend],
+    matched: &PathMatch,
+    (request_timeout, backend_timeout): Timeouts,
+) -> Result<Route, Problem> {
+    let mut r = Route {
+        request_headers_to_add: set.request.add.clone(),
+        request_headers_to_remove: set.request.remove.clone(),
+        response_headers_to_add: set.response.add.clone(),
+        response_headers_to_remove: set.response.remove.clone(),
+        ..Default::default()
+    };
+
+    // ExtensionRefs: DirectResponse answers; RouteOption is a hook for later.
+    let mut direct: Option<DirectResponseAction> = None;
+    let mut broken = false;
+    for e in &set.extension_refs {
+        match weir_ref_kind(&e.group, &e.kind) {
+            Some(Kind::DirectResponse) => match rec.direct_response(&ir.namespace, &e.name) {
+                None => {
+                    broken = true;
+                    first(
+                        &mut ir.resolved,
+                        Problem::new(
+                            R_BACKEND_NOT_FOUND,
+                            format!(
+                                "{}: DirectResponse {}/{} not found",
+                                e.path, ir.namespace, e.name
+                            ),
+                        ),
+                    );
+                }
+                Some(dr) => match crate::model::direct_response::Spec::try_from(&**dr) {
+                    Ok(spec) => {
+                        direct = Some(DirectResponseAction {
+                            status: u32::from(spec.status),
+                            body: spec.body.map(|b| DataSource {
+                                specifier: Some(data_source::Specifier::InlineString(b)),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        });
+                    }
+                    Err(errors) => {
+                        broken = true;
+                        first(
+                            &mut ir.resolved,
+                            Problem::new(
+                                R_BACKEND_NOT_FOUND,
+                                format!(
+                                    "{}: DirectResponse {}/{} is not valid: {errors}",
+                                    e.path, ir.namespace, e.name
+                                ),
+                            ),
+                        );
+                    }
+                },
+            },
+            Some(Kind::RouteOption) => {
+                // TODO(route-options): RouteOption translation arrives with the options
+                // issue; the reference is checked now so a typo shows in status.
+                if !rec.route_option_exists(&ir.namespace, &e.name) {
+                    broken = true;
+                    first(
+                        &mut ir.resolved,
+                        Problem::new(
+                            R_BACKEND_NOT_FOUND,
+                            format!(
+                                "{}: RouteOption {}/{} not found",
+                                e.path, ir.namespace, e.name
+                            ),
+                        ),
+                    );
+                }
+            }
+            _ => {
+                broken = true;
+                first(
+                    &mut ir.resolved,
+                    Problem::new(
+                        R_INVALID_KIND,
+                        format!(
+                            "{}: Weir's ExtensionRef filters name a DirectResponse or RouteOption, not {}/{}",
+                            e.path, e.group, e.kind
+                        ),
+                    ),
+                );
+            }
+        }
+    }
+
+    if broken {
+        r.action = Some(internal_error());
+        return Ok(r);
+    }
+    if let Some(redirect) = &set.redirect {
+        // Finished with the listener's port at assembly.
+        r.action = Some(route::Action::Redirect(redirect.to_action(0)));
+        return Ok(r);
+    }
+    if let Some(d) = direct {
+        r.action = Some(route::Action::DirectResponse(d));
+        return Ok(r);
+    }
+
+    let valid: Vec<(&ClusterRef, &Backend)> = backends
+        .iter()
+        .filter(|b| b.weight > 0)
+        .filter_map(|b| b.cluster.as_ref().map(|c| (c, b)))
+        .collect();
+    let unresolved: u32 = backends
+        .iter()
+        .filter(|b| b.cluster.is_none())
+        .map(|b| b.weight)
+        .sum();
+    if valid.is_empty() {
+        r.action = Some(internal_error());
+        return Ok(r);
+    }
+    let mut action = RouteAction {
+        cluster_not_found_response_code:
+            route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
+        ..Default::default()
+    };
+    let per_backend = valid.iter().any(|(_, b)| b.filters != FilterSet::default());
+    if valid.len() == 1 && unresolved == 0 && !per_backend {
+        action.cluster_specifier = Some(route_action::ClusterSpecifier::Cluster(
+            valid[0].0.cluster_name(),
+        ));
+    } else {
+        let mut clusters: Vec<weighted_cluster::ClusterWeight> = valid
+            .iter()
+            .map(|(c, b)| weighted_cluster::ClusterWeight {
+                name: c.cluster_name(),
+                weight: Some(UInt32Value { value: b.weight }),
+                request_headers_to_add: b.filters.request.add.clone(),
+                request_headers_to_remove: b.filters.request.remove.clone(),
+                response_headers_to_add: b.filters.response.add.clone(),
+                response_headers_to_remove: b.filters.response.remove.clone(),
+                host_rewrite_specifier: b
+                    .filters
+                    .rewrite
+                    .as_ref()
+                    .and_then(|rw| rw.hostname())
+                    .map(|h| {
+                        weighted_cluster::cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(
+                            h.to_string(),
+                        )
+                    }),
+                ..Default::default()
+            })
+            .collect();
+        if unresolved > 0 {
+            clusters.push(weighted_cluster::ClusterWeight {
+                name: UNRESOLVED_CLUSTER.to_string(),
+                weight: Some(UInt32Value { value: unresolved }),
+                ..Default::default()
+            });
+        }
+        action.cluster_specifier = Some(route_action::ClusterSpecifier::WeightedClusters(
+            WeightedCluster {
+                clusters,
+                ..Default::default()
+            },
+        ));
+    }
+    for (c, _) in &valid {
+        ir.clusters.insert((*c).clone());
+    }
+    if let Some(rw) = &set.rewrite {
+        rw.apply(&mut action, matched);
+    }
+    for m in &set.mirrors {
+        match resolve_backend(
+            rec,
+            &ir.namespace.clone(),
+            &m.group,
+            &m.kind,
+            &m.name,
+            m.namespace.as_deref(),
+            m.port,
+            &m.path,
+        ) {
+            Ok(c) => {
+                action
+                    .request_mirror_policies
+                    .push(route_action::RequestMirrorPolicy {
+                        cluster: c.cluster_name(),
+                        runtime_fraction: filters::mirror_fraction(&m.fraction),
+                        ..Default::default()
+                    });
+                ir.clusters.insert(c);
+            }
+            Err(p) => first(&mut ir.resolved, p),
+        }
+    }
+    match (request_timeout, backend_timeout) {
+        (Some(req), Some(be)) => {
+            action.timeout = Some(req);
+            action.retry_policy = Some(RetryPolicy {
+                per_try_timeout: Some(be),
+                ..Default::default()
+            });
+        }
+        (Some(t), None) | (None, Some(t)) => action.timeout = Some(t),
+        (None, None) => {}
+    }
+    r.action = Some(route::Action::Route(action));
+    Ok(r)
+}

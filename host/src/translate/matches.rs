@@ -1,0 +1,213 @@
+//! HTTPRoute matches → Envoy `RouteMatch`, and the precedence Gateway API orders them by.
+//!
+//! Regular expressions are checked with the `regex` crate. Envoy uses RE2; the two
+//! syntaxes agree on everything but a few corners (RE2 lacks nothing `regex` has that a
+//! route would use, but `regex` accepts some Unicode classes RE2 spells differently), so
+//! the check is an approximation: a pattern it accepts may still, rarely, be NACKed.
+
+use envoy_types::pb::envoy::config::route::v3::{
+    HeaderMatcher, QueryParameterMatcher, RouteMatch, header_matcher, query_parameter_matcher,
+    route_match,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher};
+
+use crate::model::gateway_api::httproutes::{
+    HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod,
+    HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
+};
+
+use super::conditions::{Problem, R_UNSUPPORTED_VALUE};
+
+/// How specific a match is; larger sorts first. Field order is the spec's precedence:
+/// exact path, then longer prefix, then method, then more headers, then more query params.
+/// We rank a regular-expression path between exact and prefix, as kgateway and Envoy
+/// Gateway do (the spec leaves it to the implementation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Specificity {
+    pub(crate) path_kind: u8,
+    pub(crate) path_len: usize,
+    pub(crate) method: bool,
+    pub(crate) headers: usize,
+    pub(crate) query_params: usize,
+}
+
+/// The path part of a translated match, which rewrites need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PathMatch {
+    /// A prefix (as written, e.g. `/v2/` or `/`).
+    Prefix(String),
+    /// An exact path.
+    Exact(String),
+    /// A regular expression.
+    Regex,
+}
+
+/// One translated match.
+#[derive(Clone, Debug)]
+pub(crate) struct Translated {
+    pub(crate) route_match: RouteMatch,
+    pub(crate) specificity: Specificity,
+    pub(crate) path: PathMatch,
+}
+
+fn exact(v: &str) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::Exact(v.to_string())),
+        ..Default::default()
+    }
+}
+
+fn regex(path: &str, v: &str) -> Result<RegexMatcher, Problem> {
+    regex::Regex::new(v).map_err(|e| {
+        let first = e.to_string();
+        let first = first.lines().last().unwrap_or_default().trim().to_string();
+        Problem::new(
+            R_UNSUPPORTED_VALUE,
+            format!("{path}: invalid regular expression {v:?}: {first}"),
+        )
+    })?;
+    Ok(RegexMatcher {
+        regex: v.to_string(),
+        engine_type: None,
+    })
+}
+
+/// Translates one match (`None`: a rule without matches, which matches every request).
+pub(crate) fn translate(
+    m: Option<&HttpRouteRulesMatches>,
+    path: &str,
+) -> Result<Translated, Problem> {
+    let mut rm = RouteMatch::default();
+    let mut spec = Specificity::default();
+
+    let (kind, value) = match m.and_then(|m| m.path.as_ref()) {
+        None => (HttpRouteRulesMatchesPathType::PathPrefix, "/".to_string()),
+        Some(p) => (
+            p.r#type
+                .clone()
+                .unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix),
+            p.value.clone().unwrap_or_else(|| "/".to_string()),
+        ),
+    };
+    let path_match = match kind {
+        HttpRouteRulesMatchesPathType::Exact | HttpRouteRulesMatchesPathType::PathPrefix
+            if !value.starts_with('/') =>
+        {
+            return Err(Problem::new(
+                R_UNSUPPORTED_VALUE,
+                format!("{path}.path.value: {value:?} must start with `/`"),
+            ));
+        }
+        HttpRouteRulesMatchesPathType::Exact => {
+            spec.path_kind = 3;
+            rm.path_specifier = Some(route_match::PathSpecifier::Path(value.clone()));
+            PathMatch::Exact(value.clone())
+        }
+        HttpRouteRulesMatchesPathType::RegularExpression => {
+            spec.path_kind = 2;
+            rm.path_specifier = Some(route_match::PathSpecifier::SafeRegex(regex(
+                &format!("{path}.path.value"),
+                &value,
+            )?));
+            PathMatch::Regex
+        }
+        HttpRouteRulesMatchesPathType::PathPrefix => {
+            spec.path_kind = 1;
+            let trimmed = value.trim_end_matches('/');
+            rm.path_specifier = Some(if trimmed.is_empty() {
+                route_match::PathSpecifier::Prefix("/".to_string())
+            } else {
+                // Gateway API prefixes match whole path segments: `/v2` matches `/v2` and
+                // `/v2/x` but not `/v2x`.
+                route_match::PathSpecifier::PathSeparatedPrefix(trimmed.to_string())
+            });
+            PathMatch::Prefix(value.clone())
+        }
+    };
+    spec.path_len = value.len();
+
+    if let Some(m) = m {
+        if let Some(method) = &m.method {
+            spec.method = true;
+            rm.headers.push(HeaderMatcher {
+                name: ":method".to_string(),
+                header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                    exact(method_name(method)),
+                )),
+                ..Default::default()
+            });
+        }
+        let mut seen = Vec::new();
+        for (i, h) in m.headers.iter().flatten().enumerate() {
+            // Only the first match for a header name counts (header names are case-insensitive).
+            let lower = h.name.to_ascii_lowercase();
+            if seen.contains(&lower) {
+                continue;
+            }
+            seen.push(lower);
+            let spec_ = match h.r#type {
+                Some(HttpRouteRulesMatchesHeadersType::RegularExpression) => {
+                    header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                        match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(
+                            &format!("{path}.headers[{i}].value"),
+                            &h.value,
+                        )?)),
+                        ..Default::default()
+                    })
+                }
+                _ => header_matcher::HeaderMatchSpecifier::StringMatch(exact(&h.value)),
+            };
+            rm.headers.push(HeaderMatcher {
+                name: h.name.clone(),
+                header_match_specifier: Some(spec_),
+                ..Default::default()
+            });
+        }
+        spec.headers = seen.len();
+        let mut seen = Vec::new();
+        for (i, q) in m.query_params.iter().flatten().enumerate() {
+            // Query parameter names are case-sensitive; the first match for a name counts.
+            if seen.contains(&q.name) {
+                continue;
+            }
+            seen.push(q.name.clone());
+            let sm = match q.r#type {
+                Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression) => StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(
+                        &format!("{path}.queryParams[{i}].value"),
+                        &q.value,
+                    )?)),
+                    ..Default::default()
+                },
+                _ => exact(&q.value),
+            };
+            rm.query_parameters.push(QueryParameterMatcher {
+                name: q.name.clone(),
+                query_parameter_match_specifier: Some(
+                    query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(sm),
+                ),
+            });
+        }
+        spec.query_params = seen.len();
+    }
+    Ok(Translated {
+        route_match: rm,
+        specificity: spec,
+        path: path_match,
+    })
+}
+
+fn method_name(m: &HttpRouteRulesMatchesMethod) -> &'static str {
+    use HttpRouteRulesMatchesMethod as M;
+    match m {
+        M::Get => "GET",
+        M::Head => "HEAD",
+        M::Post => "POST",
+        M::Put => "PUT",
+        M::Delete => "DELETE",
+        M::Connect => "CONNECT",
+        M::Options => "OPTIONS",
+        M::Trace => "TRACE",
+        M::Patch => "PATCH",
+    }
+}

@@ -1,0 +1,280 @@
+//! The translator: the store's typed inputs in, per-Gateway Envoy resources and per-object
+//! status out. A pure function — no I/O, no clock, no wasmtime, no Kubernetes client.
+//!
+//! ```text
+//!  Store ──► gateway ──► ListenerPlans (per Gateway: valid/conflicting listeners, certs)
+//!    │                        │
+//!    ├──► http_route ──► RouteIr (memoised per HTTPRoute: Envoy routes, clusters needed)
+//!    │                        │  attach: parentRefs × listeners × hostnames
+//!    ├──► cluster ────► built clusters (memoised per Service port / Upstream; Upstreams
+//!    │                  go through their plugin via [`UpstreamPlugins`])
+//!    ▼                        ▼
+//!  listener (assembly) ──► GatewayResources      status ──► Translation::statuses
+//! ```
+//!
+//! Start at [`Translator::translate`] (or the one-shot [`translate`]). The output is a
+//! [`Translation`]: for each of our Gateways its [`GatewayResources`] (listeners, route
+//! configurations, clusters, endpoints, SDS secrets, each sorted by name) and for every
+//! input object we own the status it should have, in Kubernetes' shape.
+//!
+//! - **Deterministic.** Everything is read in store key order and every output list is
+//!   sorted, so the same inputs give the same output whatever order they arrived in.
+//! - **Incremental.** A [`Translator`] memoises per-HTTPRoute translation and per-cluster
+//!   building, keyed by the content hashes ([`crate::store::ContentHash`]) of the object
+//!   and of everything it read (Services, Upstreams, DirectResponses, ReferenceGrants,
+//!   EndpointSlices). Changing one route re-translates that route only; assembly and
+//!   status are recomputed each pass from the memoised pieces.
+//! - **Bad input never aborts.** A bad object becomes a condition naming the field; good
+//!   objects beside it still translate.
+//! - **Time.** Conditions need `lastTransitionTime`, and translation has no clock, so the
+//!   caller passes `now`; every condition of a pass carries it. The reporter keeps an
+//!   existing condition's `lastTransitionTime` when its status did not change (the usual
+//!   `meta.SetStatusCondition` rule), so passing the wall clock here is correct.
+//!
+//! Names are stable and readable: listeners `listener_<port>`, route configurations
+//! `route_<port>`, virtual hosts by hostname (`*` for any), routes
+//! `<ns>_<route>_rule<i>_match<j>`, clusters `kube_<ns>_<service>_<port>` and
+//! `upstream_<ns>_<name>`, secrets `secret_<ns>_<name>`.
+
+mod assemble;
+mod cluster;
+mod conditions;
+mod deps;
+mod filters;
+mod gateway;
+mod hostnames;
+mod http_route;
+mod matches;
+mod status;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as TlsSecret;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::model::ObjectKey;
+use crate::store::Store;
+
+pub use cluster::ClusterRef;
+
+/// The controller name Weir answers to in `GatewayClass.spec.controllerName` and writes in
+/// `HTTPRoute.status.parents[].controllerName`.
+pub const CONTROLLER_NAME: &str = "gateway.weir.dev/controller";
+
+// === Output ===
+
+/// Everything one translation pass produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Translation {
+    /// Envoy resources per Gateway we own (by the Gateway's key).
+    pub gateways: BTreeMap<ObjectKey, GatewayResources>,
+    /// The status each object we own should have, in Kubernetes' shape (`{"conditions":
+    /// [...]}` for GatewayClass and Weir kinds, a serialised `GatewayStatus` /
+    /// `HTTPRouteStatus` for Gateways and HTTPRoutes). Objects we do not own are absent.
+    pub statuses: BTreeMap<ObjectKey, serde_json::Value>,
+}
+
+/// The Envoy resources of one Gateway's proxies; each list is sorted by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GatewayResources {
+    /// One listener per port (`listener_<port>`).
+    pub listeners: Vec<Listener>,
+    /// One route configuration per port (`route_<port>`), served over RDS.
+    pub routes: Vec<RouteConfiguration>,
+    /// Clusters referenced by routes attached to this Gateway.
+    pub clusters: Vec<Cluster>,
+    /// Endpoints of the EDS clusters, by cluster name.
+    pub endpoints: Vec<ClusterLoadAssignment>,
+    /// TLS certificates served over SDS (`secret_<ns>_<name>`). Contains private keys:
+    /// redact before printing.
+    pub secrets: Vec<TlsSecret>,
+}
+
+// === Plugins ===
+
+/// The name of an Envoy cluster the host hands to a plugin; the plugin's cluster must use it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterName(pub String);
+
+impl ClusterName {
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClusterName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An endpoint the host resolved for an Upstream (from EndpointSlices).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResolvedEndpoint {
+    /// IP address.
+    pub address: String,
+    /// Port.
+    pub port: u16,
+    /// Load-balancing weight; 0 means the default.
+    pub weight: u32,
+    /// Whether the endpoint is ready for new requests.
+    pub ready: bool,
+    /// Labels of the workload behind the endpoint, when known.
+    pub labels: Vec<(String, String)>,
+}
+
+/// What the translator asks an Upstream-type plugin to translate.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamRequest<'a> {
+    /// The Upstream object.
+    pub upstream: &'a ObjectKey,
+    /// The cluster name the plugin must use.
+    pub cluster_name: &'a ClusterName,
+    /// The type key (`static`, `kube`, …) whose plugin must answer.
+    pub type_key: &'a str,
+    /// The Upstream's type block.
+    pub config: &'a serde_json::Value,
+    /// Endpoints the host resolved (for types that name a Service), else empty.
+    pub endpoints: &'a [ResolvedEndpoint],
+}
+
+/// How the translator reaches Upstream-type plugins. The plugin runtime's
+/// [`Session`](crate::plugin::Session) implements it; tests use a fake.
+pub trait UpstreamPlugins {
+    /// Translates one Upstream into a cluster (and optionally its endpoints). An error is
+    /// a sentence naming the plugin and the field at fault; it becomes the Upstream's
+    /// `Accepted=False` condition.
+    fn translate_upstream(
+        &mut self,
+        request: &UpstreamRequest<'_>,
+    ) -> Result<(Cluster, Option<ClusterLoadAssignment>), String>;
+
+    /// Changes whenever the set of loaded plugins changes, so memoised plugin output is
+    /// dropped. A fixed set of plugins may keep the default.
+    fn generation(&self) -> u64 {
+        0
+    }
+}
+
+/// No plugins at all: every Upstream is rejected as having an unknown type.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoPlugins;
+
+impl UpstreamPlugins for NoPlugins {
+    fn translate_upstream(
+        &mut self,
+        request: &UpstreamRequest<'_>,
+    ) -> Result<(Cluster, Option<ClusterLoadAssignment>), String> {
+        Err(format!(
+            "spec.{}: no plugin handles Upstream type `{}`",
+            request.type_key, request.type_key
+        ))
+    }
+}
+
+// === Translator ===
+
+/// How much work the last pass did afresh (the rest came from the memo).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassStats {
+    /// HTTPRoutes translated afresh.
+    pub routes_translated: usize,
+    /// HTTPRoutes reused from the memo.
+    pub routes_reused: usize,
+    /// Service clusters built afresh.
+    pub service_clusters_built: usize,
+    /// Upstreams translated afresh (plugin calls).
+    pub upstreams_translated: usize,
+}
+
+/// The translator with its memo. Keep one across passes to translate incrementally.
+#[derive(Default)]
+pub struct Translator {
+    routes: http_route::RouteCache,
+    clusters: cluster::ClusterCache,
+    stats: PassStats,
+}
+
+impl fmt::Debug for Translator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Translator")
+            .field("memoised_routes", &self.routes.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Translator {
+    /// A translator with an empty memo.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Translates the whole store; `now` stamps every condition's `lastTransitionTime`.
+    pub fn translate(
+        &mut self,
+        store: &Store,
+        plugins: &mut dyn UpstreamPlugins,
+        now: Timestamp,
+    ) -> Translation {
+        self.stats = PassStats::default();
+        let mut reader = deps::PassReader::new(store);
+        let mut out = Translation::default();
+        let conds = conditions::Stamp::new(now);
+
+        // Upstreams first: every Upstream gets a status, referenced or not.
+        let upstreams = self
+            .clusters
+            .translate_upstreams(&mut reader, plugins, &mut self.stats);
+        let classes = gateway::our_classes(store);
+        let mut plans = gateway::plan_gateways(store, &classes);
+        let routes = self.routes.translate_all(&mut reader, &mut self.stats);
+        let attachments = gateway::attach_routes(store, &mut plans, &routes);
+
+        for (gi, plan) in plans.iter().enumerate() {
+            let resources = assemble::gateway_resources(
+                gi,
+                plan,
+                &attachments,
+                &routes,
+                &mut self.clusters,
+                &upstreams,
+                &mut reader,
+                &mut self.stats,
+            );
+            out.gateways.insert(plan.key.clone(), resources);
+        }
+        status::write_all(
+            store,
+            &conds,
+            &classes,
+            &plans,
+            &routes,
+            &attachments,
+            &upstreams,
+            &mut out.statuses,
+        );
+        self.routes.retain_present(store);
+        self.clusters.retain_present(store);
+        out
+    }
+
+    /// How much work the last pass did afresh.
+    pub fn last_pass(&self) -> PassStats {
+        self.stats
+    }
+}
+
+/// Translates the store once, without keeping a memo.
+pub fn translate(store: &Store, plugins: &mut dyn UpstreamPlugins, now: Timestamp) -> Translation {
+    Translator::new().translate(store, plugins, now)
+}

@@ -1,0 +1,238 @@
+//! HTTPRoute filters.
+
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::config::route::v3::{redirect_action, route, route_action};
+
+use super::*;
+
+fn filtered(filters: &str, path: &str) -> String {
+    mk_route(
+        "infra",
+        "f",
+        &format!(
+            "parentRefs:\n- name: gw\nrules:\n- matches:\n  - path: {{type: PathPrefix, value: {path}}}\n  filters:\n{filters}\n  backendRefs: [{{name: v1, port: 8080}}]"
+        ),
+    )
+}
+
+fn run_filters(filters: &str, path: &str) -> Translation {
+    run_yaml(&format!("{}{}", mk_base(), filtered(filters, path)))
+}
+
+#[test]
+fn request_header_modifier_sets_adds_and_removes() {
+    let t = run_filters(
+        "  - type: RequestHeaderModifier\n    requestHeaderModifier:\n      set: [{name: X-Set, value: s}]\n      add: [{name: X-Add, value: a}]\n      remove: [X-Remove]",
+        "/",
+    );
+    let r = route_named(&t, "infra_f_rule0_match0");
+    let adds: Vec<(String, i32)> = r
+        .request_headers_to_add
+        .iter()
+        .map(|h| (h.header.clone().unwrap().key, h.append_action))
+        .collect();
+    assert_eq!(
+        adds,
+        [
+            (
+                "X-Set".to_string(),
+                HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+            ),
+            (
+                "X-Add".to_string(),
+                HeaderAppendAction::AppendIfExistsOrAdd as i32
+            )
+        ]
+    );
+    assert_eq!(r.request_headers_to_remove, ["X-Remove"]);
+}
+
+#[test]
+fn response_header_modifier_changes_response_headers() {
+    let t = run_filters(
+        "  - type: ResponseHeaderModifier\n    responseHeaderModifier:\n      set: [{name: X-Set, value: s}]\n      remove: [X-Gone]",
+        "/",
+    );
+    let r = route_named(&t, "infra_f_rule0_match0");
+    assert_eq!(r.response_headers_to_add.len(), 1);
+    assert_eq!(r.response_headers_to_remove, ["X-Gone"]);
+}
+
+fn redirect(t: &Translation) -> envoy_types::pb::envoy::config::route::v3::RedirectAction {
+    match &route_named(t, "infra_f_rule0_match0").action {
+        Some(route::Action::Redirect(r)) => r.clone(),
+        other => panic!("not a redirect: {other:?}"),
+    }
+}
+
+#[test]
+fn redirect_takes_hostname_status_and_the_listener_port() {
+    let t = run_filters(
+        "  - type: RequestRedirect\n    requestRedirect:\n      hostname: example.org\n      statusCode: 301",
+        "/",
+    );
+    let r = redirect(&t);
+    assert_eq!(r.host_redirect, "example.org");
+    assert_eq!(r.port_redirect, 80);
+    assert_eq!(
+        r.response_code,
+        redirect_action::RedirectResponseCode::MovedPermanently as i32
+    );
+}
+
+#[test]
+fn redirect_to_https_without_port_uses_443() {
+    let t = run_filters(
+        "  - type: RequestRedirect\n    requestRedirect:\n      scheme: https",
+        "/",
+    );
+    let r = redirect(&t);
+    assert_eq!(r.port_redirect, 443);
+    assert_eq!(
+        r.scheme_rewrite_specifier,
+        Some(redirect_action::SchemeRewriteSpecifier::SchemeRedirect(
+            "https".into()
+        ))
+    );
+}
+
+#[test]
+fn redirect_replace_prefix_match_rewrites_the_matched_prefix() {
+    let t = run_filters(
+        "  - type: RequestRedirect\n    requestRedirect:\n      path: {type: ReplacePrefixMatch, replacePrefixMatch: /replacement-prefix}",
+        "/original-prefix",
+    );
+    assert_eq!(
+        redirect(&t).path_rewrite_specifier,
+        Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(
+            "/replacement-prefix".into()
+        ))
+    );
+}
+
+#[test]
+fn redirect_replace_full_path_sets_the_path() {
+    let t = run_filters(
+        "  - type: RequestRedirect\n    requestRedirect:\n      path: {type: ReplaceFullPath, replaceFullPath: /full}\n      statusCode: 308",
+        "/x",
+    );
+    let r = redirect(&t);
+    assert_eq!(
+        r.path_rewrite_specifier,
+        Some(redirect_action::PathRewriteSpecifier::PathRedirect(
+            "/full".into()
+        ))
+    );
+    assert_eq!(
+        r.response_code,
+        redirect_action::RedirectResponseCode::PermanentRedirect as i32
+    );
+}
+
+#[test]
+fn url_rewrite_prefix_to_slash_strips_the_prefix_with_a_regex() {
+    let t = run_filters(
+        "  - type: URLRewrite\n    urlRewrite:\n      hostname: rewritten.example\n      path: {type: ReplacePrefixMatch, replacePrefixMatch: /}",
+        "/strip-prefix",
+    );
+    let a = forward(route_named(&t, "infra_f_rule0_match0"));
+    let re = a.regex_rewrite.clone().unwrap();
+    assert_eq!(re.pattern.unwrap().regex, "^/strip\\-prefix/*");
+    assert_eq!(re.substitution, "/");
+    assert_eq!(
+        a.host_rewrite_specifier,
+        Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
+            "rewritten.example".into()
+        ))
+    );
+}
+
+#[test]
+fn url_rewrite_full_path_replaces_the_whole_path() {
+    let t = run_filters(
+        "  - type: URLRewrite\n    urlRewrite:\n      path: {type: ReplaceFullPath, replaceFullPath: /one}",
+        "/full",
+    );
+    let a = forward(route_named(&t, "infra_f_rule0_match0"));
+    assert_eq!(a.regex_rewrite.clone().unwrap().substitution, "/one");
+}
+
+#[test]
+fn request_mirror_adds_a_mirror_policy_with_its_fraction_and_cluster() {
+    let t = run_filters(
+        "  - type: RequestMirror\n    requestMirror:\n      backendRef: {name: v2, port: 8080}\n      fraction: {numerator: 25, denominator: 50}",
+        "/",
+    );
+    let a = forward(route_named(&t, "infra_f_rule0_match0"));
+    assert_eq!(a.request_mirror_policies[0].cluster, "kube_infra_v2_8080");
+    let f = a.request_mirror_policies[0]
+        .runtime_fraction
+        .clone()
+        .unwrap()
+        .default_value
+        .unwrap();
+    assert_eq!(f.numerator, 500_000);
+    let names: Vec<String> = t.gateways[&key(Kind::Gateway, "infra", "gw")]
+        .clusters
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(names, ["kube_infra_v1_8080", "kube_infra_v2_8080"]);
+}
+
+#[test]
+fn extension_ref_to_direct_response_answers_directly() {
+    let dr = "apiVersion: gateway.weir.dev/v1alpha1\nkind: DirectResponse\nmetadata:\n  name: teapot\n  namespace: infra\nspec:\n  status: 418\n  body: short and stout\n---\n";
+    let route = filtered(
+        "  - type: ExtensionRef\n    extensionRef: {group: gateway.gloo.solo.io, kind: DirectResponse, name: teapot}",
+        "/",
+    );
+    let t = run_yaml(&format!("{}{dr}{route}", mk_base()));
+    assert_eq!(
+        direct_status(route_named(&t, "infra_f_rule0_match0")),
+        Some(418)
+    );
+    assert_eq!(
+        csr(cond(
+            status(&t, Kind::DirectResponse, "infra", "teapot"),
+            "Accepted"
+        ))
+        .0,
+        "True"
+    );
+}
+
+#[test]
+fn extension_ref_to_route_option_is_accepted_as_a_hook() {
+    let ro = "apiVersion: gateway.solo.io/v1\nkind: RouteOption\nmetadata:\n  name: opts\n  namespace: infra\nspec:\n  options: {}\n---\n";
+    let route = filtered(
+        "  - type: ExtensionRef\n    extensionRef: {group: gateway.solo.io, kind: RouteOption, name: opts}",
+        "/",
+    );
+    let t = run_yaml(&format!("{}{ro}{route}", mk_base()));
+    assert_eq!(route_cond(&t, "infra", "f", 0, "ResolvedRefs").0, "True");
+    forward(route_named(&t, "infra_f_rule0_match0"));
+}
+
+#[test]
+fn timeouts_set_route_timeout_and_per_try_timeout() {
+    let route = mk_route(
+        "infra",
+        "f",
+        "parentRefs:\n- name: gw\nrules:\n- timeouts: {request: 500ms, backendRequest: 200ms}\n  backendRefs: [{name: v1, port: 8080}]\n- matches: [{path: {type: PathPrefix, value: /off}}]\n  timeouts: {request: 0s}\n  backendRefs: [{name: v1, port: 8080}]",
+    );
+    let t = run_yaml(&format!("{}{route}", mk_base()));
+    let a = forward(route_named(&t, "infra_f_rule0_match0"));
+    assert_eq!(a.timeout.unwrap().nanos, 500_000_000);
+    assert_eq!(
+        a.retry_policy
+            .clone()
+            .unwrap()
+            .per_try_timeout
+            .unwrap()
+            .nanos,
+        200_000_000
+    );
+    let off = forward(route_named(&t, "infra_f_rule1_match0"));
+    assert_eq!(off.timeout.unwrap().seconds, 0);
+}

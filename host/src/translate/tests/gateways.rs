@@ -1,0 +1,258 @@
+//! GatewayClass and Gateway: listeners, TLS, conflicts, status.
+
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::secret;
+
+use super::*;
+
+const CERT: &str = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n";
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----\\n";
+
+fn mk_tls_secret(ns: &str, name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: \"{CERT}\"\n  tls.key: \"{KEY}\"\n---\n"
+    )
+}
+
+fn https_gateway(cert_ns: Option<&str>) -> String {
+    let ns = cert_ns
+        .map(|n| format!(", namespace: {n}"))
+        .unwrap_or_default();
+    mk_gateway(
+        "infra",
+        "tls",
+        &format!(
+            "- name: https\n  port: 443\n  protocol: HTTPS\n  tls:\n    certificateRefs: [{{name: cert{ns}}}]\n- name: https-second\n  port: 443\n  protocol: HTTPS\n  hostname: second.example.org\n  tls:\n    certificateRefs: [{{name: cert{ns}}}]"
+        ),
+    )
+}
+
+#[test]
+fn our_gateway_class_is_accepted_and_others_are_left_alone() {
+    let other = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n  name: other\nspec:\n  controllerName: example.com/other\n---\n";
+    let t = run_yaml(&format!("{}{other}", mk_class()));
+    let c = cond(
+        &t.statuses[&ObjectKey::cluster(Kind::GatewayClass, "weir")],
+        "Accepted",
+    );
+    assert_eq!(csr(c).0, "True");
+    assert_eq!(c["lastTransitionTime"], "1970-01-01T00:00:00Z");
+    assert!(
+        !t.statuses
+            .contains_key(&ObjectKey::cluster(Kind::GatewayClass, "other"))
+    );
+}
+
+#[test]
+fn gateway_is_accepted_and_programmed_with_listener_conditions() {
+    let t = run_yaml(&mk_base());
+    let s = status(&t, Kind::Gateway, "infra", "gw");
+    assert_eq!(csr(cond(s, "Accepted")).0, "True");
+    assert_eq!(csr(cond(s, "Programmed")).0, "True");
+    assert_eq!(cond(s, "Accepted")["observedGeneration"], 1);
+    for (ty, st, reason) in [
+        ("Accepted", "True", "Accepted"),
+        ("Conflicted", "False", "NoConflicts"),
+        ("ResolvedRefs", "True", "ResolvedRefs"),
+        ("Programmed", "True", "Programmed"),
+    ] {
+        let (s, r, _) = listener_cond(&t, "infra", "gw", "http", ty);
+        assert_eq!((s.as_str(), r.as_str()), (st, reason), "{ty}");
+    }
+    assert_eq!(s["listeners"][0]["supportedKinds"][0]["kind"], "HTTPRoute");
+}
+
+#[test]
+fn https_listeners_get_sni_filter_chains_and_sds_secrets() {
+    let route = mk_route(
+        "infra",
+        "r",
+        "parentRefs:\n- name: tls\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+    );
+    let t = run_yaml(&format!(
+        "{}{}{}{route}",
+        mk_base(),
+        https_gateway(None),
+        mk_tls_secret("infra", "cert")
+    ));
+    let res = &t.gateways[&key(Kind::Gateway, "infra", "tls")];
+    let l = &res.listeners[0];
+    assert_eq!(l.name, "listener_443");
+    let chains: Vec<(&str, Vec<String>)> = l
+        .filter_chains
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.filter_chain_match
+                    .clone()
+                    .map(|m| m.server_names)
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chains,
+        [
+            ("https", vec![]),
+            ("https-second", vec!["second.example.org".to_string()])
+        ]
+    );
+    assert_eq!(
+        l.listener_filters[0].name,
+        "envoy.filters.listener.tls_inspector"
+    );
+    assert_eq!(res.secrets.len(), 1);
+    assert_eq!(res.secrets[0].name, "secret_infra_cert");
+    assert!(matches!(
+        res.secrets[0].r#type,
+        Some(secret::Type::TlsCertificate(_))
+    ));
+    assert_eq!(attached(&t, "infra", "tls", "https"), 1);
+}
+
+#[test]
+fn missing_certificate_leaves_listener_unprogrammed_but_routes_still_count() {
+    let route = mk_route(
+        "infra",
+        "r",
+        "parentRefs:\n- name: tls\n  sectionName: https\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+    );
+    let t = run_yaml(&format!("{}{}{route}", mk_base(), https_gateway(None)));
+    let (s, reason, msg) = listener_cond(&t, "infra", "tls", "https", "ResolvedRefs");
+    assert_eq!(
+        (s.as_str(), reason.as_str()),
+        ("False", "InvalidCertificateRef")
+    );
+    assert!(
+        msg.starts_with("spec.listeners[0].tls.certificateRefs[0]"),
+        "{msg}"
+    );
+    assert_eq!(
+        listener_cond(&t, "infra", "tls", "https", "Programmed").0,
+        "False"
+    );
+    assert_eq!(attached(&t, "infra", "tls", "https"), 1);
+    assert!(
+        t.gateways[&key(Kind::Gateway, "infra", "tls")]
+            .listeners
+            .is_empty()
+    );
+}
+
+#[test]
+fn cross_namespace_certificate_needs_a_grant() {
+    let base = format!(
+        "{}{}{}",
+        mk_base(),
+        https_gateway(Some("certs")),
+        mk_tls_secret("certs", "cert")
+    );
+    let t = run_yaml(&base);
+    assert_eq!(
+        listener_cond(&t, "infra", "tls", "https", "ResolvedRefs").1,
+        "RefNotPermitted"
+    );
+    let grant = mk_grant("certs", "Gateway", "infra", "", "Secret");
+    let t = run_yaml(&format!("{base}{grant}"));
+    assert_eq!(
+        listener_cond(&t, "infra", "tls", "https", "ResolvedRefs").0,
+        "True"
+    );
+    assert_eq!(
+        listener_cond(&t, "infra", "tls", "https", "Programmed").0,
+        "True"
+    );
+}
+
+#[test]
+fn http_listeners_on_one_port_share_a_route_configuration() {
+    let gw = mk_gateway(
+        "infra",
+        "multi",
+        "- {name: a, port: 8080, protocol: HTTP, hostname: a.example.com}\n- {name: b, port: 8080, protocol: HTTP, hostname: b.example.com}\n- {name: c, port: 9090, protocol: HTTP}",
+    );
+    let route = mk_route(
+        "infra",
+        "r",
+        "parentRefs:\n- name: multi\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+    );
+    let t = run_yaml(&format!("{}{gw}{route}", mk_base()));
+    let res = &t.gateways[&key(Kind::Gateway, "infra", "multi")];
+    let ls: Vec<&str> = res.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(ls, ["listener_8080", "listener_9090"]);
+    let rc = res.routes.iter().find(|r| r.name == "route_8080").unwrap();
+    let hosts: Vec<&str> = rc.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(hosts, ["a.example.com", "b.example.com"]);
+}
+
+#[test]
+fn conflicting_listeners_report_hostname_and_protocol_conflicts() {
+    let gw = mk_gateway(
+        "infra",
+        "clash",
+        "- {name: first, port: 80, protocol: HTTP}\n- {name: same-host, port: 80, protocol: HTTP}\n- name: other-proto\n  port: 80\n  protocol: HTTPS\n  hostname: x.example.com\n  tls: {certificateRefs: [{name: cert}]}",
+    );
+    let t = run_yaml(&format!("{}{gw}", mk_class()));
+    assert_eq!(
+        listener_cond(&t, "infra", "clash", "first", "Conflicted").0,
+        "False"
+    );
+    let (s, reason, _) = listener_cond(&t, "infra", "clash", "same-host", "Conflicted");
+    assert_eq!((s.as_str(), reason.as_str()), ("True", "HostnameConflict"));
+    assert_eq!(
+        listener_cond(&t, "infra", "clash", "same-host", "Accepted").1,
+        "HostnameConflict"
+    );
+    assert_eq!(
+        listener_cond(&t, "infra", "clash", "other-proto", "Conflicted").1,
+        "ProtocolConflict"
+    );
+    let s = status(&t, Kind::Gateway, "infra", "clash");
+    assert_eq!(csr(cond(s, "Accepted")).1, "ListenersNotValid");
+    assert_eq!(csr(cond(s, "Accepted")).0, "True");
+}
+
+#[test]
+fn unsupported_protocol_and_invalid_route_kinds_are_reported() {
+    let gw = mk_gateway(
+        "infra",
+        "odd",
+        "- {name: invalid, port: 1111, protocol: INVALID}\n- name: kinds\n  port: 80\n  protocol: HTTP\n  allowedRoutes:\n    kinds: [{kind: TCPRoute}]",
+    );
+    let t = run_yaml(&format!("{}{gw}", mk_class()));
+    let (s, reason, msg) = listener_cond(&t, "infra", "odd", "invalid", "Accepted");
+    assert_eq!(
+        (s.as_str(), reason.as_str()),
+        ("False", "UnsupportedProtocol")
+    );
+    assert!(msg.starts_with("spec.listeners[0].protocol"), "{msg}");
+    let (_, reason, msg) = listener_cond(&t, "infra", "odd", "kinds", "ResolvedRefs");
+    assert_eq!(reason, "InvalidRouteKinds");
+    assert!(
+        msg.starts_with("spec.listeners[1].allowedRoutes.kinds[0]"),
+        "{msg}"
+    );
+    let st = status(&t, Kind::Gateway, "infra", "odd");
+    assert_eq!(
+        st["listeners"][1]["supportedKinds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn gateway_with_only_invalid_listeners_is_not_accepted() {
+    let gw = mk_gateway(
+        "infra",
+        "bad",
+        "- {name: invalid, port: 1111, protocol: UDP}",
+    );
+    let t = run_yaml(&format!("{}{gw}", mk_class()));
+    let (s, reason, _) = csr(cond(status(&t, Kind::Gateway, "infra", "bad"), "Accepted"));
+    assert_eq!(
+        (s.as_str(), reason.as_str()),
+        ("False", "ListenersNotValid")
+    );
+}

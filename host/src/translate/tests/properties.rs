@@ -1,0 +1,161 @@
+//! Determinism and incrementality, as properties.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::Object;
+
+/// A world with several routes, Services and an Upstream, as separate objects.
+fn world() -> Vec<Object> {
+    let mut yaml = mk_base();
+    yaml.push_str(&mk_service("infra", "v3", 9090, &["10.0.0.7", "10.0.0.8"]));
+    yaml.push_str("apiVersion: gateway.weir.dev/v1alpha1\nkind: Upstream\nmetadata: {name: ext, namespace: infra}\nspec:\n  static: {hosts: [{addr: 1.2.3.4, port: 80}]}\n---\n");
+    for (i, (svc, port)) in [("v1", 8080), ("v2", 8080), ("v3", 9090), ("v1", 8080)]
+        .iter()
+        .enumerate()
+    {
+        yaml.push_str(&mk_route(
+            "infra",
+            format!("r{i}"),
+            &format!(
+                "parentRefs:\n- name: gw\nhostnames: [h{}.example.com]\nrules:\n- matches: [{{path: {{type: PathPrefix, value: /p{i}}}}}]\n  backendRefs: [{{name: {svc}, port: {port}}}]\n- backendRefs: [{{group: gateway.weir.dev, kind: Upstream, name: ext}}]",
+                i % 2
+            ),
+        ));
+    }
+    crate::source::file::parse_str(
+        std::path::Path::new("w.yaml"),
+        &yaml,
+        crate::source::file::Format::Yaml,
+    )
+    .objects
+}
+
+/// Edits one object of the world: bumps a route's path, drops an endpoint, renames a
+/// backend, or deletes it.
+fn edit(objects: &mut Vec<Object>, which: usize, how: u8) {
+    let i = which % objects.len();
+    let mut json = objects[i].to_json_unredacted().unwrap();
+    match how % 4 {
+        0 => {
+            objects.remove(i);
+            return;
+        }
+        1 => {
+            if let Some(rules) = json.pointer_mut("/spec/rules/0/matches/0/path/value") {
+                *rules = serde_json::json!(format!("/edited{which}"));
+            }
+        }
+        2 => {
+            if let Some(eps) = json.pointer_mut("/endpoints") {
+                *eps = serde_json::json!([]);
+            }
+        }
+        _ => {
+            if let Some(b) = json.pointer_mut("/spec/rules/0/backendRefs/0/name") {
+                *b = serde_json::json!("v2");
+            }
+        }
+    }
+    let yaml = serde_yaml_ng::to_string(&json).unwrap();
+    let loaded = crate::source::file::parse_str(
+        std::path::Path::new("e.yaml"),
+        &yaml,
+        crate::source::file::Format::Yaml,
+    );
+    if let Some(o) = loaded.objects.into_iter().next() {
+        objects[i] = o;
+    }
+}
+
+fn store_of(objects: &[Object]) -> Store {
+    let mut s = Store::new();
+    for o in objects {
+        s.apply(o.clone());
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn output_is_the_same_whatever_order_inputs_arrive_in(seed in any::<u64>()) {
+        let objects = world();
+        let mut shuffled = objects.clone();
+        // A deterministic shuffle from the seed.
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(run(&store_of(&objects)), run(&store_of(&shuffled)));
+    }
+
+    #[test]
+    fn incremental_translation_equals_full_translation_after_edits(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)
+    ) {
+        let mut objects = world();
+        let mut translator = Translator::new();
+        run_with(&mut translator, &store_of(&objects));
+        for (which, how) in edits {
+            edit(&mut objects, which, how);
+            let store = store_of(&objects);
+            let incremental = run_with(&mut translator, &store);
+            prop_assert_eq!(incremental, run(&store));
+        }
+    }
+}
+
+#[test]
+fn changing_one_route_retranslates_only_that_route() {
+    let mut objects = world();
+    let mut translator = Translator::new();
+    run_with(&mut translator, &store_of(&objects));
+    assert_eq!(translator.last_pass().routes_translated, 4);
+    run_with(&mut translator, &store_of(&objects));
+    let p = translator.last_pass();
+    assert_eq!(
+        (
+            p.routes_translated,
+            p.routes_reused,
+            p.upstreams_translated,
+            p.service_clusters_built
+        ),
+        (0, 4, 0, 0)
+    );
+    let i = objects.iter().position(|o| o.name() == "r2").unwrap();
+    edit(&mut objects, i, 1);
+    run_with(&mut translator, &store_of(&objects));
+    let p = translator.last_pass();
+    assert_eq!((p.routes_translated, p.routes_reused), (1, 3));
+}
+
+#[test]
+fn new_reference_grant_invalidates_routes_that_read_grants_in_its_namespace() {
+    let web = mk_service("web", "web", 8080, &["10.1.0.1"]);
+    let route = mk_route(
+        "infra",
+        "cross",
+        "parentRefs:\n- name: gw\nrules:\n- backendRefs: [{name: web, namespace: web, port: 8080}]",
+    );
+    let mut store = mk_store(&format!("{}{web}{route}", mk_base()));
+    let mut translator = Translator::new();
+    let before = run_with(&mut translator, &store);
+    assert_eq!(
+        route_cond(&before, "infra", "cross", 0, "ResolvedRefs").1,
+        "RefNotPermitted"
+    );
+    for o in mk_store(&mk_grant("web", "HTTPRoute", "infra", "", "Service")).iter() {
+        store.apply(o.1.clone());
+    }
+    let after = run_with(&mut translator, &store);
+    assert_eq!(
+        route_cond(&after, "infra", "cross", 0, "ResolvedRefs").0,
+        "True"
+    );
+    assert_eq!(after, run(&store));
+}
