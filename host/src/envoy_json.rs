@@ -6,7 +6,7 @@
 //! from — into a `FileDescriptorSet` that is embedded here. A message is encoded,
 //! decoded again as a [`prost_reflect::DynamicMessage`] and serialized with the proto3
 //! JSON mapping: enums by name (`"STRICT_DNS"`), `Any` expanded in place with its
-//! `"@type"`, durations as `"1.5s"`, wrapper types as bare values, 64-bit integers as
+//! `"@type"`, durations as `"1.500s"`, wrapper types as bare values, 64-bit integers as
 //! strings, and fields at their default value left out.
 //!
 //! Field names come in two spellings, picked with [`JsonStyle`]; Envoy reads both:

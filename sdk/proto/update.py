@@ -46,6 +46,12 @@ ROOT_DIRS = [
     "envoy/extensions/filters/http/ext_authz/v3",
     "envoy/extensions/compression/gzip/compressor/v3",
     "envoy/extensions/access_loggers/file/v3",
+    "envoy/extensions/filters/listener/tls_inspector/v3",
+    "envoy/extensions/filters/listener/http_inspector/v3",
+    "envoy/extensions/filters/listener/proxy_protocol/v3",
+    "envoy/extensions/filters/listener/original_dst/v3",
+    "envoy/extensions/upstreams/http/v3",
+    "envoy/extensions/filters/http/header_mutation/v3",
 ]
 
 # Single root files, for directories we need only part of.

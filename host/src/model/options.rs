@@ -155,6 +155,8 @@ fn validate(
 ) -> Result<Spec, FieldErrors> {
     let mut errors = FieldErrors::new();
     let refs: Vec<(String, &TargetRef)> = match (target_refs, target_ref) {
+        // A RouteOption may have no targets: HTTPRoute rules attach it by ExtensionRef.
+        ([], None) if kind == Kind::RouteOption => Vec::new(),
         ([], None) => {
             errors.push("spec.targetRefs", "must name at least one target");
             Vec::new()
@@ -269,10 +271,20 @@ mod tests {
     }
 
     #[test]
-    fn option_without_targets_is_rejected() {
-        let o = mk_route_option("options: {}\n");
+    fn virtual_host_option_without_targets_is_rejected() {
+        let o: VirtualHostOption = serde_yaml_ng::from_str(
+            "apiVersion: gateway.solo.io/v1\nkind: VirtualHostOption\nmetadata: {name: o, namespace: apps}\nspec:\n  options: {}\n",
+        )
+        .unwrap();
         let errors = Spec::try_from(&o).unwrap_err();
         assert_eq!(errors.errors()[0].path, "spec.targetRefs");
+    }
+
+    #[test]
+    fn route_option_without_targets_is_accepted_for_extension_refs() {
+        let o = mk_route_option("options: {faults: {}}\n");
+        let spec = Spec::try_from(&o).expect("rules attach it by ExtensionRef");
+        assert!(spec.targets.is_empty());
     }
 
     #[test]

@@ -137,6 +137,23 @@ impl PluginRuntime {
         self.load_bytes(&bytes, &path.display().to_string())
     }
 
+    /// Loads every `*.wasm` file of `dir`, in name order so load order is deterministic.
+    /// A file that fails to load does not stop the others; its error is returned.
+    pub fn load_dir(&mut self, dir: &Path) -> std::io::Result<Vec<LoadError>> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files
+            .iter()
+            .filter_map(|path| self.load_file(path).err())
+            .collect())
+    }
+
     /// Checks, compiles (or loads from the cache) and links one plugin, then registers
     /// its keys. `origin` names the file in messages. Nothing is registered on error.
     pub fn load_bytes(

@@ -10,6 +10,7 @@
 //! sectionName, port, allowed namespaces and kinds, and hostname intersection.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::Arc;
 
 use crate::model::gateway_api::{Gateway, gateways, httproutes};
@@ -67,6 +68,15 @@ pub(crate) enum Protocol {
     Http,
     /// HTTP over TLS, terminated at the proxy.
     Https,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
+        })
+    }
 }
 
 /// Which namespaces may attach routes to a listener.
@@ -427,7 +437,7 @@ fn find_conflicts(listeners: &mut [ListenerPlan]) {
             l.conflicted = Some(Problem::new(
                 R_PROTOCOL_CONFLICT,
                 format!(
-                    "listener {}: port {} already serves {:?}",
+                    "listener {}: port {} already serves {}",
                     l.name, l.port, first
                 ),
             ));

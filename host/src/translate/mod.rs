@@ -46,6 +46,7 @@ mod hostnames;
 mod http_route;
 mod matches;
 mod status;
+pub mod synthetic;
 
 #[cfg(test)]
 mod tests;
