@@ -395,8 +395,13 @@ impl Synthetic {
 /// know is a bug here and panics.
 fn decode<T: DeserializeOwned>(value: Value) -> T {
     let mut ignored = Vec::new();
-    let out: Result<T, _> =
-        serde_ignored::deserialize(value, |path| ignored.push(path.to_string()));
+    let out: Result<T, _> = serde_ignored::deserialize(value, |path| {
+        // Kubernetes' type fields are not fields of the Rust types.
+        let path = path.to_string();
+        if path != "apiVersion" && path != "kind" {
+            ignored.push(path);
+        }
+    });
     match out {
         Ok(t) if ignored.is_empty() => t,
         Ok(_) => panic!("synthetic manifest has unknown fields: {ignored:?}"),
