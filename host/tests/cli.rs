@@ -133,3 +133,46 @@ fn list_shows_built_ins_and_a_plugin_directory_skipping_bad_files() {
         stderr(&out)
     );
 }
+
+#[test]
+fn crds_prints_one_definition_per_weir_kind() {
+    let out = weir(&["crds"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut kinds = Vec::new();
+    for doc in text.split("\n---\n") {
+        let crd: serde_json::Value = serde_yaml_ng::from_str(doc).expect("each document is YAML");
+        assert_eq!(crd["kind"], "CustomResourceDefinition");
+        assert_eq!(crd["spec"]["group"], "gateway.weir.dev");
+        kinds.push(crd["spec"]["names"]["kind"].as_str().unwrap().to_owned());
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "DirectResponse",
+            "HttpListenerOption",
+            "ListenerOption",
+            "RouteOption",
+            "Upstream",
+            "VirtualHostOption"
+        ]
+    );
+}
+
+#[test]
+fn translate_json_output_of_the_quickstart_routes_echo_to_its_service() {
+    let quickstart = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart");
+    let out = weir(&["translate", "-f", quickstart, "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gateway = &doc["gateways"]["default/quickstart"];
+    let route = &gateway["routes"][0]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(route["match"]["path_separated_prefix"], "/echo");
+    assert_eq!(route["route"]["cluster"], "kube_default_echo_80");
+    let endpoint = &gateway["endpoints"][0]["endpoints"][0]["lb_endpoints"][0]["endpoint"];
+    assert_eq!(endpoint["address"]["socket_address"]["port_value"], 9001);
+    let accepted = &doc["status"]["HTTPRoute/default/echo"]["parents"][0]["conditions"][0];
+    assert_eq!(accepted["type"], "Accepted");
+    assert_eq!(accepted["status"], "True");
+}
