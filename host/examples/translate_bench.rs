@@ -24,6 +24,8 @@ struct Args {
     services: Option<usize>,
     runs: usize,
     wasm: bool,
+    /// Run only `full` or only `change` (for profiling).
+    only: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -32,6 +34,7 @@ fn parse_args() -> anyhow::Result<Args> {
         services: None,
         runs: 7,
         wasm: true,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -46,8 +49,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--services" => args.services = Some(value("--services")?),
             "--runs" => args.runs = value("--runs")?.max(1),
             "--no-wasm" => args.wasm = false,
+            "--only" => {
+                args.only = it.next();
+                args.wasm = false;
+            }
             other => bail!(
-                "unknown argument {other}; usage: translate_bench [--routes N] [--services N] [--runs N] [--no-wasm]"
+                "unknown argument {other}; usage: translate_bench [--routes N] [--services N] [--runs N] [--no-wasm] [--only full|change]"
             ),
         }
     }
@@ -100,8 +107,9 @@ fn full<'r>(
     let mut last = Translation::default();
     for _ in 0..runs {
         let mut p = plugins();
+        let mut translator = Translator::new();
         let start = Instant::now();
-        let t = Translator::new().translate(store, &mut *p, Timestamp::UNIX_EPOCH);
+        let t = translator.translate(store, &mut *p, Timestamp::UNIX_EPOCH);
         times.push(start.elapsed());
         drop(p);
         last = t;
@@ -164,13 +172,17 @@ fn main() -> anyhow::Result<()> {
         store.len()
     );
 
-    let (t, last) = full(&store, args.runs, &mut || Box::new(StaticPlugins));
-    println!("full (native static):     {}   [{}]", ms(t), summary(&last));
-    drop(last);
-    let t = one_change(&synthetic, &mut store, args.runs, &mut || {
-        Box::new(StaticPlugins)
-    });
-    println!("one-route change:         {}", ms(t));
+    let only = args.only.as_deref();
+    if only.is_none_or(|o| o == "full") {
+        let (t, last) = full(&store, args.runs, &mut || Box::new(StaticPlugins));
+        println!("full (native static):     {}   [{}]", ms(t), summary(&last));
+    }
+    if only.is_none_or(|o| o == "change") {
+        let t = one_change(&synthetic, &mut store, args.runs, &mut || {
+            Box::new(StaticPlugins)
+        });
+        println!("one-route change:         {}", ms(t));
+    }
 
     if args.wasm {
         let mut runtime = PluginRuntime::new(RuntimeConfig::default())?;

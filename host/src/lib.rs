@@ -10,6 +10,7 @@
 //!   K8sGateway's API groups), core kinds — validated once, at the edge;
 //! - [`store`]: the inputs keyed by kind/namespace/name, with content hashes;
 //! - [`translate`]: the pure translator (store + plugins → Envoy resources and status);
+//! - [`xds`]: per-Gateway snapshots and the ADS server (state of the world and delta);
 //! - [`plugin`]: the WebAssembly plugin runtime (load, sandbox, call, check outputs);
 //! - [`envoy_json`]: Envoy messages printed as proto3 JSON, as Envoy prints them;
 //! - [`cli`]: the `weir` command line.
@@ -21,3 +22,4 @@ pub mod plugin;
 pub mod source;
 pub mod store;
 pub mod translate;
+pub mod xds;

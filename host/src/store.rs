@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -162,6 +163,25 @@ pub struct Store {
     /// EndpointSlice names by the (namespace, Service name) in their
     /// `kubernetes.io/service-name` label. Kept in step by `insert` and `remove`.
     slices_by_service: BTreeMap<(String, String), BTreeSet<String>>,
+    /// Per kind, the [`Revision`] of the last content change (create, update, delete) to
+    /// an object of that kind; absent for kinds never changed. Bumped by `apply`, `delete`
+    /// and `reset`.
+    kind_revisions: BTreeMap<Kind, Revision>,
+}
+
+/// Identifies one content change to a store. Revisions come from one process-wide
+/// counter, so two stores (or clones of one) that report the same revision for a kind
+/// hold the same objects of that kind: both descend from the state right after that
+/// change and neither changed the kind since. The translator uses this to skip checking
+/// the dependencies of memoised work on kinds that did not change between two passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Revision(u64);
+
+impl Revision {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 impl Store {
@@ -179,13 +199,30 @@ impl Store {
             Some(old) if old.hash == hash => Applied::Unchanged,
             Some(_) => Applied::Updated,
         };
+        if applied != Applied::Unchanged {
+            self.touch(key.kind);
+        }
         self.insert(key, Entry { object, hash });
         applied
     }
 
     /// Removes one object, returning it if it was there.
     pub fn delete(&mut self, key: &ObjectKey) -> Option<Object> {
-        self.remove(key).map(|e| e.object)
+        let removed = self.remove(key).map(|e| e.object);
+        if removed.is_some() {
+            self.touch(key.kind);
+        }
+        removed
+    }
+
+    /// The revision of the last content change to an object of `kind` (the default
+    /// revision if there was none). See [`Revision`].
+    pub fn kind_revision(&self, kind: Kind) -> Revision {
+        self.kind_revisions.get(&kind).copied().unwrap_or_default()
+    }
+
+    fn touch(&mut self, kind: Kind) {
+        self.kind_revisions.insert(kind, Revision::next());
     }
 
     /// Replaces everything with `objects` (a relist) and returns the keys that were present
@@ -229,16 +266,20 @@ impl Store {
             self.remove(&key);
             self.insert(key, Entry { object, hash });
         }
-        let changed = self
+        let changed: Vec<ObjectKey> = self
             .objects
             .iter()
             .filter(|(k, e)| old.get(*k).map(|o| o.hash) != Some(e.hash))
             .map(|(k, _)| k.clone())
             .collect();
-        let removed = old
+        let removed: Vec<ObjectKey> = old
             .into_keys()
             .filter(|k| !self.objects.contains_key(k))
             .collect();
+        let kinds: BTreeSet<Kind> = changed.iter().chain(&removed).map(|k| k.kind).collect();
+        for kind in kinds {
+            self.touch(kind);
+        }
         (removed, changed)
     }
 
@@ -294,6 +335,14 @@ impl Store {
 
     /// Every object of one kind, in key order.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Object> + '_ {
+        self.of_kind_hashed(kind).map(|(_, o, _)| o)
+    }
+
+    /// Every object of one kind with its key and hash, in key order.
+    pub fn of_kind_hashed(
+        &self,
+        kind: Kind,
+    ) -> impl Iterator<Item = (&ObjectKey, &Object, ContentHash)> + '_ {
         let start = ObjectKey {
             kind,
             namespace: None,
@@ -302,20 +351,29 @@ impl Store {
         self.objects
             .range(start..)
             .take_while(move |(k, _)| k.kind == kind)
-            .map(|(_, e)| &e.object)
+            .map(|(k, e)| (k, &e.object, e.hash))
     }
 
     /// Every object of one kind in one namespace, in name order.
-    pub fn of_kind_in<'a>(
+    pub fn of_kind_in<'a, 'n>(
         &'a self,
         kind: Kind,
-        namespace: &'a str,
-    ) -> impl Iterator<Item = &'a Object> + 'a {
+        namespace: &'n str,
+    ) -> impl Iterator<Item = &'a Object> + use<'a, 'n> {
+        self.of_kind_in_hashed(kind, namespace).map(|(_, o, _)| o)
+    }
+
+    /// Every object of one kind in one namespace with its key and hash, in name order.
+    pub fn of_kind_in_hashed<'a, 'n>(
+        &'a self,
+        kind: Kind,
+        namespace: &'n str,
+    ) -> impl Iterator<Item = (&'a ObjectKey, &'a Object, ContentHash)> + use<'a, 'n> {
         let start = ObjectKey::namespaced(kind, namespace, "");
         self.objects
             .range((Bound::Included(start), Bound::Unbounded))
             .take_while(move |(k, _)| k.kind == kind && k.namespace.as_deref() == Some(namespace))
-            .map(|(_, e)| &e.object)
+            .map(|(k, e)| (k, &e.object, e.hash))
     }
 
     fn lookup(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<&Object> {
@@ -375,10 +433,10 @@ accessors! {
 
 impl Store {
     /// The ReferenceGrants in `namespace` (the namespace a grant lets others refer into).
-    pub fn reference_grants_in<'a>(
+    pub fn reference_grants_in<'a, 'n>(
         &'a self,
-        namespace: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<ReferenceGrant>> + 'a {
+        namespace: &'n str,
+    ) -> impl Iterator<Item = &'a Arc<ReferenceGrant>> + use<'a, 'n> {
         self.of_kind_in(Kind::ReferenceGrant, namespace)
             .filter_map(Object::as_reference_grant)
     }
@@ -394,16 +452,41 @@ impl Store {
 
     /// The EndpointSlices of the Service `namespace/service` (by their
     /// `kubernetes.io/service-name` label), in name order.
-    pub fn endpoint_slices_for<'a>(
+    pub fn endpoint_slices_for<'a, 'n>(
         &'a self,
-        namespace: &'a str,
+        namespace: &'n str,
         service: &str,
-    ) -> impl Iterator<Item = &'a Arc<EndpointSlice>> + 'a {
+    ) -> impl Iterator<Item = &'a Arc<EndpointSlice>> + use<'a, 'n> {
+        self.slice_entries_for(namespace, service)
+            .filter_map(|e| e.object.as_endpoint_slice())
+    }
+
+    /// The content hashes of the EndpointSlices of the Service `namespace/service`, in
+    /// name order.
+    pub fn endpoint_slice_hashes_for<'a, 'n>(
+        &'a self,
+        namespace: &'n str,
+        service: &str,
+    ) -> impl Iterator<Item = ContentHash> + use<'a, 'n> {
+        self.slice_entries_for(namespace, service).map(|e| e.hash)
+    }
+
+    fn slice_entries_for<'a, 'n>(
+        &'a self,
+        namespace: &'n str,
+        service: &str,
+    ) -> impl Iterator<Item = &'a Entry> + use<'a, 'n> {
         self.slices_by_service
             .get(&(namespace.to_string(), service.to_string()))
             .into_iter()
             .flatten()
-            .filter_map(move |name| self.endpoint_slice(namespace, name))
+            .filter_map(move |name| {
+                self.objects.get(&ObjectKey::namespaced(
+                    Kind::EndpointSlice,
+                    namespace,
+                    name.as_str(),
+                ))
+            })
     }
 }
 
@@ -671,6 +754,31 @@ mod tests {
         assert_eq!(ContentHash::of(&dr.clone().into()), before);
         dr.metadata.generation = Some(2);
         assert_ne!(ContentHash::of(&dr.into()), before);
+    }
+
+    #[test]
+    fn kind_revision_moves_only_when_content_of_that_kind_changes() {
+        let mut store = Store::new();
+        let start = store.kind_revision(Kind::Service);
+        store.apply(mk_service("a", "web"));
+        let created = store.kind_revision(Kind::Service);
+        assert_ne!(created, start);
+        store.apply(mk_service("a", "web"));
+        assert_eq!(store.kind_revision(Kind::Service), created);
+        store.apply(mk_direct_response("a", "dr", 200));
+        assert_eq!(store.kind_revision(Kind::Service), created);
+        // A clone that changes the kind gets a revision the original never has.
+        let mut clone = store.clone();
+        clone.delete(&ObjectKey::namespaced(Kind::Service, "a", "web"));
+        assert_ne!(clone.kind_revision(Kind::Service), created);
+        store.reset(vec![
+            mk_service("a", "web"),
+            mk_direct_response("a", "dr", 200),
+        ]);
+        assert_eq!(store.kind_revision(Kind::Service), created);
+        store.reset(vec![mk_service("a", "web")]);
+        assert_eq!(store.kind_revision(Kind::Service), created);
+        assert_ne!(store.kind_revision(Kind::DirectResponse), start);
     }
 
     #[test]

@@ -28,6 +28,12 @@ use crate::{FieldError, PluginError};
 /// );
 /// ```
 pub fn parse_config<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
+    // Fast path: most blocks are valid, and tracking the path of every field costs
+    // about as much as the parse itself. Parsing is deterministic, so on failure the
+    // slow path below fails the same way and tells us where.
+    if let Ok(value) = serde_json::from_str(json) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(to_field_error)?;
     // Trailing garbage after the value (`{} x`) is an error too.

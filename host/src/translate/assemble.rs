@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{
@@ -32,7 +31,8 @@ use envoy_types::pb::google::protobuf::BoolValue;
 use crate::model::ObjectKey;
 
 use super::cluster::{
-    ClusterCache, ClusterRef, Upstreams, ads, secret_name, socket, tls_certificate_secret, to_any,
+    Built, ClusterCache, ClusterRef, Upstreams, ads, secret_name, socket, tls_certificate_secret,
+    to_any,
 };
 use super::deps::PassReader;
 use super::gateway::{Attachments, GatewayPlan, ListenerPlan, Protocol};
@@ -62,7 +62,9 @@ pub(crate) fn gateway_resources(
             ports.entry(l.port).or_default().push((li, l));
         }
     }
-    let mut needed: BTreeSet<ClusterRef> = BTreeSet::new();
+    // Every route's clusters, with repeats; sorted and deduplicated once below (cheaper
+    // than a set insert per reference at 10,000 routes).
+    let mut needed: Vec<&ClusterRef> = Vec::new();
     let mut secrets: BTreeMap<String, TlsSecret> = BTreeMap::new();
     for (port, listeners) in &ports {
         let route_name = format!("route_{port}");
@@ -80,9 +82,12 @@ pub(crate) fn gateway_resources(
             .push(listener(*port, &route_name, listeners, https, &mut secrets));
     }
 
-    let mut cluster_out: BTreeMap<String, Cluster> = BTreeMap::new();
-    let mut endpoint_out: BTreeMap<String, ClusterLoadAssignment> = BTreeMap::new();
-    for c in &needed {
+    // Envoy's Cluster is a large struct: collect shared references, sort them, and copy
+    // each message once, straight into the output.
+    needed.sort_unstable();
+    needed.dedup();
+    let mut built_clusters: Vec<Arc<Built>> = Vec::with_capacity(needed.len());
+    for c in needed {
         let built = match c {
             ClusterRef::Service {
                 namespace,
@@ -99,16 +104,21 @@ pub(crate) fn gateway_resources(
         };
         // A failed Upstream has no cluster; routes to it answer 500 (cluster not found).
         let Some(built) = built else { continue };
-        cluster_out.insert(built.cluster.name.clone(), built.cluster.clone());
-        if let Some(e) = &built.endpoints {
-            endpoint_out.insert(e.cluster_name.clone(), e.clone());
-        }
         for s in &built.secrets {
             secrets.insert(s.name.clone(), s.clone());
         }
+        built_clusters.push(built);
     }
-    out.clusters = cluster_out.into_values().collect();
-    out.endpoints = endpoint_out.into_values().collect();
+    built_clusters.sort_by(|a, b| a.cluster.name.cmp(&b.cluster.name));
+    built_clusters.dedup_by(|a, b| a.cluster.name == b.cluster.name);
+    out.clusters = built_clusters.iter().map(|b| b.cluster.clone()).collect();
+    let mut endpoints: Vec<&ClusterLoadAssignment> = built_clusters
+        .iter()
+        .filter_map(|b| b.endpoints.as_ref())
+        .collect();
+    endpoints.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+    endpoints.dedup_by(|a, b| a.cluster_name == b.cluster_name);
+    out.endpoints = endpoints.into_iter().cloned().collect();
     out.secrets = secrets.into_values().collect();
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.routes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -118,14 +128,14 @@ pub(crate) fn gateway_resources(
 /// A route attached through a listener with this hostname.
 type ByHost<'a> = (Option<&'a str>, &'a Arc<RouteIr>);
 
-fn route_configuration(
+fn route_configuration<'a>(
     gi: usize,
     port: u16,
     name: &str,
     listeners: &[(usize, &ListenerPlan)],
     attachments: &Attachments,
-    routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
-    needed: &mut BTreeSet<ClusterRef>,
+    routes: &'a BTreeMap<ObjectKey, Arc<RouteIr>>,
+    needed: &mut Vec<&'a ClusterRef>,
 ) -> RouteConfiguration {
     // Route hostname → (listener hostname, route) pairs.
     let mut by_host: HashMap<&str, Vec<ByHost<'_>>> = HashMap::new();
@@ -134,7 +144,7 @@ fn route_configuration(
             let Some(ir) = routes.get(&a.route) else {
                 continue;
             };
-            needed.extend(ir.clusters.iter().cloned());
+            needed.extend(ir.clusters.iter());
             for h in &a.hostnames {
                 by_host
                     .entry(h.as_str())

@@ -37,7 +37,7 @@ use crate::model::upstream::{self, LbPolicy, Spec as UpstreamValidated, Upstream
 use crate::model::{Kind, ObjectKey};
 
 use super::conditions::{Problem, R_INVALID_SPEC, R_PLUGIN_FAILED};
-use super::deps::{DepSnapshot, PassReader, Recorder};
+use super::deps::{DepSnapshot, PassId, PassReader, Recorder};
 use super::{ClusterName, PassStats, ResolvedEndpoint, UpstreamPlugins, UpstreamRequest};
 
 /// What a route forwards to: a Service port or an Upstream.
@@ -98,13 +98,17 @@ pub(crate) type Upstreams = BTreeMap<ObjectKey, UpstreamOutcome>;
 
 struct ServiceEntry {
     deps: DepSnapshot,
+    /// The pass that last built or checked this entry.
+    checked: PassId,
     built: Arc<Built>,
 }
 
 struct UpstreamEntry {
-    hash: Option<crate::store::ContentHash>,
+    hash: crate::store::ContentHash,
     plugins: u64,
     deps: DepSnapshot,
+    /// The pass that last built or checked this entry.
+    checked: PassId,
     outcome: UpstreamOutcome,
 }
 
@@ -132,10 +136,12 @@ impl ClusterCache {
         port: u16,
         stats: &mut PassStats,
     ) -> Arc<Built> {
+        let pass = reader.pass();
         let key = (ns.to_string(), name.to_string(), port);
-        if let Some(e) = self.services.get(&key)
-            && reader.unchanged(&e.deps)
+        if let Some(e) = self.services.get_mut(&key)
+            && reader.unchanged(e.checked, &e.deps)
         {
+            e.checked = pass;
             return e.built.clone();
         }
         stats.service_clusters_built += 1;
@@ -167,6 +173,7 @@ impl ClusterCache {
             key,
             ServiceEntry {
                 deps,
+                checked: pass,
                 built: built.clone(),
             },
         );
@@ -181,23 +188,22 @@ impl ClusterCache {
         stats: &mut PassStats,
     ) -> Upstreams {
         let store = reader.store;
+        let pass = reader.pass();
         let generation = plugins.generation();
-        let mut out = Upstreams::new();
-        for up in store.upstreams() {
-            let ns = up
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| crate::model::DEFAULT_NAMESPACE.to_string());
-            let name = up.metadata.name.clone().unwrap_or_default();
-            let key = ObjectKey::namespaced(Kind::Upstream, &ns, &name);
-            let hash = store.hash(&key);
-            if let Some(e) = self.upstreams.get(&key)
+        let mut out = Vec::new();
+        for (key, object, hash) in store.of_kind_hashed(Kind::Upstream) {
+            let Some(up) = object.as_upstream() else {
+                continue;
+            };
+            let key = key.clone();
+            let (ns, name) = (key.namespace.clone().unwrap_or_default(), key.name.clone());
+            if let Some(e) = self.upstreams.get_mut(&key)
                 && e.hash == hash
                 && e.plugins == generation
-                && reader.unchanged(&e.deps)
+                && reader.unchanged(e.checked, &e.deps)
             {
-                out.insert(key, e.outcome.clone());
+                e.checked = pass;
+                out.push((key, e.outcome.clone()));
                 continue;
             }
             stats.upstreams_translated += 1;
@@ -210,12 +216,13 @@ impl ClusterCache {
                     hash,
                     plugins: generation,
                     deps,
+                    checked: pass,
                     outcome: outcome.clone(),
                 },
             );
-            out.insert(key, outcome);
+            out.push((key, outcome));
         }
-        out
+        out.into_iter().collect()
     }
 }
 

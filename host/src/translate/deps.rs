@@ -5,6 +5,12 @@
 //! nothing, since an object appearing later must invalidate the work too. The memo keeps
 //! each dependency's [`DepValue`] (the content hashes it saw); the work is reused only if
 //! every value is unchanged. [`PassReader`] computes each value at most once per pass.
+//!
+//! Checking every dependency of every memoised piece each pass costs a store lookup per
+//! dependency, which at 10,000 routes dominates a pass where one route changed. So the
+//! translator also tells the reader which kinds had no content change since the previous
+//! pass ([`crate::store::Store::kind_revision`]): work that was checked in the previous pass
+//! need not look again at its dependencies of those kinds.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -30,46 +36,97 @@ pub(crate) type DepValue = Vec<ContentHash>;
 /// Recorded dependencies with the values they had.
 pub(crate) type DepSnapshot = Vec<(Dep, DepValue)>;
 
+impl Dep {
+    /// The kind of object whose changes can change this dependency's value.
+    fn kind(&self) -> Kind {
+        match self {
+            Dep::Object(key) => key.kind,
+            Dep::GrantsIn(_) => Kind::ReferenceGrant,
+            Dep::SlicesOf(..) => Kind::EndpointSlice,
+        }
+    }
+}
+
+/// Numbers the passes of one translator; memoised work records the pass that last checked it.
+pub(crate) type PassId = u64;
+
+/// A set of kinds, one bit per [`Kind`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KindSet(u32);
+
+impl KindSet {
+    pub(crate) fn insert(&mut self, kind: Kind) {
+        self.0 |= 1 << (kind as u32);
+    }
+
+    pub(crate) fn contains(self, kind: Kind) -> bool {
+        self.0 & (1 << (kind as u32)) != 0
+    }
+}
+
 /// The store plus the dependency values computed so far this pass.
 pub(crate) struct PassReader<'s> {
     pub(crate) store: &'s Store,
     values: HashMap<Dep, DepValue>,
+    /// This pass.
+    pass: PassId,
+    /// Kinds with no content change since the previous pass (`pass - 1`).
+    stable: KindSet,
 }
 
 impl<'s> PassReader<'s> {
+    /// A reader for a pass with no knowledge of the previous one: every check is full.
     pub(crate) fn new(store: &'s Store) -> Self {
+        Self::for_pass(store, 0, KindSet::default())
+    }
+
+    /// A reader for pass `pass`, where `stable` kinds did not change since pass `pass - 1`.
+    pub(crate) fn for_pass(store: &'s Store, pass: PassId, stable: KindSet) -> Self {
         Self {
             store,
             values: HashMap::new(),
+            pass,
+            stable,
         }
     }
 
-    fn value(&mut self, dep: &Dep) -> DepValue {
-        if let Some(v) = self.values.get(dep) {
-            return v.clone();
+    /// This pass's id, to record in memo entries checked or built now.
+    pub(crate) fn pass(&self) -> PassId {
+        self.pass
+    }
+
+    fn value(&mut self, dep: &Dep) -> &DepValue {
+        if !self.values.contains_key(dep) {
+            let v = Self::compute(self.store, dep);
+            self.values.insert(dep.clone(), v);
         }
-        let store = self.store;
-        let v: DepValue = match dep {
+        &self.values[dep]
+    }
+
+    fn compute(store: &Store, dep: &Dep) -> DepValue {
+        match dep {
             Dep::Object(key) => store.hash(key).into_iter().collect(),
             Dep::GrantsIn(ns) => store
-                .of_kind_in(Kind::ReferenceGrant, ns)
-                .filter_map(|o| store.hash(&o.key()))
+                .of_kind_in_hashed(Kind::ReferenceGrant, ns)
+                .map(|(_, _, h)| h)
                 .collect(),
-            Dep::SlicesOf(ns, svc) => store
-                .endpoint_slices_for(ns, svc)
-                .filter_map(|s| {
-                    let name = s.metadata.name.as_deref().unwrap_or_default();
-                    store.hash(&ObjectKey::namespaced(Kind::EndpointSlice, ns, name))
-                })
-                .collect(),
-        };
-        self.values.insert(dep.clone(), v.clone());
-        v
+            Dep::SlicesOf(ns, svc) => store.endpoint_slice_hashes_for(ns, svc).collect(),
+        }
     }
 
-    /// Whether every recorded dependency still has the value it had.
-    pub(crate) fn unchanged(&mut self, snapshot: &DepSnapshot) -> bool {
-        snapshot.iter().all(|(dep, v)| &self.value(dep) == v)
+    /// Whether every recorded dependency of work last checked in pass `checked` still has
+    /// the value it had. Work checked in the previous pass skips the kinds that did not
+    /// change since.
+    pub(crate) fn unchanged(&mut self, checked: PassId, snapshot: &DepSnapshot) -> bool {
+        let skip = if checked != 0 && checked + 1 == self.pass {
+            self.stable
+        } else {
+            KindSet::default()
+        };
+        snapshot
+            .iter()
+            .filter(|(dep, _)| !skip.contains(dep.kind()))
+            .all(|(dep, v)| self.value(dep) == v)
     }
 
     /// A recorder for one piece of work.
@@ -86,7 +143,7 @@ impl<'s> PassReader<'s> {
             .deps
             .into_iter()
             .map(|d| {
-                let v = self.value(&d);
+                let v = self.value(&d).clone();
                 (d, v)
             })
             .collect()
@@ -143,29 +200,13 @@ impl<'s> Recorder<'s> {
     pub(crate) fn slices_for(&mut self, ns: &str, name: &str) -> Vec<&'s Arc<EndpointSlice>> {
         self.deps
             .insert(Dep::SlicesOf(ns.to_string(), name.to_string()));
-        let store = self.store;
-        let names: Vec<String> = store
-            .endpoint_slices_for(ns, name)
-            .filter_map(|s| s.metadata.name.clone())
-            .collect();
-        names
-            .iter()
-            .filter_map(|n| store.endpoint_slice(ns, n))
-            .collect()
+        self.store.endpoint_slices_for(ns, name).collect()
     }
 
     /// The ReferenceGrants in `ns`.
     pub(crate) fn grants_in(&mut self, ns: &str) -> Vec<&'s Arc<ReferenceGrant>> {
         self.deps.insert(Dep::GrantsIn(ns.to_string()));
-        let store = self.store;
-        let names: Vec<String> = store
-            .reference_grants_in(ns)
-            .filter_map(|g| g.metadata.name.clone())
-            .collect();
-        names
-            .iter()
-            .filter_map(|n| store.reference_grant(ns, n))
-            .collect()
+        self.store.reference_grants_in(ns).collect()
     }
 }
 

@@ -519,7 +519,8 @@ pub(crate) fn attach_routes(
             }
             for (li, hosts) in chosen {
                 let list = out.listeners.entry((gi, li)).or_default();
-                match list.iter_mut().find(|a| &a.route == key) {
+                // Routes come in key order, so this route's entry, if any, is the last.
+                match list.last_mut().filter(|a| &a.route == key) {
                     Some(a) => {
                         a.hostnames.extend(hosts);
                         a.hostnames.sort();

@@ -30,7 +30,7 @@ use crate::store::{ContentHash, Store};
 use super::PassStats;
 use super::cluster::ClusterRef;
 use super::conditions::*;
-use super::deps::{DepSnapshot, PassReader, Recorder, RefFrom, RefTo, reference_permitted};
+use super::deps::{DepSnapshot, PassId, PassReader, Recorder, RefFrom, RefTo, reference_permitted};
 use super::filters::{self, FilterSet, Redirect};
 use super::hostnames;
 use super::matches::{self, PathMatch, Specificity};
@@ -72,13 +72,13 @@ pub(crate) struct RouteIr {
 impl RouteIr {
     /// The precedence key of entry `i`: more specific first, then older, then by name,
     /// then rule and match order.
-    pub(crate) fn precedence(&self, e: &RouteEntry) -> impl Ord + use<> {
+    pub(crate) fn precedence<'a>(&'a self, e: &RouteEntry) -> impl Ord + use<'a> {
         (
             std::cmp::Reverse(e.specificity),
             self.created.is_none(),
             self.created,
-            self.namespace.clone(),
-            self.name.clone(),
+            self.namespace.as_str(),
+            self.name.as_str(),
             e.rule,
             e.matched,
         )
@@ -86,8 +86,10 @@ impl RouteIr {
 }
 
 struct CacheEntry {
-    hash: Option<ContentHash>,
+    hash: ContentHash,
     deps: DepSnapshot,
+    /// The pass that last built or checked this entry.
+    checked: PassId,
     ir: Arc<RouteIr>,
 }
 
@@ -115,25 +117,26 @@ impl RouteCache {
         stats: &mut PassStats,
     ) -> BTreeMap<ObjectKey, Arc<RouteIr>> {
         let store = reader.store;
-        let mut out = BTreeMap::new();
-        for route in store.http_routes() {
-            let ns = route
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| crate::model::DEFAULT_NAMESPACE.to_string());
-            let name = route.metadata.name.clone().unwrap_or_default();
-            let key = ObjectKey::namespaced(Kind::HttpRoute, &ns, &name);
-            let hash = store.hash(&key);
-            if let Some(e) = self.entries.get(&key)
+        let pass = reader.pass();
+        // The store iterates in key order, so collecting a sorted Vec builds the map in
+        // linear time.
+        let mut out = Vec::new();
+        for (key, object, hash) in store.of_kind_hashed(Kind::HttpRoute) {
+            let Some(route) = object.as_http_route() else {
+                continue;
+            };
+            if let Some(e) = self.entries.get_mut(key)
                 && e.hash == hash
-                && reader.unchanged(&e.deps)
+                && reader.unchanged(e.checked, &e.deps)
             {
+                e.checked = pass;
                 stats.routes_reused += 1;
-                out.insert(key, e.ir.clone());
+                out.push((key.clone(), e.ir.clone()));
                 continue;
             }
             stats.routes_translated += 1;
+            let ns = key.namespace.clone().unwrap_or_default();
+            let name = key.name.clone();
             let mut rec = reader.recorder();
             let ir = Arc::new(translate_route(&mut rec, route, key.clone(), ns, name));
             let deps = reader.snapshot(rec);
@@ -142,12 +145,13 @@ impl RouteCache {
                 CacheEntry {
                     hash,
                     deps,
+                    checked: pass,
                     ir: ir.clone(),
                 },
             );
-            out.insert(key, ir);
+            out.push((key.clone(), ir));
         }
-        out
+        out.into_iter().collect()
     }
 }
 

@@ -1,6 +1,6 @@
 //! HTTPRoute matches → Envoy `RouteMatch`, and the precedence Gateway API orders them by.
 //!
-//! Regular expressions are checked with the `regex` crate. Envoy uses RE2; the two
+//! Regular expressions are checked with the `regex` crate's parser. Envoy uses RE2; the two
 //! syntaxes agree on everything but a few corners (RE2 lacks nothing `regex` has that a
 //! route would use, but `regex` accepts some Unicode classes RE2 spells differently), so
 //! the check is an approximation: a pattern it accepts may still, rarely, be NACKed.
@@ -58,7 +58,10 @@ fn exact(v: &str) -> StringMatcher {
 }
 
 fn regex(path: &str, v: &str) -> Result<RegexMatcher, Problem> {
-    regex::Regex::new(v).map_err(|e| {
+    // Parsing is the whole check (compiling would build automata we never use, which
+    // cost more than the rest of a route's translation); a syntax error reads the same as
+    // `regex::Regex::new` reports it.
+    regex_syntax::Parser::new().parse(v).map_err(|e| {
         let first = e.to_string();
         let first = first.lines().last().unwrap_or_default().trim().to_string();
         Problem::new(

@@ -61,7 +61,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as TlsSecret;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::model::ObjectKey;
+use crate::model::{Kind, ObjectKey};
 use crate::store::Store;
 
 pub use cluster::ClusterRef;
@@ -203,6 +203,10 @@ pub struct Translator {
     routes: http_route::RouteCache,
     clusters: cluster::ClusterCache,
     stats: PassStats,
+    /// The number of the last pass (0: none yet).
+    pass: deps::PassId,
+    /// Each kind's store revision as of the last pass.
+    revisions: Vec<crate::store::Revision>,
 }
 
 impl fmt::Debug for Translator {
@@ -228,7 +232,16 @@ impl Translator {
         now: Timestamp,
     ) -> Translation {
         self.stats = PassStats::default();
-        let mut reader = deps::PassReader::new(store);
+        self.pass += 1;
+        let revisions: Vec<_> = Kind::ALL.iter().map(|k| store.kind_revision(*k)).collect();
+        let mut stable = deps::KindSet::default();
+        for (i, kind) in Kind::ALL.iter().enumerate() {
+            if self.revisions.get(i) == Some(&revisions[i]) {
+                stable.insert(*kind);
+            }
+        }
+        self.revisions = revisions;
+        let mut reader = deps::PassReader::for_pass(store, self.pass, stable);
         let mut out = Translation::default();
         let conds = conditions::Stamp::new(now);
 

@@ -35,46 +35,57 @@ const SNI_MATCH_KEY: &str = "sni";
 /// with that SNI. Hosts with different SNIs get one transport socket match
 /// per SNI, selected by endpoint metadata, as K8sGateway does.
 pub fn to_cluster(name: &str, config: &StaticConfig) -> Cluster {
-    let discovery = if config.hosts.iter().all(Host::is_ip) {
+    // Parse each address once: whether it is an IP decides the discovery type, the
+    // endpoint's hostname and (with autoSniRewrite) its SNI.
+    let hosts: Vec<(&Host, bool, Option<&str>)> = config
+        .hosts
+        .iter()
+        .map(|host| {
+            let is_ip = host.is_ip();
+            (host, is_ip, config.sni_for_parsed(host, || is_ip))
+        })
+        .collect();
+    let discovery = if hosts.iter().all(|&(_, is_ip, _)| is_ip) {
         cluster::DiscoveryType::Static
     } else {
         cluster::DiscoveryType::StrictDns
     };
-    let snis: BTreeSet<Option<&str>> = config.hosts.iter().map(|h| config.sni_for(h)).collect();
-    let per_host_sni = config.tls() && snis.len() > 1;
+    let tls = config.tls();
+    let first_sni = hosts.first().and_then(|&(_, _, sni)| sni);
+    let per_host_sni = tls && hosts.iter().any(|&(_, _, sni)| sni != first_sni);
 
-    let lb_endpoints = config
-        .hosts
+    let lb_endpoints = hosts
         .iter()
-        .map(|host| to_lb_endpoint(host, per_host_sni.then(|| config.sni_for(host)).flatten()))
+        .map(|&(host, is_ip, sni)| to_lb_endpoint(host, is_ip, sni.filter(|_| per_host_sni)))
         .collect();
 
-    let mut cluster = Cluster {
-        name: name.to_owned(),
-        connect_timeout: Some(to_proto(CONNECT_TIMEOUT)),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(discovery as i32)),
-        load_assignment: Some(ClusterLoadAssignment {
-            cluster_name: name.to_owned(),
-            endpoints: vec![LocalityLbEndpoints {
-                lb_endpoints,
-                ..Default::default()
-            }],
+    // Filled in place rather than with `..Default::default()`: `Cluster` is a 3 KB
+    // struct, and the struct-update form builds a default one and then copies it.
+    let mut cluster = Cluster::default();
+    cluster.name = name.to_owned();
+    cluster.connect_timeout = Some(to_proto(CONNECT_TIMEOUT));
+    cluster.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(discovery as i32));
+    cluster.load_assignment = Some(ClusterLoadAssignment {
+        cluster_name: name.to_owned(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints,
             ..Default::default()
-        }),
+        }],
         ..Default::default()
-    };
+    });
     if discovery == cluster::DiscoveryType::StrictDns {
         // Envoy's default (AUTO) prefers IPv6, which many clusters lack.
         cluster.dns_lookup_family = cluster::DnsLookupFamily::V4Preferred as i32;
     }
 
-    if config.tls() {
+    if tls {
         if per_host_sni {
-            // Hosts without an SNI fall back to the cluster's own socket.
+            // Hosts without an SNI fall back to the cluster's own socket. One match
+            // per distinct SNI, in name order.
+            let snis: BTreeSet<&str> = hosts.iter().filter_map(|&(_, _, sni)| sni).collect();
             cluster.transport_socket = Some(tls_socket(None));
             cluster.transport_socket_matches = snis
                 .into_iter()
-                .flatten()
                 .map(|sni| cluster::TransportSocketMatch {
                     name: format!("sni-{sni}"),
                     r#match: Some(sni_match(sni)),
@@ -82,14 +93,14 @@ pub fn to_cluster(name: &str, config: &StaticConfig) -> Cluster {
                 })
                 .collect();
         } else {
-            let sni = snis.into_iter().next().flatten();
-            cluster.transport_socket = Some(tls_socket(sni));
+            // Every host has the same SNI (or none).
+            cluster.transport_socket = Some(tls_socket(first_sni));
         }
     }
     cluster
 }
 
-fn to_lb_endpoint(host: &Host, sni_match_value: Option<&str>) -> LbEndpoint {
+fn to_lb_endpoint(host: &Host, is_ip: bool, sni_match_value: Option<&str>) -> LbEndpoint {
     let endpoint = Endpoint {
         address: Some(Address {
             address: Some(address::Address::SocketAddress(SocketAddress {
@@ -99,7 +110,7 @@ fn to_lb_endpoint(host: &Host, sni_match_value: Option<&str>) -> LbEndpoint {
             })),
         }),
         // Used for auto host rewrite and in stats.
-        hostname: if host.is_ip() {
+        hostname: if is_ip {
             String::new()
         } else {
             host.addr.clone()

@@ -55,9 +55,16 @@ impl StaticConfig {
             problems.push(FieldError::new("hosts", "must list at least one host"));
         }
         for (i, host) in self.hosts.iter().enumerate() {
+            let host_problems = host.problems();
+            let sni_without_tls = self.use_tls == Some(false) && host.sni_addr.is_some();
+            // Build the path only when there is something to report: this runs for
+            // every translation, and valid blocks are the common case.
+            if host_problems.is_empty() && !sni_without_tls {
+                continue;
+            }
             let at = format!("hosts[{i}]");
-            problems.extend(host.problems().into_iter().map(|p| p.under(&at)));
-            if self.use_tls == Some(false) && host.sni_addr.is_some() {
+            problems.extend(host_problems.into_iter().map(|p| p.under(&at)));
+            if sni_without_tls {
                 problems.push(FieldError::new(
                     format!("{at}.sniAddr"),
                     "SNI needs TLS, but useTls is false; remove sniAddr or set useTls to true",
@@ -79,8 +86,18 @@ impl StaticConfig {
     /// The SNI to send to `host`, if any: its `sniAddr`, else its hostname
     /// when `autoSniRewrite` is on (the default) and the address is not an IP.
     pub fn sni_for<'a>(&self, host: &'a Host) -> Option<&'a str> {
+        self.sni_for_parsed(host, || host.is_ip())
+    }
+
+    /// [`StaticConfig::sni_for`] with the answer of [`Host::is_ip`] supplied by the
+    /// caller (asked only when needed), so an address is parsed once per translation.
+    pub(crate) fn sni_for_parsed<'a>(
+        &self,
+        host: &'a Host,
+        is_ip: impl FnOnce() -> bool,
+    ) -> Option<&'a str> {
         host.sni_addr.as_deref().or_else(|| {
-            (self.auto_sni_rewrite.unwrap_or(true) && !host.is_ip()).then_some(host.addr.as_str())
+            (self.auto_sni_rewrite.unwrap_or(true) && !is_ip()).then_some(host.addr.as_str())
         })
     }
 }

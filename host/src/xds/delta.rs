@@ -1,0 +1,216 @@
+//! The delta (incremental) state machine of one ADS stream: requests and snapshots in,
+//! `DeltaDiscoveryResponse`s out. Synchronous and free of I/O; the server drives it.
+//!
+//! The stream tracks, per type, the version of every resource the proxy has (seeded
+//! from `initial_resource_versions`, updated as responses are sent) and sends only the
+//! difference. A sent version counts as held even if NACKed, which is what keeps a
+//! rejected version from being re-sent; the next change of that resource is sent.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
+};
+
+use crate::xds::stream::{Machine, StreamCtx, Subscription, walk};
+use crate::xds::{Resource, ResourceType, Snapshot};
+
+/// One delta stream.
+#[derive(Debug)]
+pub(crate) struct Delta {
+    ctx: StreamCtx,
+    snapshot: Option<Arc<Snapshot>>,
+    types: [TypeState; 5],
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    sub: Subscription,
+    /// The response awaiting its ACK or NACK.
+    in_flight: Option<InFlight>,
+    /// Name → version of every resource the proxy has (as far as we know).
+    held: BTreeMap<String, String>,
+    /// Whether anything was sent for this type on this stream.
+    sent_once: bool,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    nonce: String,
+    version: String,
+    names: Vec<String>,
+}
+
+/// What one response carries.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    updated: Vec<Arc<Resource>>,
+    removed: Vec<String>,
+}
+
+impl Delta {
+    pub fn new(ctx: StreamCtx) -> Self {
+        Self {
+            ctx,
+            snapshot: None,
+            types: Default::default(),
+        }
+    }
+
+    /// Handles one request from the proxy.
+    pub fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Vec<DeltaDiscoveryResponse> {
+        let Some(ty) = ResourceType::from_type_url(&req.type_url) else {
+            tracing::warn!(
+                type_url = req.type_url,
+                "ignoring a request for a type Weir does not serve"
+            );
+            return Vec::new();
+        };
+        let state = &mut self.types[ty.index()];
+        if !state.sub.requested {
+            // Only the first request of a type on a stream carries what the proxy has.
+            state.held = req.initial_resource_versions.into_iter().collect();
+        }
+        if !req.response_nonce.is_empty() {
+            if state
+                .in_flight
+                .as_ref()
+                .is_some_and(|f| f.nonce == req.response_nonce)
+            {
+                let answered = state.in_flight.take();
+                if let Some(answered) = answered {
+                    match &req.error_detail {
+                        Some(error) => self.ctx.nack(
+                            ty,
+                            &answered.version,
+                            answered.names,
+                            error.message.clone(),
+                        ),
+                        None => self.ctx.ack(ty, &answered.version),
+                    }
+                }
+            } else {
+                // Stale: it acknowledges nothing, but its subscription changes count.
+                tracing::debug!(%ty, nonce = req.response_nonce, "stale nonce");
+            }
+        }
+        let state = &mut self.types[ty.index()];
+        state.sub.delta_update(
+            &req.resource_names_subscribe,
+            &req.resource_names_unsubscribe,
+        );
+        for name in &req.resource_names_unsubscribe {
+            if !state.sub.wants(name) {
+                state.held.remove(name);
+            }
+        }
+        self.respond()
+    }
+
+    /// Takes a new snapshot (`None`: the Gateway is unknown) and sends what changed.
+    pub fn on_snapshot(&mut self, snapshot: Option<Arc<Snapshot>>) -> Vec<DeltaDiscoveryResponse> {
+        self.snapshot = snapshot;
+        self.respond()
+    }
+
+    fn respond(&mut self) -> Vec<DeltaDiscoveryResponse> {
+        match self.snapshot.clone() {
+            Some(snapshot) => walk(self, &snapshot),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Machine for Delta {
+    type Plan = Plan;
+    type Response = DeltaDiscoveryResponse;
+
+    fn requested(&self, ty: ResourceType) -> bool {
+        self.types[ty.index()].sub.requested
+    }
+
+    fn in_flight(&self, ty: ResourceType) -> bool {
+        self.types[ty.index()].in_flight.is_some()
+    }
+
+    fn plan(&self, ty: ResourceType, snapshot: &Snapshot, retain_stale: bool) -> Option<Plan> {
+        let state = &self.types[ty.index()];
+        if !state.sub.requested {
+            return None;
+        }
+        let current = snapshot.resources(ty);
+        let updated: Vec<Arc<Resource>> = current
+            .iter()
+            .filter(|r| state.sub.wants(&r.name) && state.held.get(&r.name) != Some(&r.version))
+            .cloned()
+            .collect();
+        let removed: Vec<String> = if retain_stale {
+            Vec::new()
+        } else {
+            state
+                .held
+                .keys()
+                .filter(|name| current.get(name).is_none())
+                .cloned()
+                .collect()
+        };
+        // A wildcard subscription is always answered once, even with nothing.
+        let first_wildcard = state.sub.wildcard && !state.sent_once;
+        (!updated.is_empty() || !removed.is_empty() || first_wildcard)
+            .then_some(Plan { updated, removed })
+    }
+
+    fn send(
+        &mut self,
+        ty: ResourceType,
+        snapshot: &Snapshot,
+        plan: Plan,
+    ) -> DeltaDiscoveryResponse {
+        let nonce = self.ctx.nonce();
+        tracing::debug!(
+            %ty,
+            version = snapshot.version(),
+            nonce,
+            updated = plan.updated.len(),
+            removed = plan.removed.len(),
+            "sending"
+        );
+        self.ctx.metrics.pushed(ty);
+        let state = &mut self.types[ty.index()];
+        for r in &plan.updated {
+            state.held.insert(r.name.clone(), r.version.clone());
+        }
+        for name in &plan.removed {
+            state.held.remove(name);
+        }
+        state.sent_once = true;
+        state.in_flight = Some(InFlight {
+            nonce: nonce.clone(),
+            version: snapshot.version().to_string(),
+            names: plan
+                .updated
+                .iter()
+                .map(|r| r.name.clone())
+                .chain(plan.removed.iter().cloned())
+                .collect(),
+        });
+        DeltaDiscoveryResponse {
+            system_version_info: snapshot.version().to_string(),
+            resources: plan
+                .updated
+                .iter()
+                .map(|r| DeltaResource {
+                    name: r.name.clone(),
+                    version: r.version.clone(),
+                    resource: Some(r.body.clone()),
+                    ..Default::default()
+                })
+                .collect(),
+            type_url: ty.type_url().to_string(),
+            removed_resources: plan.removed,
+            nonce,
+            ..Default::default()
+        }
+    }
+}

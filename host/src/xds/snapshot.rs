@@ -1,0 +1,518 @@
+//! Per-Gateway snapshots and the cache that publishes them.
+//!
+//! A [`Snapshot`] is everything one Gateway's proxies are served: for each
+//! [`ResourceType`] the encoded resources by name, each versioned by a content hash of
+//! its bytes, plus a version per type and one for the whole snapshot. It is built once
+//! from the translator's [`GatewayResources`] and then shared, behind an `Arc`, by every
+//! stream of that Gateway.
+//!
+//! The [`SnapshotCache`] holds the latest snapshot per Gateway in one
+//! `tokio::sync::watch` channel each. Publishing is a `send_replace`: it wakes the
+//! Gateway's streams and returns; each stream then diffs the new snapshot against what
+//! its own proxy has, in its own task. No lock is held while any stream is answered, so a
+//! slow or stuck proxy cannot delay publishing or other proxies (go-control-plane's
+//! `SetSnapshot` answers every open watch under the cache lock, which is where its
+//! known latency trap and deadlocks come from).
+//!
+//! Gateway lifecycle:
+//!
+//! - a Gateway that was never published is *unknown*: its streams stay open and are
+//!   sent nothing (the server logs an error) until it is published;
+//! - a Gateway that disappears from a [`SnapshotCache::publish_all`] (or is
+//!   [`SnapshotCache::remove`]d) gets an **empty** snapshot, so its proxies drain every
+//!   listener and cluster instead of serving stale configuration forever. Its entry is
+//!   forgotten once no proxy is connected to it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use envoy_types::pb::google::protobuf::Any;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::model::ObjectKey;
+use crate::translate::GatewayResources;
+
+// === ResourceType ===
+
+/// The resource types Weir serves, in make-before-break order: clusters before the
+/// endpoints that fill them, both before the listeners and routes that use them, and
+/// secrets (requested by listeners) last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceType {
+    /// `envoy.config.cluster.v3.Cluster` (CDS).
+    Cluster,
+    /// `envoy.config.endpoint.v3.ClusterLoadAssignment` (EDS).
+    Endpoint,
+    /// `envoy.config.listener.v3.Listener` (LDS).
+    Listener,
+    /// `envoy.config.route.v3.RouteConfiguration` (RDS).
+    Route,
+    /// `envoy.extensions.transport_sockets.tls.v3.Secret` (SDS).
+    Secret,
+}
+
+impl ResourceType {
+    /// Every type, in the order updates are sent.
+    pub const ALL: [ResourceType; 5] = [
+        Self::Cluster,
+        Self::Endpoint,
+        Self::Listener,
+        Self::Route,
+        Self::Secret,
+    ];
+
+    /// The type URL Envoy uses for this type.
+    pub const fn type_url(self) -> &'static str {
+        match self {
+            Self::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            Self::Endpoint => "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+            Self::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            Self::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            Self::Secret => "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        }
+    }
+
+    /// The type with this type URL, if we serve it.
+    pub fn from_type_url(type_url: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.type_url() == type_url)
+    }
+
+    /// A short name for logs and metrics (`cds`, `eds`, `lds`, `rds`, `sds`).
+    pub const fn short_name(self) -> &'static str {
+        match self {
+            Self::Cluster => "cds",
+            Self::Endpoint => "eds",
+            Self::Listener => "lds",
+            Self::Route => "rds",
+            Self::Secret => "sds",
+        }
+    }
+
+    /// The index of this type in [`ResourceType::ALL`].
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short_name())
+    }
+}
+
+// === Resource ===
+
+/// One encoded resource of a snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resource {
+    /// The resource's name (a cluster's `name`, a load assignment's `cluster_name`, …).
+    pub name: String,
+    /// A content hash of the encoded bytes: equal versions mean identical resources.
+    pub version: String,
+    /// The resource as Envoy receives it.
+    pub body: Any,
+}
+
+impl Resource {
+    fn encode(name: String, type_url: &str, message: &impl Message) -> Self {
+        let value = message.encode_to_vec();
+        Self {
+            name,
+            version: hash_hex(&[&value]),
+            body: Any {
+                type_url: type_url.to_string(),
+                value,
+            },
+        }
+    }
+}
+
+/// The resources of one type in a snapshot, by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TypeResources {
+    version: String,
+    resources: BTreeMap<String, Arc<Resource>>,
+}
+
+impl TypeResources {
+    fn new(resources: BTreeMap<String, Arc<Resource>>) -> Self {
+        Self {
+            version: list_version(resources.values().map(|r| (&*r.name, &*r.version))),
+            resources,
+        }
+    }
+
+    /// A content hash over every resource's name and version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The resource with this name.
+    pub fn get(&self, name: &str) -> Option<&Arc<Resource>> {
+        self.resources.get(name)
+    }
+
+    /// The resources in name order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.resources.values()
+    }
+
+    /// How many resources there are.
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+}
+
+// === Snapshot ===
+
+/// Everything one Gateway's proxies are served, versioned by content.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    version: String,
+    types: [TypeResources; 5],
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl Snapshot {
+    /// A snapshot with no resources: proxies served it drain everything.
+    pub fn empty() -> Self {
+        Self::from_types(Default::default())
+    }
+
+    /// Encodes a Gateway's translated resources. Resources are keyed by name; should two
+    /// share a name (the translator never emits that), the last wins.
+    pub fn from_resources(resources: &GatewayResources) -> Self {
+        fn collect<M: Message>(
+            ty: ResourceType,
+            items: &[M],
+            name: impl Fn(&M) -> &str,
+        ) -> TypeResources {
+            TypeResources::new(
+                items
+                    .iter()
+                    .map(|m| {
+                        let r = Resource::encode(name(m).to_string(), ty.type_url(), m);
+                        (r.name.clone(), Arc::new(r))
+                    })
+                    .collect(),
+            )
+        }
+        Self::from_types([
+            collect(ResourceType::Cluster, &resources.clusters, |c| &c.name),
+            collect(ResourceType::Endpoint, &resources.endpoints, |e| {
+                &e.cluster_name
+            }),
+            collect(ResourceType::Listener, &resources.listeners, |l| &l.name),
+            collect(ResourceType::Route, &resources.routes, |r| &r.name),
+            collect(ResourceType::Secret, &resources.secrets, |s| &s.name),
+        ])
+    }
+
+    fn from_types(types: [TypeResources; 5]) -> Self {
+        let mut hasher = Sha256::new();
+        for t in &types {
+            hasher.update(t.version.as_bytes());
+            hasher.update([0]);
+        }
+        Self {
+            version: hex16(&hasher.finalize()),
+            types,
+        }
+    }
+
+    /// A content hash of the whole snapshot.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The resources of one type.
+    pub fn resources(&self, ty: ResourceType) -> &TypeResources {
+        &self.types[ty.index()]
+    }
+
+    /// Whether the snapshot holds no resource at all.
+    pub fn is_empty(&self) -> bool {
+        self.types.iter().all(TypeResources::is_empty)
+    }
+}
+
+/// The version of a list of `(name, version)` pairs (SotW responses, type versions).
+pub(crate) fn list_version<'a>(items: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut hasher = Sha256::new();
+    for (name, version) in items {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(version.as_bytes());
+        hasher.update([0]);
+    }
+    hex16(&hasher.finalize())
+}
+
+fn hash_hex(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update(p);
+    }
+    hex16(&hasher.finalize())
+}
+
+/// The first 64 bits of a digest in hex: short in logs, ample against collisions among
+/// the versions of one resource.
+fn hex16(digest: &[u8]) -> String {
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// === SnapshotCache ===
+
+/// What a Gateway's channel carries: `None` while the Gateway is unknown.
+pub type SnapshotSlot = Option<Arc<Snapshot>>;
+
+/// The latest snapshot of every Gateway, one watch channel each. Cheap to clone; all
+/// clones share the same state.
+#[derive(Clone, Default)]
+pub struct SnapshotCache {
+    // The lock only guards the map of channels: it is held to find or create a channel
+    // and to `send_replace` on it (which wakes receivers but never runs them), never
+    // across an await and never while a stream builds a response.
+    gateways: Arc<Mutex<HashMap<ObjectKey, watch::Sender<SnapshotSlot>>>>,
+}
+
+impl fmt::Debug for SnapshotCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotCache")
+            .field("gateways", &self.gateways().len())
+            .finish()
+    }
+}
+
+impl SnapshotCache {
+    /// An empty cache: every Gateway is unknown.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, watch::Sender<SnapshotSlot>>> {
+        // A panic elsewhere while holding this lock cannot leave the map inconsistent
+        // (every update is a single insert or send), so poisoning is ignored.
+        self.gateways.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes one Gateway's snapshot. Streams wake only if its version changed.
+    /// Returns whether it did.
+    pub fn publish(&self, gateway: ObjectKey, snapshot: Snapshot) -> bool {
+        let snapshot = Arc::new(snapshot);
+        let mut map = self.lock();
+        match map.get(&gateway) {
+            Some(tx) => tx.send_if_modified(|slot| replace_if_new(slot, snapshot)),
+            None => {
+                map.insert(gateway, watch::Sender::new(Some(snapshot)));
+                true
+            }
+        }
+    }
+
+    /// Publishes a whole translation: each Gateway's snapshot, and an empty snapshot for
+    /// every previously published Gateway that is no longer present. Encoding happens
+    /// before the lock is taken. Returns how many Gateways' snapshots changed.
+    pub fn publish_all(&self, gateways: &BTreeMap<ObjectKey, GatewayResources>) -> usize {
+        let snapshots: Vec<(ObjectKey, Arc<Snapshot>)> = gateways
+            .iter()
+            .map(|(key, res)| (key.clone(), Arc::new(Snapshot::from_resources(res))))
+            .collect();
+        let empty = Arc::new(Snapshot::empty());
+        let mut changed = 0;
+        let mut map = self.lock();
+        map.retain(|key, tx| {
+            if gateways.contains_key(key) {
+                return true;
+            }
+            if tx.receiver_count() == 0 {
+                // Nobody is connected: forget it (it is unknown again).
+                return false;
+            }
+            if tx.borrow().is_some()
+                && tx.send_if_modified(|slot| replace_if_new(slot, empty.clone()))
+            {
+                changed += 1;
+            }
+            true
+        });
+        for (key, snapshot) in snapshots {
+            let modified = match map.get(&key) {
+                Some(tx) => tx.send_if_modified(|slot| replace_if_new(slot, snapshot)),
+                None => {
+                    map.insert(key, watch::Sender::new(Some(snapshot)));
+                    true
+                }
+            };
+            changed += usize::from(modified);
+        }
+        changed
+    }
+
+    /// Replaces a Gateway's snapshot by an empty one, so its proxies drain.
+    pub fn remove(&self, gateway: &ObjectKey) {
+        let map = self.lock();
+        if let Some(tx) = map.get(gateway) {
+            let empty = Arc::new(Snapshot::empty());
+            tx.send_if_modified(|slot| slot.is_some() && replace_if_new(slot, empty));
+        }
+    }
+
+    /// The latest snapshot of a Gateway, if it is known.
+    pub fn get(&self, gateway: &ObjectKey) -> Option<Arc<Snapshot>> {
+        self.lock().get(gateway).and_then(|tx| tx.borrow().clone())
+    }
+
+    /// The Gateways that have a snapshot (possibly empty), sorted.
+    pub fn gateways(&self) -> Vec<ObjectKey> {
+        let mut keys: Vec<ObjectKey> = self
+            .lock()
+            .iter()
+            .filter(|(_, tx)| tx.borrow().is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// A receiver of a Gateway's snapshots; the Gateway need not be known yet (its
+    /// value is then `None` until it is published).
+    pub fn subscribe(&self, gateway: &ObjectKey) -> watch::Receiver<SnapshotSlot> {
+        let mut map = self.lock();
+        match map.get(gateway) {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = watch::channel(None);
+                map.insert(gateway.clone(), tx);
+                rx
+            }
+        }
+    }
+}
+
+fn replace_if_new(slot: &mut SnapshotSlot, snapshot: Arc<Snapshot>) -> bool {
+    if slot.as_ref().is_some_and(|s| s.version == snapshot.version) {
+        return false;
+    }
+    *slot = Some(snapshot);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use prost::Name;
+
+    fn mk_gateway(name: impl ToString) -> ObjectKey {
+        ObjectKey::namespaced(Kind::Gateway, "default", name.to_string())
+    }
+
+    // `.into()`: the translator may share these lists behind an `Arc`.
+    #[allow(clippy::useless_conversion)]
+    fn mk_resources(clusters: &[&str]) -> GatewayResources {
+        GatewayResources {
+            clusters: clusters
+                .iter()
+                .map(|n| Cluster {
+                    name: n.to_string(),
+                    ..Default::default()
+                })
+                .collect::<Vec<_>>()
+                .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn type_urls_match_the_protos() {
+        use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+        use envoy_types::pb::envoy::config::listener::v3::Listener;
+        use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+        assert_eq!(ResourceType::Cluster.type_url(), Cluster::type_url());
+        assert_eq!(
+            ResourceType::Endpoint.type_url(),
+            ClusterLoadAssignment::type_url()
+        );
+        assert_eq!(ResourceType::Listener.type_url(), Listener::type_url());
+        assert_eq!(
+            ResourceType::Route.type_url(),
+            RouteConfiguration::type_url()
+        );
+        assert_eq!(ResourceType::Secret.type_url(), Secret::type_url());
+    }
+
+    #[test]
+    fn versions_are_content_hashes() {
+        let a = Snapshot::from_resources(&mk_resources(&["a", "b"]));
+        let b = Snapshot::from_resources(&mk_resources(&["a", "b"]));
+        let c = Snapshot::from_resources(&mk_resources(&["a", "c"]));
+        assert_eq!(a, b);
+        assert_ne!(a.version(), c.version());
+        let ca = a.resources(ResourceType::Cluster);
+        let cc = c.resources(ResourceType::Cluster);
+        assert_eq!(ca.get("a").unwrap().version, cc.get("a").unwrap().version);
+        assert_ne!(ca.version(), cc.version());
+        assert_eq!(
+            a.resources(ResourceType::Listener).version(),
+            c.resources(ResourceType::Listener).version()
+        );
+    }
+
+    #[test]
+    fn publishing_the_same_content_does_not_wake_streams() {
+        let cache = SnapshotCache::new();
+        let mut rx = cache.subscribe(&mk_gateway("gw"));
+        assert!(rx.borrow_and_update().is_none());
+        assert!(cache.publish(
+            mk_gateway("gw"),
+            Snapshot::from_resources(&mk_resources(&["a"]))
+        ));
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        assert!(!cache.publish(
+            mk_gateway("gw"),
+            Snapshot::from_resources(&mk_resources(&["a"]))
+        ));
+        assert!(!rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn gateways_missing_from_publish_all_get_an_empty_snapshot() {
+        let cache = SnapshotCache::new();
+        let one: BTreeMap<_, _> = [
+            (mk_gateway("kept"), mk_resources(&["a"])),
+            (mk_gateway("gone"), mk_resources(&["b"])),
+            (mk_gateway("unwatched"), mk_resources(&["c"])),
+        ]
+        .into();
+        assert_eq!(cache.publish_all(&one), 3);
+        let rx = cache.subscribe(&mk_gateway("gone"));
+        let two: BTreeMap<_, _> = [(mk_gateway("kept"), mk_resources(&["a"]))].into();
+        assert_eq!(cache.publish_all(&two), 1, "only `gone` changed");
+        assert!(rx.borrow().as_ref().unwrap().is_empty());
+        assert!(!cache.get(&mk_gateway("kept")).unwrap().is_empty());
+        // Nobody watched it, so it is forgotten.
+        assert_eq!(cache.get(&mk_gateway("unwatched")), None);
+        assert_eq!(
+            cache.gateways(),
+            vec![mk_gateway("gone"), mk_gateway("kept")]
+        );
+    }
+}

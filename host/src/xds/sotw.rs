@@ -1,0 +1,172 @@
+//! The state-of-the-world state machine of one ADS stream: requests and snapshots in,
+//! `DiscoveryResponse`s out. Synchronous and free of I/O; the server drives it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+
+use crate::xds::snapshot::list_version;
+use crate::xds::stream::{Machine, StreamCtx, Subscription, walk};
+use crate::xds::{Resource, ResourceType, Snapshot};
+
+/// One SotW stream.
+#[derive(Debug)]
+pub(crate) struct Sotw {
+    ctx: StreamCtx,
+    snapshot: Option<Arc<Snapshot>>,
+    types: [TypeState; 5],
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    sub: Subscription,
+    /// The latest response awaits its ACK or NACK.
+    in_flight: bool,
+    /// The latest response sent.
+    last: Option<Sent>,
+    /// The latest version the proxy NACKed: never sent again on this stream.
+    rejected: Option<String>,
+}
+
+#[derive(Debug)]
+struct Sent {
+    version: String,
+    nonce: String,
+    resources: BTreeMap<String, Arc<Resource>>,
+}
+
+/// The resources of one response and their list version.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    version: String,
+    resources: BTreeMap<String, Arc<Resource>>,
+}
+
+impl Sotw {
+    pub fn new(ctx: StreamCtx) -> Self {
+        Self {
+            ctx,
+            snapshot: None,
+            types: Default::default(),
+        }
+    }
+
+    /// Handles one request from the proxy.
+    pub fn on_request(&mut self, req: DiscoveryRequest) -> Vec<DiscoveryResponse> {
+        let Some(ty) = ResourceType::from_type_url(&req.type_url) else {
+            tracing::warn!(
+                type_url = req.type_url,
+                "ignoring a request for a type Weir does not serve"
+            );
+            return Vec::new();
+        };
+        let state = &mut self.types[ty.index()];
+        if !req.response_nonce.is_empty() {
+            let Some(last) = state
+                .last
+                .as_ref()
+                .filter(|last| last.nonce == req.response_nonce)
+            else {
+                tracing::debug!(%ty, nonce = req.response_nonce, "ignoring a stale request");
+                return Vec::new();
+            };
+            match &req.error_detail {
+                Some(error) => {
+                    let version = last.version.clone();
+                    let names = last.resources.keys().cloned().collect();
+                    state.rejected = Some(version.clone());
+                    self.ctx.nack(ty, &version, names, error.message.clone());
+                }
+                None => self.ctx.ack(ty, &last.version),
+            }
+        }
+        let state = &mut self.types[ty.index()];
+        state.in_flight = false;
+        state.sub.sotw_update(&req.resource_names);
+        self.respond()
+    }
+
+    /// Takes a new snapshot (`None`: the Gateway is unknown) and sends what changed.
+    pub fn on_snapshot(&mut self, snapshot: Option<Arc<Snapshot>>) -> Vec<DiscoveryResponse> {
+        self.snapshot = snapshot;
+        self.respond()
+    }
+
+    fn respond(&mut self) -> Vec<DiscoveryResponse> {
+        match self.snapshot.clone() {
+            Some(snapshot) => walk(self, &snapshot),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Machine for Sotw {
+    type Plan = Plan;
+    type Response = DiscoveryResponse;
+
+    fn requested(&self, ty: ResourceType) -> bool {
+        self.types[ty.index()].sub.requested
+    }
+
+    fn in_flight(&self, ty: ResourceType) -> bool {
+        self.types[ty.index()].in_flight
+    }
+
+    fn plan(&self, ty: ResourceType, snapshot: &Snapshot, retain_stale: bool) -> Option<Plan> {
+        let state = &self.types[ty.index()];
+        if !state.sub.requested {
+            return None;
+        }
+        let mut resources: BTreeMap<String, Arc<Resource>> = snapshot
+            .resources(ty)
+            .iter()
+            .filter(|r| state.sub.wants(&r.name))
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect();
+        if retain_stale && let Some(last) = &state.last {
+            for (name, r) in &last.resources {
+                if state.sub.wants(name) {
+                    resources.entry(name.clone()).or_insert_with(|| r.clone());
+                }
+            }
+        }
+        let version = list_version(resources.values().map(|r| (&*r.name, &*r.version)));
+        if state.rejected.as_deref() == Some(version.as_str()) {
+            return None;
+        }
+        match &state.last {
+            Some(last) if last.version == version => None,
+            // Named resources that do not exist yet: the proxy waits for them.
+            None if resources.is_empty() && !state.sub.wildcard => None,
+            _ => Some(Plan { version, resources }),
+        }
+    }
+
+    fn send(&mut self, ty: ResourceType, _snapshot: &Snapshot, plan: Plan) -> DiscoveryResponse {
+        let nonce = self.ctx.nonce();
+        tracing::debug!(
+            %ty,
+            version = plan.version,
+            nonce,
+            resources = plan.resources.len(),
+            "sending"
+        );
+        self.ctx.metrics.pushed(ty);
+        let response = DiscoveryResponse {
+            version_info: plan.version.clone(),
+            resources: plan.resources.values().map(|r| r.body.clone()).collect(),
+            type_url: ty.type_url().to_string(),
+            nonce: nonce.clone(),
+            ..Default::default()
+        };
+        let state = &mut self.types[ty.index()];
+        state.in_flight = true;
+        state.last = Some(Sent {
+            version: plan.version,
+            nonce,
+            resources: plan.resources,
+        });
+        response
+    }
+}

@@ -1,0 +1,233 @@
+//! What the SotW and delta state machines share: the stream's identity and sinks, the
+//! subscription rules, and the make-before-break walk over resource types.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::model::ObjectKey;
+use crate::xds::{NackReport, NackReports, ResourceType, Snapshot, XdsMetrics};
+
+/// The identity of a stream and where it reports.
+#[derive(Debug)]
+pub(crate) struct StreamCtx {
+    /// The Gateway the proxy serves.
+    pub gateway: ObjectKey,
+    /// The proxy's `node.id`.
+    pub node: String,
+    pub nacks: NackReports,
+    pub metrics: Arc<XdsMetrics>,
+    next_nonce: u64,
+}
+
+impl StreamCtx {
+    pub fn new(
+        gateway: ObjectKey,
+        node: String,
+        nacks: NackReports,
+        metrics: Arc<XdsMetrics>,
+    ) -> Self {
+        Self {
+            gateway,
+            node,
+            nacks,
+            metrics,
+            next_nonce: 0,
+        }
+    }
+
+    /// A nonce unique within the stream.
+    pub fn nonce(&mut self) -> String {
+        self.next_nonce += 1;
+        self.next_nonce.to_string()
+    }
+
+    pub fn ack(&self, ty: ResourceType, version: &str) {
+        tracing::debug!(%ty, version, "ACK");
+        self.metrics.acked(ty);
+        self.nacks.accepted(&self.gateway, ty, version);
+    }
+
+    pub fn nack(&self, ty: ResourceType, version: &str, names: Vec<String>, message: String) {
+        tracing::warn!(
+            %ty,
+            version,
+            resources = ?names,
+            message,
+            "proxy rejected configuration (NACK); it keeps its last good configuration"
+        );
+        self.metrics.nacked(ty);
+        self.nacks.record(NackReport {
+            gateway: self.gateway.clone(),
+            node: self.node.clone(),
+            resource_type: ty,
+            resource_names: names,
+            message,
+            version: version.to_string(),
+        });
+    }
+}
+
+/// What a proxy subscribed to for one type.
+#[derive(Debug, Default)]
+pub(crate) struct Subscription {
+    /// Whether the proxy has asked for this type on this stream at all.
+    pub requested: bool,
+    /// Whether the subscription is to everything (legacy empty list, or `*`).
+    pub wildcard: bool,
+    /// SotW only: the first request had no names and no named request followed.
+    legacy_wildcard: bool,
+    /// Explicitly subscribed names (`*` excluded).
+    pub names: BTreeSet<String>,
+}
+
+impl Subscription {
+    /// A SotW request replaces the subscription.
+    pub fn sotw_update(&mut self, names: &[String]) {
+        if !self.requested {
+            self.legacy_wildcard = names.is_empty();
+        } else if !names.is_empty() {
+            self.legacy_wildcard = false;
+        }
+        self.requested = true;
+        self.wildcard =
+            names.iter().any(|n| n == "*") || (names.is_empty() && self.legacy_wildcard);
+        self.names = names.iter().filter(|n| *n != "*").cloned().collect();
+    }
+
+    /// A delta request changes the subscription.
+    pub fn delta_update(&mut self, subscribe: &[String], unsubscribe: &[String]) {
+        if !self.requested && subscribe.is_empty() {
+            self.wildcard = true;
+        }
+        self.requested = true;
+        for name in subscribe {
+            if name == "*" {
+                self.wildcard = true;
+            } else {
+                self.names.insert(name.clone());
+            }
+        }
+        for name in unsubscribe {
+            if name == "*" {
+                self.wildcard = false;
+            } else {
+                self.names.remove(name);
+            }
+        }
+    }
+
+    /// Whether the resource with this name is subscribed to.
+    pub fn wants(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+/// A SotW or delta state machine, as the make-before-break walk sees it.
+pub(crate) trait Machine {
+    /// What to send for one type.
+    type Plan;
+    /// The response message.
+    type Response;
+
+    /// Whether the proxy subscribed to this type on this stream.
+    fn requested(&self, ty: ResourceType) -> bool;
+    /// Whether a response of this type awaits its ACK or NACK.
+    fn in_flight(&self, ty: ResourceType) -> bool;
+    /// What the proxy lacks of this type, if anything; `retain_stale` keeps resources
+    /// that left the snapshot (clusters and endpoints that routes the proxy has not yet
+    /// replaced may still use).
+    fn plan(&self, ty: ResourceType, snapshot: &Snapshot, retain_stale: bool)
+    -> Option<Self::Plan>;
+    /// Builds the response and records it as in flight.
+    fn send(&mut self, ty: ResourceType, snapshot: &Snapshot, plan: Self::Plan) -> Self::Response;
+}
+
+/// Types whose pending updates hold back the listeners and routes that may use them.
+fn holds_back_later(ty: ResourceType) -> bool {
+    matches!(
+        ty,
+        ResourceType::Cluster | ResourceType::Endpoint | ResourceType::Listener
+    )
+}
+
+/// Types that wait for earlier types' updates to be acknowledged.
+fn waits_for_earlier(ty: ResourceType) -> bool {
+    matches!(ty, ResourceType::Listener | ResourceType::Route)
+}
+
+/// Sends what the proxy lacks, type by type in make-before-break order.
+pub(crate) fn walk<M: Machine>(machine: &mut M, snapshot: &Snapshot) -> Vec<M::Response> {
+    let settled =
+        |m: &M, ty| !m.requested(ty) || (!m.in_flight(ty) && m.plan(ty, snapshot, false).is_none());
+    // Clusters (and their endpoints) that left the snapshot stay until the proxy has
+    // acknowledged the listeners and routes that stopped using them.
+    let retain_stale =
+        !settled(machine, ResourceType::Listener) || !settled(machine, ResourceType::Route);
+    let mut held_back = false;
+    let mut out = Vec::new();
+    for ty in ResourceType::ALL {
+        let retain = retain_stale && matches!(ty, ResourceType::Cluster | ResourceType::Endpoint);
+        let Some(plan) = machine.plan(ty, snapshot, retain) else {
+            continue;
+        };
+        if machine.in_flight(ty) {
+            // Sent after its ACK arrives; what depends on it waits too.
+            held_back |= holds_back_later(ty);
+            continue;
+        }
+        if held_back && waits_for_earlier(ty) {
+            continue;
+        }
+        out.push(machine.send(ty, snapshot, plan));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn sotw_legacy_wildcard_lasts_until_names_are_requested() {
+        let mut sub = Subscription::default();
+        sub.sotw_update(&[]);
+        assert!(sub.wildcard);
+        sub.sotw_update(&[]);
+        assert!(sub.wildcard);
+        sub.sotw_update(&names(&["a"]));
+        assert!(!sub.wildcard && sub.wants("a") && !sub.wants("b"));
+        sub.sotw_update(&[]);
+        assert!(!sub.wildcard && !sub.wants("a"));
+        sub.sotw_update(&names(&["*", "a"]));
+        assert!(sub.wildcard);
+    }
+
+    #[test]
+    fn sotw_named_first_request_is_not_a_wildcard() {
+        let mut sub = Subscription::default();
+        sub.sotw_update(&names(&["a"]));
+        sub.sotw_update(&[]);
+        assert!(!sub.wildcard);
+    }
+
+    #[test]
+    fn delta_wildcard_rules() {
+        let mut sub = Subscription::default();
+        sub.delta_update(&[], &[]);
+        assert!(sub.wildcard);
+        sub.delta_update(&names(&["a"]), &[]);
+        assert!(sub.wildcard);
+        sub.delta_update(&[], &names(&["*"]));
+        assert!(!sub.wildcard && sub.wants("a"));
+
+        let mut sub = Subscription::default();
+        sub.delta_update(&names(&["a"]), &[]);
+        assert!(!sub.wildcard);
+        sub.delta_update(&names(&["*"]), &names(&["a"]));
+        assert!(sub.wildcard);
+    }
+}
