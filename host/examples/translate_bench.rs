@@ -102,17 +102,20 @@ fn full<'r>(
     store: &weir::store::Store,
     runs: usize,
     plugins: &mut dyn FnMut() -> Box<dyn UpstreamPlugins + 'r>,
-) -> (Duration, Translation) {
+) -> (Duration, String) {
     let mut times = Vec::new();
-    let mut last = Translation::default();
+    let mut last = String::new();
     for _ in 0..runs {
         let mut p = plugins();
         let mut translator = Translator::new();
         let start = Instant::now();
         let t = translator.translate(store, &mut *p, Timestamp::UNIX_EPOCH);
         times.push(start.elapsed());
-        drop(p);
-        last = t;
+        // Keep one translator and one output alive at a time, as a controller does, so
+        // the peak RSS is that of the steady state.
+        last = summary(&t);
+        drop(t);
+        drop(translator);
     }
     (median(times), last)
 }
@@ -167,15 +170,16 @@ fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let mut store = synthetic.store();
     println!(
-        "store built:              {} ({} objects)",
+        "store built:              {} ({} objects; VmRSS {:.1} MiB)",
         ms(start.elapsed()),
-        store.len()
+        store.len(),
+        memory_kib("VmRSS:").unwrap_or(0) as f64 / 1024.0
     );
 
     let only = args.only.as_deref();
     if only.is_none_or(|o| o == "full") {
         let (t, last) = full(&store, args.runs, &mut || Box::new(StaticPlugins));
-        println!("full (native static):     {}   [{}]", ms(t), summary(&last));
+        println!("full (native static):     {}   [{last}]", ms(t));
     }
     if only.is_none_or(|o| o == "change") {
         let t = one_change(&synthetic, &mut store, args.runs, &mut || {
@@ -188,8 +192,7 @@ fn main() -> anyhow::Result<()> {
         let mut runtime = PluginRuntime::new(RuntimeConfig::default())?;
         builtin::load_all(&mut runtime)?;
         let (t, last) = full(&store, args.runs, &mut || Box::new(runtime.session()));
-        println!("full (Wasm static):       {}   [{}]", ms(t), summary(&last));
-        drop(last);
+        println!("full (Wasm static):       {}   [{last}]", ms(t));
         let t = one_change(&synthetic, &mut store, args.runs, &mut || {
             Box::new(runtime.session())
         });

@@ -13,8 +13,10 @@
 //! - [`xds`]: per-Gateway snapshots and the ADS server (state of the world and delta);
 //! - [`plugin`]: the WebAssembly plugin runtime (load, sandbox, call, check outputs);
 //! - [`envoy_json`]: Envoy messages printed as proto3 JSON, as Envoy prints them;
+//! - [`app`]: the `weir serve` runtime (translation loop, ADS server, admin HTTP);
 //! - [`cli`]: the `weir` command line.
 
+pub mod app;
 pub mod cli;
 pub mod envoy_json;
 pub mod model;

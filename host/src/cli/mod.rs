@@ -1,6 +1,8 @@
 //! The `weir` command line: argument parsing and the wiring behind each subcommand.
 
+mod bootstrap;
 mod plugin;
+mod serve;
 mod translate;
 
 use std::path::PathBuf;
@@ -29,6 +31,11 @@ pub enum Command {
     /// Print the CustomResourceDefinitions of Weir's own kinds (Upstream, the option
     /// kinds, DirectResponse) as multi-document YAML.
     Crds,
+    /// Print the Envoy bootstrap (JSON) for one Gateway's proxies: node identity, ADS over
+    /// gRPC to Weir, admin on loopback.
+    Bootstrap(bootstrap::BootstrapArgs),
+    /// Run the control plane: read manifests, translate, serve xDS, re-translate on change.
+    Serve(serve::ServeArgs),
     /// Inspect, check and list plugins.
     Plugin {
         /// What to do with plugins.
@@ -64,7 +71,12 @@ pub enum PluginCommand {
 /// Parses the command line, runs the command and maps the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
+    // A server reports what it does; the one-shot commands stay quiet unless asked.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_tracing(cli.log_json, default_level);
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -74,9 +86,9 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn init_tracing(json: bool) {
+fn init_tracing(json: bool, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -94,6 +106,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             print!("{}", crate::model::crds::render());
             Ok(())
         }
+        Command::Bootstrap(args) => bootstrap::run(&args),
+        Command::Serve(args) => serve::run(args),
         Command::Plugin { command } => match command {
             PluginCommand::Inspect { file, json } => plugin::inspect(&file, json),
             PluginCommand::Check { file } => plugin::check(&file),

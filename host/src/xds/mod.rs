@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Start at [`SnapshotCache`] (what translation publishes to) and [`AdsServer`] (what
-//! `weir serve` binds). `weir serve` does, in outline:
+//! `weir serve` binds); [`bootstrap`] builds the Envoy bootstrap that points a proxy here. `weir serve` does, in outline:
 //!
 //! ```no_run
 //! # async fn f(translation: weir::translate::Translation) -> Result<(), weir::xds::XdsError> {
@@ -84,6 +84,7 @@
 //! that never appear leave the proxy waiting for its `initial_fetch_timeout`),
 //! `resource_locators`/xDS-TP names, TTLs, and on-demand (VHDS) types.
 
+pub mod bootstrap;
 mod delta;
 mod metrics;
 mod nack;

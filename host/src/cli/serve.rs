@@ -1,0 +1,97 @@
+//! `weir serve`: parse the arguments, load the plugins and hand over to
+//! [`crate::app`], which runs the control plane until SIGTERM or ctrl-c.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::app::{AppConfig, DEFAULT_POLL_INTERVAL};
+
+/// Arguments of `weir serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the manifests come from: `file:DIR`, a directory read recursively and
+    /// re-read when its files change.
+    #[arg(long, value_name = "file:DIR", default_value = "file:.")]
+    pub source: SourceArg,
+    /// Where the xDS (ADS) server listens.
+    #[arg(long, default_value = "127.0.0.1:18000")]
+    pub xds_addr: SocketAddr,
+    /// Where the admin HTTP server (/healthz, /readyz) listens.
+    #[arg(long, default_value = "127.0.0.1:19100")]
+    pub admin_addr: SocketAddr,
+    /// A directory of extra plugins (*.wasm) to load next to the built-in ones.
+    #[arg(long)]
+    pub plugin_dir: Option<PathBuf>,
+}
+
+/// A `--source` value.
+#[derive(Clone, Debug)]
+pub enum SourceArg {
+    /// `file:DIR`.
+    File(PathBuf),
+}
+
+impl FromStr for SourceArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("file", dir)) if !dir.is_empty() => Ok(Self::File(PathBuf::from(dir))),
+            _ => Err(format!(
+                "`{s}` is not a source; expected file:DIR (for example file:examples/quickstart)"
+            )),
+        }
+    }
+}
+
+pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let SourceArg::File(source_dir) = args.source;
+    let config = AppConfig {
+        source_dir,
+        xds_addr: args.xds_addr,
+        admin_addr: args.admin_addr,
+        poll_interval: DEFAULT_POLL_INTERVAL,
+    };
+    let runtime = super::load_runtime(args.plugin_dir.as_deref())?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("weir")
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(async move {
+            let bound = crate::app::bind(config, runtime).await?;
+            bound.wait_termination(shutdown_signal()).await
+        })
+}
+
+/// Completes on ctrl-c or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
