@@ -63,7 +63,7 @@ fn translate(endpoints: Vec<Endpoint>) -> (Cluster, ClusterLoadAssignment) {
         .translate_upstream(&mk_upstream(CONFIG, endpoints))
         .expect("kube plugin translates");
     let load_assignment = result.load_assignment.expect("endpoints served over EDS");
-    (result.cluster, load_assignment)
+    (*result.cluster, load_assignment)
 }
 
 fn lb_endpoints(assignment: &ClusterLoadAssignment) -> Vec<&LbEndpoint> {

@@ -8,12 +8,16 @@
 //! fresh instance; none of them affects other plugins.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::bindings::PluginError;
 use super::metadata::MetadataError;
 
 /// Identifies one loaded plugin build: name, version and content digest.
+///
+/// Errors hold it in an [`Arc`]: it is shared with the [`LoadedPlugin`](super::LoadedPlugin)
+/// rather than copied, and keeps `Result<_, CallError>` small on the call path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PluginId {
     /// Plugin name from its metadata.
@@ -55,27 +59,27 @@ pub enum LoadError {
     )]
     DuplicateKey {
         /// The plugin being loaded.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// Its world.
         world: super::World,
         /// The contested key.
         key: String,
         /// The plugin that already has it.
-        owner: PluginId,
+        owner: Arc<PluginId>,
     },
     /// A plugin with the same name is already loaded.
     #[error("{plugin} has the same name as the already loaded {owner}")]
     DuplicateName {
         /// The plugin being loaded.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// The plugin that already has the name.
-        owner: PluginId,
+        owner: Arc<PluginId>,
     },
     /// Compiling the component failed.
     #[error("{plugin} cannot be compiled: {reason}")]
     Compile {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// Wasmtime's explanation.
         reason: String,
     },
@@ -84,7 +88,7 @@ pub enum LoadError {
     #[error("{plugin} cannot be linked as a {world} plugin: {reason}")]
     Link {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// The world its metadata names.
         world: super::World,
         /// Wasmtime's explanation.
@@ -107,7 +111,7 @@ pub enum CallError {
     #[error("{plugin} rejected the configuration: {}", describe(.error))]
     Declined {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// Its answer.
         error: PluginError,
     },
@@ -115,7 +119,7 @@ pub enum CallError {
     #[error("{plugin} did not finish within {limit:?} and was stopped")]
     Timeout {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// The per-call deadline.
         limit: Duration,
     },
@@ -123,7 +127,7 @@ pub enum CallError {
     #[error("{plugin} ran out of memory (the limit is {limit} bytes)")]
     OutOfMemory {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// The per-store memory cap.
         limit: usize,
     },
@@ -131,7 +135,7 @@ pub enum CallError {
     #[error("{plugin} crashed: {message}")]
     Crash {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// The guest's panic message when it left one, else the trap.
         message: String,
     },
@@ -139,7 +143,7 @@ pub enum CallError {
     #[error("{plugin} returned {what} of {size} bytes, more than the {limit}-byte limit")]
     OutputTooLarge {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// Which output.
         what: &'static str,
         /// Its size.
@@ -151,7 +155,7 @@ pub enum CallError {
     #[error("{plugin} returned {what} of type `{got}`, but only `{expected}` is allowed there")]
     WrongType {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// Which output.
         what: &'static str,
         /// The allowed type URL.
@@ -163,7 +167,7 @@ pub enum CallError {
     #[error("{plugin} returned {what} that does not decode as `{type_url}`: {reason}")]
     Undecodable {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// Which output.
         what: &'static str,
         /// The type URL.
@@ -175,7 +179,7 @@ pub enum CallError {
     #[error("{plugin} could not be called: {reason}")]
     Host {
         /// The plugin.
-        plugin: PluginId,
+        plugin: Arc<PluginId>,
         /// What went wrong.
         reason: String,
     },
@@ -193,7 +197,7 @@ impl CallError {
             | CallError::OutputTooLarge { plugin, .. }
             | CallError::WrongType { plugin, .. }
             | CallError::Undecodable { plugin, .. }
-            | CallError::Host { plugin, .. } => Some(plugin),
+            | CallError::Host { plugin, .. } => Some(plugin.as_ref()),
         }
     }
 }

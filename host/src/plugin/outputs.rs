@@ -1,6 +1,8 @@
 //! Checking what plugins return: sizes, type URLs, and that every proto decodes as the
 //! type the hook may return. Nothing a plugin returns reaches a snapshot unchecked.
 
+use std::sync::Arc;
+
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use prost::{Message, Name};
@@ -39,8 +41,9 @@ impl HookLevel {
 /// A checked Upstream translation.
 #[derive(Clone, Debug)]
 pub struct UpstreamResult {
-    /// The Envoy cluster.
-    pub cluster: Cluster,
+    /// The Envoy cluster, boxed: `Cluster` is a 3 KB struct, and decoding it straight
+    /// into the heap saves copying it on every move.
+    pub cluster: Box<Cluster>,
     /// Endpoints to serve over EDS, when the plugin returned them separately.
     pub load_assignment: Option<ClusterLoadAssignment>,
     /// Functions the Upstream offers.
@@ -57,11 +60,12 @@ pub struct HookResult<M> {
 }
 
 pub(super) fn upstream(
-    plugin: &PluginId,
+    plugin: &Arc<PluginId>,
     output: upstream::exports::weir::plugin::upstream::UpstreamOutput,
     limit: usize,
 ) -> Result<UpstreamResult, CallError> {
-    let cluster = decode::<Cluster>(plugin, "the cluster", &output.cluster, limit)?;
+    let mut cluster = Box::<Cluster>::default();
+    decode_into(plugin, "the cluster", &output.cluster, limit, &mut *cluster)?;
     let load_assignment = output
         .load_assignment
         .as_ref()
@@ -76,7 +80,7 @@ pub(super) fn upstream(
 }
 
 pub(super) fn hook<M: Message + Name + Default>(
-    plugin: &PluginId,
+    plugin: &Arc<PluginId>,
     output: options::exports::weir::plugin::filters::HookOutput,
     limit: usize,
 ) -> Result<HookResult<M>, CallError> {
@@ -109,7 +113,7 @@ pub(super) fn hook<M: Message + Name + Default>(
 }
 
 pub(super) fn functions(
-    plugin: &PluginId,
+    plugin: &Arc<PluginId>,
     functions: &[Function],
     limit: usize,
 ) -> Result<(), CallError> {
@@ -118,11 +122,24 @@ pub(super) fn functions(
 }
 
 fn decode<M: Message + Name + Default>(
-    plugin: &PluginId,
+    plugin: &Arc<PluginId>,
     what: &'static str,
     any: &Any,
     limit: usize,
 ) -> Result<M, CallError> {
+    let mut message = M::default();
+    decode_into(plugin, what, any, limit, &mut message)?;
+    Ok(message)
+}
+
+/// [`decode`] into a default `message` the caller placed (on the heap, for a big one).
+fn decode_into<M: Message + Name>(
+    plugin: &Arc<PluginId>,
+    what: &'static str,
+    any: &Any,
+    limit: usize,
+    message: &mut M,
+) -> Result<(), CallError> {
     check_size(plugin, what, any.value.len(), limit)?;
     let expected = M::type_url();
     if any.type_url != expected {
@@ -133,16 +150,18 @@ fn decode<M: Message + Name + Default>(
             got: any.type_url.clone(),
         });
     }
-    M::decode(any.value.as_slice()).map_err(|err| CallError::Undecodable {
-        plugin: plugin.clone(),
-        what,
-        type_url: expected,
-        reason: err.to_string(),
-    })
+    message
+        .merge(any.value.as_slice())
+        .map_err(|err| CallError::Undecodable {
+            plugin: plugin.clone(),
+            what,
+            type_url: expected,
+            reason: err.to_string(),
+        })
 }
 
 fn check_size(
-    plugin: &PluginId,
+    plugin: &Arc<PluginId>,
     what: &'static str,
     size: usize,
     limit: usize,

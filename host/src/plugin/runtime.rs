@@ -47,7 +47,7 @@ impl Default for RuntimeConfig {
 /// A plugin that has been checked, compiled and linked, ready to instantiate.
 pub struct LoadedPlugin {
     /// Name, version and digest, used in every message about the plugin.
-    pub id: PluginId,
+    pub id: Arc<PluginId>,
     /// What the plugin says about itself.
     pub metadata: PluginMetadata,
     /// Whether the compiled code came from the on-disk cache.
@@ -72,7 +72,8 @@ pub struct PluginRuntime {
     config: RuntimeConfig,
     cache: Option<CompileCache>,
     plugins: Vec<Arc<LoadedPlugin>>,
-    claims: BTreeMap<(World, String), usize>,
+    /// Plugin index by world and key (nested so a lookup needs no owned key).
+    claims: BTreeMap<World, BTreeMap<String, usize>>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -124,7 +125,7 @@ impl PluginRuntime {
 
     /// The plugin claiming `key` in `world`, if any.
     pub fn claimant(&self, world: World, key: &str) -> Option<(usize, &Arc<LoadedPlugin>)> {
-        let index = *self.claims.get(&(world, key.to_owned()))?;
+        let index = *self.claims.get(&world)?.get(key)?;
         Some((index, &self.plugins[index]))
     }
 
@@ -169,11 +170,11 @@ impl PluginRuntime {
     /// Checks, compiles and links a plugin without registering it (for `weir plugin check`).
     pub fn prepare(&self, bytes: &[u8], origin: &str) -> Result<LoadedPlugin, LoadError> {
         let metadata = metadata::read(bytes, origin)?;
-        let id = PluginId {
+        let id = Arc::new(PluginId {
             name: metadata.name.clone(),
             version: metadata.version.clone(),
             digest: hex(&Sha256::digest(bytes)),
-        };
+        });
         // Refuse a key clash before spending time on compilation.
         self.check_claims(&id, &metadata)?;
 
@@ -225,7 +226,7 @@ impl PluginRuntime {
         Session::new(self)
     }
 
-    fn check_claims(&self, id: &PluginId, metadata: &PluginMetadata) -> Result<(), LoadError> {
+    fn check_claims(&self, id: &Arc<PluginId>, metadata: &PluginMetadata) -> Result<(), LoadError> {
         if let Some(owner) = self.plugins.iter().find(|p| p.id.name == id.name) {
             return Err(LoadError::DuplicateName {
                 plugin: id.clone(),
@@ -257,7 +258,9 @@ impl PluginRuntime {
         let index = self.plugins.len();
         for key in &plugin.metadata.keys {
             self.claims
-                .insert((plugin.metadata.world, key.clone()), index);
+                .entry(plugin.metadata.world)
+                .or_default()
+                .insert(key.clone(), index);
         }
         tracing::info!(
             plugin = %plugin.id,

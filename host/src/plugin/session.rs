@@ -7,7 +7,7 @@
 //! instance is thrown away and the next call gets a fresh one; other plugins are not
 //! affected.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use prost::{Message, Name};
 use wasmtime::{Store, Trap};
@@ -29,7 +29,8 @@ pub use upstream::weir::plugin::types::Function;
 /// The plugin instances of one translation pass.
 pub struct Session<'r> {
     runtime: &'r PluginRuntime,
-    live: HashMap<usize, Live>,
+    /// Instances by plugin index (the runtime's load order).
+    live: Vec<Option<Live>>,
 }
 
 /// One instantiated plugin and its store.
@@ -48,7 +49,7 @@ impl<'r> Session<'r> {
     pub(super) fn new(runtime: &'r PluginRuntime) -> Self {
         Session {
             runtime,
-            live: HashMap::new(),
+            live: Vec::new(),
         }
     }
 
@@ -149,7 +150,7 @@ impl<'r> Session<'r> {
 
     /// How many plugin instances this pass has created and still holds.
     pub fn instance_count(&self) -> usize {
-        self.live.len()
+        self.live.iter().flatten().count()
     }
 
     fn find(&self, world: World, key: &str) -> Result<(usize, &'r LoadedPlugin), CallError> {
@@ -173,39 +174,47 @@ impl<'r> Session<'r> {
     ) -> Result<T, CallError> {
         let plugin = &self.runtime.plugins()[index];
         let ticks = self.runtime.deadline_ticks();
-        if !self.live.contains_key(&index) {
-            let live = self.instantiate(plugin, ticks)?;
-            self.live.insert(index, live);
+        if self.live.len() <= index {
+            self.live.resize_with(index + 1, || None);
         }
-        let live = self.live.get_mut(&index).expect("inserted above");
+        let runtime = self.runtime;
+        let live = match &mut self.live[index] {
+            Some(live) => live,
+            slot => slot.insert(instantiate(runtime, plugin, ticks)?),
+        };
         live.store.set_epoch_deadline(ticks);
         match f(&live.bound, &mut live.store) {
             Ok(value) => Ok(value),
             Err(err) => {
-                let error = classify(self.runtime, &plugin.id, err, &live.store);
-                self.live.remove(&index);
+                let error = classify(runtime, &plugin.id, err, &live.store);
+                self.live[index] = None;
                 Err(error)
             }
         }
     }
+}
 
-    fn instantiate(&self, plugin: &LoadedPlugin, ticks: u64) -> Result<Live, CallError> {
-        let config = self.runtime.config();
-        let mut store = Store::new(
-            self.runtime.engine(),
-            Sandbox::new(plugin.id.name.as_str().into(), config.memory_limit),
-        );
-        store.limiter(|sandbox| &mut sandbox.limits);
-        store.set_epoch_deadline(ticks);
-        let bound = match &plugin.pre {
-            Pre::Upstream(pre) => pre.instantiate(&mut store).map(Bound::Upstream),
-            Pre::Options(pre) => pre.instantiate(&mut store).map(Bound::Options),
-            Pre::Discovery(pre) => pre.instantiate(&mut store).map(Bound::Discovery),
-        };
-        match bound {
-            Ok(bound) => Ok(Live { store, bound }),
-            Err(err) => Err(classify(self.runtime, &plugin.id, err, &store)),
-        }
+/// A fresh store and instance of `plugin`, with a deadline of `ticks` for instantiation.
+fn instantiate(
+    runtime: &PluginRuntime,
+    plugin: &LoadedPlugin,
+    ticks: u64,
+) -> Result<Live, CallError> {
+    let config = runtime.config();
+    let mut store = Store::new(
+        runtime.engine(),
+        Sandbox::new(plugin.id.name.as_str().into(), config.memory_limit),
+    );
+    store.limiter(|sandbox| &mut sandbox.limits);
+    store.set_epoch_deadline(ticks);
+    let bound = match &plugin.pre {
+        Pre::Upstream(pre) => pre.instantiate(&mut store).map(Bound::Upstream),
+        Pre::Options(pre) => pre.instantiate(&mut store).map(Bound::Options),
+        Pre::Discovery(pre) => pre.instantiate(&mut store).map(Bound::Discovery),
+    };
+    match bound {
+        Ok(bound) => Ok(Live { store, bound }),
+        Err(err) => Err(classify(runtime, &plugin.id, err, &store)),
     }
 }
 
@@ -214,7 +223,7 @@ impl<'r> Session<'r> {
 /// guest's panic message when it left one.
 fn classify(
     runtime: &PluginRuntime,
-    plugin: &PluginId,
+    plugin: &Arc<PluginId>,
     err: wasmtime::Error,
     store: &Store<Sandbox>,
 ) -> CallError {

@@ -40,7 +40,7 @@ impl UpstreamPlugins for Session<'_> {
         };
         let key = request.type_key;
         self.translate_upstream(&input)
-            .map(|r| (r.cluster, r.load_assignment))
+            .map(|r| (*r.cluster, r.load_assignment))
             .map_err(|e| match e {
                 // The plugin's field paths are relative to the type block it received.
                 CallError::Declined { plugin, error } => {
