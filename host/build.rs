@@ -31,6 +31,10 @@ const PLUGINS: &[(&str, &str)] = &[
     ("weir-fixture-oversized", "WEIR_FIXTURE_WASM_OVERSIZED"),
     ("weir-fixture-wrong-type", "WEIR_FIXTURE_WASM_WRONG_TYPE"),
     ("weir-fixture-future-api", "WEIR_FIXTURE_WASM_FUTURE_API"),
+    (
+        "weir-fixture-envoy-rejects",
+        "WEIR_FIXTURE_WASM_ENVOY_REJECTS",
+    ),
 ];
 
 /// The SDK's example plugins (one per world; the README's walkthrough is one of them),

@@ -2,13 +2,15 @@
 //! told to stop.
 //!
 //! ```text
-//!  translation thread (std)                        tokio
-//!  ┌──────────────────────────────┐
-//!  │ poll DIR every 500 ms        │   publish_all   ┌──────────────┐
-//!  │ → file::load → Store::handle ├───────────────► │ SnapshotCache├──► AdsServer (xDS port)
-//!  │ → Translator::translate      │                 └──────────────┘
-//!  │   (warm memo, plugins)       ├── ready ──────► admin HTTP (/healthz, /readyz)
-//!  └──────────────────────────────┘
+//!  translation thread (std)                          tokio
+//!  ┌────────────────────────────────┐
+//!  │ notify watcher → debounce      │  publish_all   ┌──────────────┐
+//!  │ → DirSource (changed files)    ├──────────────► │ SnapshotCache├──► AdsServer (xDS port)
+//!  │ → Store → Translator           │                └──────────────┘        │ NACKs
+//!  │   (warm memo, plugins)         ├── statuses ──► merge_nacks ◄───────────┘
+//!  └────────────────────────────────┘                     │
+//!                                                        ▼
+//!                      admin HTTP (/healthz, /readyz, /metrics, /debug/config, /debug/status)
 //! ```
 //!
 //! Start at [`bind`], which returns a [`Bound`] holding the addresses actually bound
@@ -17,33 +19,41 @@
 //! proxies reconnect elsewhere) and the translation thread finishes its pass and exits.
 //!
 //! Translation runs on its own thread, not on the async runtime: it is CPU-bound and
-//! calls WebAssembly plugins synchronously. It watches the directory by polling file
-//! modification times and sizes every [`AppConfig::poll_interval`]; polling coalesces a
-//! burst of writes into one pass (the interval is the debounce) and needs no platform
-//! notification API. A directory that cannot be read, or a pass that fails, is logged and
-//! the last good snapshots keep serving.
+//! calls WebAssembly plugins synchronously. It watches the directory with `notify`
+//! (inotify on Linux, recursive): events are collected until none has arrived for
+//! [`AppConfig::debounce`] (at most [`MAX_BATCH_DELAY`] after the first), then only the
+//! files they name are re-read ([`DirSource::update`]) and translated. If the watcher
+//! cannot be set up or fails (the directory moved away, the inotify limit), the thread
+//! falls back to rescanning the directory every [`AppConfig::rescan_interval`] and
+//! retries the watcher each time. A directory that cannot be read is logged once per
+//! distinct error and the last good snapshots keep serving.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Request, Response, StatusCode};
+use notify::Watcher;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::plugin::PluginRuntime;
+use crate::admin::{AdminState, Metrics, Statuses};
+use crate::plugin::{ObservedSession, PluginRuntime};
+use crate::source::dir::{DirSource, Refresh};
 use crate::source::file;
 use crate::store::Store;
 use crate::translate::Translator;
-use crate::xds::{AdsServer, SnapshotCache};
+use crate::xds::{AdsServer, NackMap, SnapshotCache, merge_nacks};
 
-/// How often the directory is checked for changes when not configured.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long the directory must be quiet after a change before it is translated.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
+/// How often the directory is rescanned while it cannot be watched.
+pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_millis(500);
+/// The longest a burst of changes can postpone a pass.
+pub const MAX_BATCH_DELAY: Duration = Duration::from_secs(1);
 
 /// Everything `weir serve` needs; built from the command line by the CLI, or directly by
 /// tests.
@@ -55,8 +65,13 @@ pub struct AppConfig {
     pub xds_addr: SocketAddr,
     /// Where the admin HTTP server listens.
     pub admin_addr: SocketAddr,
-    /// How often the directory is checked for changes.
-    pub poll_interval: Duration,
+    /// How long the directory must be quiet after a change before it is translated.
+    pub debounce: Duration,
+    /// How often the directory is rescanned while the watcher is not working.
+    pub rescan_interval: Duration,
+    /// Kubernetes mode (`--source kubernetes`): when set, objects come from the API
+    /// server instead of `source_dir` (see [`crate::source::kubernetes::serve`]).
+    pub kubernetes: Option<crate::source::kubernetes::serve::KubeArgs>,
 }
 
 /// A built and bound control plane, not yet running its loops.
@@ -67,14 +82,18 @@ pub struct Bound {
     admin_listener: TcpListener,
     server: AdsServer,
     translation: Translation,
-    ready_rx: watch::Receiver<bool>,
+    admin: AdminState,
+    /// The statuses translation computed, before NACKs are merged in.
+    translated_rx: watch::Receiver<Arc<Statuses>>,
+    merged_tx: watch::Sender<Arc<Statuses>>,
 }
 
-/// Builds the cache and the ADS server around the loaded plugins (`runtime`) and binds
-/// both ports; nothing runs until [`Bound::wait_termination`].
+/// Builds the cache, the ADS server and the metrics around the loaded plugins
+/// (`runtime`) and binds both ports; nothing runs until [`Bound::wait_termination`].
 pub async fn bind(config: AppConfig, runtime: PluginRuntime) -> anyhow::Result<Bound> {
     let cache = SnapshotCache::new();
     let server = AdsServer::new(cache.clone());
+    let metrics = Arc::new(Metrics::new(server.metrics(), cache.clone()));
     let xds_listener = TcpListener::bind(config.xds_addr)
         .await
         .with_context(|| format!("cannot listen for xDS on {}", config.xds_addr))?;
@@ -82,6 +101,14 @@ pub async fn bind(config: AppConfig, runtime: PluginRuntime) -> anyhow::Result<B
         .await
         .with_context(|| format!("cannot listen for admin HTTP on {}", config.admin_addr))?;
     let (ready_tx, ready_rx) = watch::channel(false);
+    let (translated_tx, translated_rx) = watch::channel(Arc::new(Statuses::new()));
+    let (merged_tx, merged_rx) = watch::channel(Arc::new(Statuses::new()));
+    let kubernetes = match &config.kubernetes {
+        Some(args) => Some(
+            crate::source::kubernetes::serve::KubeMode::start(args, merged_rx.clone()).await?,
+        ),
+        None => None,
+    };
     Ok(Bound {
         xds_addr: xds_listener.local_addr()?,
         admin_addr: admin_listener.local_addr()?,
@@ -89,13 +116,24 @@ pub async fn bind(config: AppConfig, runtime: PluginRuntime) -> anyhow::Result<B
         admin_listener,
         server,
         translation: Translation {
-            dir: config.source_dir,
-            poll_interval: config.poll_interval,
+            source: DirSource::new(config.source_dir),
+            debounce: config.debounce,
+            rescan_interval: config.rescan_interval,
             runtime,
-            cache,
+            cache: cache.clone(),
+            metrics: metrics.clone(),
             ready_tx,
+            statuses_tx: translated_tx,
+            kubernetes,
         },
-        ready_rx,
+        admin: AdminState {
+            ready: ready_rx,
+            metrics,
+            cache,
+            statuses: merged_rx,
+        },
+        translated_rx,
+        merged_tx,
     })
 }
 
@@ -116,16 +154,28 @@ impl Bound {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (drain_tx, drain_rx) = watch::channel(false);
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let translation = self.translation;
+        let (wake_tx, wake_rx) = mpsc::channel::<Wake>();
+        let mut translation = self.translation;
+        let watcher_tx = wake_tx.clone();
+        if let Some(kube) = translation.kubernetes.as_mut() {
+            let (_, events) = tokio::sync::mpsc::unbounded_channel();
+            let events = std::mem::replace(&mut kube.events, events);
+            tokio::spawn(forward_source_events(events, wake_tx.clone()));
+        }
         let translating = std::thread::Builder::new()
             .name("weir-translate".into())
-            .spawn(move || translation.run(stop_rx))
+            .spawn(move || translation.run(wake_rx, watcher_tx))
             .context("cannot start the translation thread")?;
 
-        let admin = tokio::spawn(serve_admin(
+        let statuses = tokio::spawn(merge_statuses(
+            self.translated_rx,
+            self.server.nacks().subscribe(),
+            self.merged_tx,
+            drain_rx.clone(),
+        ));
+        let admin = tokio::spawn(crate::admin::serve(
             self.admin_listener,
-            self.ready_rx,
+            self.admin,
             drain_rx.clone(),
         ));
         let mut xds_drain = drain_rx;
@@ -137,9 +187,10 @@ impl Bound {
         shutdown.await;
         tracing::info!("shutting down: draining xDS streams and the admin server");
         let _ = drain_tx.send(true);
-        drop(stop_tx);
+        let _ = wake_tx.send(Wake::Stop);
         let xds_result = xds.await.context("the xDS server task failed")?;
         admin.await.context("the admin server task failed")?;
+        statuses.await.context("the status task failed")?;
         tokio::task::spawn_blocking(move || translating.join())
             .await
             .context("cannot join the translation thread")?
@@ -150,204 +201,389 @@ impl Bound {
     }
 }
 
-// === Translation loop ===
+// === Status ===
 
-/// The translation thread's state: the plugins, the directory and where results go.
-struct Translation {
-    dir: PathBuf,
-    poll_interval: Duration,
-    runtime: PluginRuntime,
-    cache: SnapshotCache,
-    /// Turned `true` once the first pass is published.
-    ready_tx: watch::Sender<bool>,
-}
-
-/// What the directory looked like: every entry's path, size and modification time.
-type Fingerprint = BTreeMap<PathBuf, (u64, Option<SystemTime>)>;
-
-impl Translation {
-    /// Translates whenever the directory changes, until `stop_rx` is dropped or signalled.
-    fn run(self, stop_rx: mpsc::Receiver<()>) {
-        let span = tracing::info_span!("translate", dir = %self.dir.display());
-        let _entered = span.enter();
-        let mut store = Store::new();
-        // Warm across passes, so a pass redoes only what changed.
-        let mut translator = Translator::new();
-        let mut last: Option<Fingerprint> = None;
-        // The last read error logged, so a directory that stays unreadable is reported
-        // once per distinct error rather than every poll.
-        let mut last_error: Option<String> = None;
-        loop {
-            let read = fingerprint(&self.dir).and_then(|current| {
-                if last.as_ref() != Some(&current) {
-                    self.pass(&mut store, &mut translator)?;
-                    last = Some(current);
-                }
-                Ok(())
-            });
-            match read {
-                Ok(()) => last_error = None,
-                Err(err) => {
-                    let message = format!("{err:#}");
-                    if last_error.as_ref() != Some(&message) {
-                        tracing::error!(
-                            error = %message,
-                            "cannot read the source directory; the last good configuration keeps serving"
-                        );
-                        last_error = Some(message);
-                    }
-                }
-            }
-            match stop_rx.recv_timeout(self.poll_interval) {
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        }
-    }
-
-    /// Reads the directory, translates and publishes. A directory that cannot be read
-    /// changes nothing.
-    fn pass(&self, store: &mut Store, translator: &mut Translator) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let loaded = file::load(&[&self.dir])?;
-        for diagnostic in &loaded.diagnostics {
-            match diagnostic.severity {
-                file::Severity::Error => tracing::error!("{diagnostic}"),
-                file::Severity::Warning => tracing::warn!("{diagnostic}"),
-            }
-        }
-        store.handle(loaded.into_event());
-        let mut session = self.runtime.session();
-        let translation =
-            translator.translate(store, &mut session, k8s_openapi::jiff::Timestamp::now());
-        let changed = self.cache.publish_all(&translation.gateways);
-        self.ready_tx.send_replace(true);
-        let stats = translator.last_pass();
-        tracing::info!(
-            gateways = translation.gateways.len(),
-            changed,
-            routes_translated = stats.routes_translated,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "translated and published"
-        );
-        Ok(())
-    }
-}
-
-/// Every entry under `dir` with its size and modification time (hidden entries skipped,
-/// as the file source skips them).
-fn fingerprint(dir: &Path) -> anyhow::Result<Fingerprint> {
-    let mut out = Fingerprint::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        let meta =
-            std::fs::metadata(&path).with_context(|| format!("cannot stat {}", path.display()))?;
-        if meta.is_dir() {
-            let entries = std::fs::read_dir(&path)
-                .with_context(|| format!("cannot list {}", path.display()))?;
-            for entry in entries {
-                let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
-                if !entry.file_name().to_string_lossy().starts_with('.') {
-                    pending.push(entry.path());
-                }
-            }
-        } else {
-            out.insert(path, (meta.len(), meta.modified().ok()));
-        }
-    }
-    Ok(out)
-}
-
-// === Admin HTTP ===
-
-/// Serves `/healthz` and `/readyz` until `drain_rx` turns `true`.
-async fn serve_admin(
-    listener: TcpListener,
-    ready_rx: watch::Receiver<bool>,
+/// Keeps `merged` equal to the translated statuses with the standing NACKs merged in
+/// ([`merge_nacks`]), until `drain_rx` turns `true`.
+async fn merge_statuses(
+    mut translated: watch::Receiver<Arc<Statuses>>,
+    mut nacks: watch::Receiver<NackMap>,
+    merged: watch::Sender<Arc<Statuses>>,
     mut drain_rx: watch::Receiver<bool>,
 ) {
     loop {
-        let accepted = tokio::select! {
+        let statuses = translated.borrow_and_update().clone();
+        let standing = nacks.borrow_and_update().clone();
+        let now = kubernetes_time(k8s_openapi::jiff::Timestamp::now());
+        merged.send_replace(Arc::new(merge_nacks(&statuses, &standing, &now)));
+        let changed = tokio::select! {
             biased;
             _ = drain_rx.wait_for(|drained| *drained) => return,
-            accepted = listener.accept() => accepted,
+            changed = translated.changed() => changed,
+            changed = nacks.changed() => changed,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        if changed.is_err() {
+            return;
+        }
+    }
+}
+
+/// A timestamp as Kubernetes writes `lastTransitionTime` (RFC 3339, whole seconds).
+fn kubernetes_time(now: k8s_openapi::jiff::Timestamp) -> String {
+    let time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now);
+    match serde_json::to_value(time) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => now.to_string(),
+    }
+}
+
+// === Translation loop ===
+
+/// What wakes the translation thread.
+#[derive(Debug)]
+enum Wake {
+    /// The watcher saw these paths change.
+    Changed(Vec<PathBuf>),
+    /// The watcher lost events (queue overflow): everything must be rescanned.
+    Rescan,
+    /// The watcher failed; fall back to rescanning.
+    WatchFailed(String),
+    /// The Kubernetes source reported a change.
+    Source(crate::source::SourceEvent),
+    /// Shut down.
+    Stop,
+}
+
+/// What the next pass must read.
+#[derive(Debug)]
+enum Pending {
+    /// Walk the whole directory.
+    Rescan,
+    /// Only these paths.
+    Paths(BTreeSet<PathBuf>),
+}
+
+impl Pending {
+    fn add(this: &mut Option<Pending>, wake: Wake) {
+        match (this.as_mut(), wake) {
+            (_, Wake::Stop | Wake::Source(_)) => {}
+            (Some(Pending::Rescan), _) => {}
+            (Some(Pending::Paths(paths)), Wake::Changed(new)) => paths.extend(new),
+            (None, Wake::Changed(new)) => *this = Some(Pending::Paths(new.into_iter().collect())),
+            (_, Wake::Rescan | Wake::WatchFailed(_)) => *this = Some(Pending::Rescan),
+        }
+    }
+}
+
+/// The translation thread's state: the plugins, the source and where results go.
+struct Translation {
+    source: DirSource,
+    debounce: Duration,
+    rescan_interval: Duration,
+    runtime: PluginRuntime,
+    cache: SnapshotCache,
+    metrics: Arc<Metrics>,
+    /// Turned `true` once the first pass is published.
+    ready_tx: watch::Sender<bool>,
+    /// The statuses of the latest pass.
+    statuses_tx: watch::Sender<Arc<Statuses>>,
+    /// Kubernetes mode: its events arrive as [`Wake::Source`] instead of file changes.
+    kubernetes: Option<crate::source::kubernetes::serve::KubeMode>,
+}
+
+/// The translation thread's mutable state across passes.
+struct Passes {
+    store: Store,
+    /// Warm across passes, so a pass redoes only what changed.
+    translator: Translator,
+    published: bool,
+    /// The last read error logged, so a problem that persists is reported once.
+    last_read_error: Option<String>,
+    /// The same for the watcher.
+    last_watch_error: Option<String>,
+}
+
+impl Translation {
+    /// Translates whenever the directory changes, until told to stop.
+    fn run(mut self, wake_rx: mpsc::Receiver<Wake>, wake_tx: mpsc::Sender<Wake>) {
+        if self.kubernetes.is_some() {
+            return self.run_kubernetes(wake_rx);
+        }
+        let span = tracing::info_span!("translate", dir = %self.source.absolute_root().display());
+        let _entered = span.enter();
+        let mut passes = Passes {
+            store: Store::new(),
+            translator: Translator::new(),
+            published: false,
+            last_read_error: None,
+            last_watch_error: None,
+        };
+        let mut watcher: Option<notify::RecommendedWatcher> = None;
+        let mut pending = Some(Pending::Rescan);
+        loop {
+            if watcher.is_none() {
+                match watch(self.source.absolute_root(), wake_tx.clone()) {
+                    Ok(w) => {
+                        tracing::info!(
+                            debounce_ms = self.debounce.as_millis() as u64,
+                            "watching the source directory"
+                        );
+                        watcher = Some(w);
+                        passes.last_watch_error = None;
+                        // Anything may have changed while it was not watched.
+                        pending = Some(Pending::Rescan);
+                    }
+                    Err(err) => report_once(
+                        &mut passes.last_watch_error,
+                        format!(
+                            "cannot watch the source directory ({err}); rescanning it every {} ms",
+                            self.rescan_interval.as_millis()
+                        ),
+                        false,
+                    ),
+                }
+            }
+            if let Some(what) = pending.take()
+                && !self.pass(what, &mut passes)
+            {
+                // The directory may have moved away: watch it again once it is back.
+                watcher = None;
+            }
+            let first = if watcher.is_some() {
+                wake_rx
+                    .recv()
+                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+            } else {
+                wake_rx.recv_timeout(self.rescan_interval)
+            };
+            match first {
+                Err(mpsc::RecvTimeoutError::Timeout) => pending = Some(Pending::Rescan),
+                Err(mpsc::RecvTimeoutError::Disconnected) | Ok(Wake::Stop) => return,
+                Ok(wake) => {
+                    if let Wake::WatchFailed(err) = &wake {
+                        tracing::warn!(error = %err, "the directory watcher failed; rescanning");
+                        watcher = None;
+                    }
+                    Pending::add(&mut pending, wake);
+                    if self.collect_burst(&wake_rx, &mut pending).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the events of a burst to `pending`, until none arrived for the debounce time
+    /// (or [`MAX_BATCH_DELAY`] passed). `Err` means stop.
+    fn collect_burst(
+        &self,
+        wake_rx: &mpsc::Receiver<Wake>,
+        pending: &mut Option<Pending>,
+    ) -> Result<(), ()> {
+        let deadline = Instant::now() + MAX_BATCH_DELAY;
+        loop {
+            let wait = self
+                .debounce
+                .min(deadline.saturating_duration_since(Instant::now()));
+            match wake_rx.recv_timeout(wait) {
+                Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(()),
+                Ok(wake) => Pending::add(pending, wake),
+                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads what changed, translates and publishes. Returns `false` when the directory
+    /// could not be read (nothing changed then).
+    fn pass(&mut self, what: Pending, passes: &mut Passes) -> bool {
+        let started = Instant::now();
+        let refreshed = match &what {
+            Pending::Rescan => self.source.rescan(),
+            Pending::Paths(paths) => self
+                .source
+                .update(&paths.iter().cloned().collect::<Vec<_>>()),
+        };
+        let refresh: Refresh = match refreshed {
+            Ok(refresh) => refresh,
             Err(err) => {
-                tracing::warn!(error = %err, "admin accept failed");
+                self.metrics.translation_failed();
+                report_once(
+                    &mut passes.last_read_error,
+                    format!(
+                        "cannot read the source directory; the last good configuration keeps serving: {err}"
+                    ),
+                    true,
+                );
+                return false;
+            }
+        };
+        passes.last_read_error = None;
+        for diagnostic in &refresh.diagnostics {
+            match diagnostic.severity {
+                file::Severity::Error => {
+                    tracing::error!(file = %diagnostic.file.display(), line = diagnostic.line, "{}", diagnostic.message)
+                }
+                file::Severity::Warning => {
+                    tracing::warn!(file = %diagnostic.file.display(), line = diagnostic.line, "{}", diagnostic.message)
+                }
+            }
+        }
+        let mut changed_objects = 0;
+        for event in refresh.events {
+            changed_objects += passes.store.handle(event).len();
+        }
+        if changed_objects == 0 && passes.published {
+            tracing::debug!(files_read = refresh.files_read, "no object changed");
+            return true;
+        }
+        let translation = {
+            let mut session = ObservedSession::new(&self.runtime, self.metrics.as_ref());
+            passes.translator.translate(
+                &passes.store,
+                &mut session,
+                k8s_openapi::jiff::Timestamp::now(),
+            )
+        };
+        let changed = self.cache.publish_all(&translation.gateways);
+        self.statuses_tx
+            .send_replace(Arc::new(translation.statuses));
+        self.ready_tx.send_replace(true);
+        passes.published = true;
+        let elapsed = started.elapsed();
+        self.metrics.translation(elapsed);
+        let stats = passes.translator.last_pass();
+        tracing::info!(
+            files_read = refresh.files_read,
+            files_removed = refresh.files_removed,
+            objects_changed = changed_objects,
+            gateways = translation.gateways.len(),
+            snapshots_changed = changed,
+            routes_translated = stats.routes_translated,
+            elapsed_us = elapsed.as_micros() as u64,
+            "translated and published"
+        );
+        true
+    }
+}
+
+// === Kubernetes source ===
+
+/// Hands the Kubernetes source's events to the translation thread.
+async fn forward_source_events(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::source::SourceEvent>,
+    wake_tx: mpsc::Sender<Wake>,
+) {
+    while let Some(event) = events.recv().await {
+        if wake_tx.send(Wake::Source(event)).is_err() {
+            return;
+        }
+    }
+}
+
+impl Translation {
+    /// Kubernetes mode: applies each burst of source events (debounced like file changes)
+    /// and translates, until told to stop. Nothing is published before the source's first
+    /// event, the complete initial sync.
+    fn run_kubernetes(self, wake_rx: mpsc::Receiver<Wake>) {
+        let span = tracing::info_span!("translate", source = "kubernetes");
+        let _entered = span.enter();
+        let mut passes = Passes {
+            store: Store::new(),
+            translator: Translator::new(),
+            published: false,
+            last_read_error: None,
+            last_watch_error: None,
+        };
+        loop {
+            let mut events = Vec::new();
+            match wake_rx.recv() {
+                Ok(Wake::Source(event)) => events.push(event),
+                Ok(Wake::Stop) | Err(_) => return,
+                Ok(_) => continue,
+            }
+            let deadline = Instant::now() + MAX_BATCH_DELAY;
+            loop {
+                let wait = self
+                    .debounce
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                match wake_rx.recv_timeout(wait) {
+                    Ok(Wake::Source(event)) => events.push(event),
+                    Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    Ok(_) => {}
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                }
+            }
+            let started = Instant::now();
+            let changed_objects: usize = events
+                .into_iter()
+                .map(|e| passes.store.handle(e).len())
+                .sum();
+            if changed_objects == 0 && passes.published {
                 continue;
             }
+            let translation = {
+                let mut session = ObservedSession::new(&self.runtime, self.metrics.as_ref());
+                passes.translator.translate(
+                    &passes.store,
+                    &mut session,
+                    k8s_openapi::jiff::Timestamp::now(),
+                )
+            };
+            let changed = self.cache.publish_all(&translation.gateways);
+            self.statuses_tx.send_replace(Arc::new(translation.statuses));
+            self.ready_tx.send_replace(true);
+            passes.published = true;
+            let elapsed = started.elapsed();
+            self.metrics.translation(elapsed);
+            tracing::info!(
+                objects = passes.store.len(),
+                objects_changed = changed_objects,
+                gateways = translation.gateways.len(),
+                snapshots_changed = changed,
+                routes_translated = passes.translator.last_pass().routes_translated,
+                elapsed_us = elapsed.as_micros() as u64,
+                "translated and published"
+            );
+        }
+    }
+}
+
+/// Logs `message` (as an error, else a warning) unless `last` already holds it.
+fn report_once(last: &mut Option<String>, message: String, error: bool) {
+    if last.as_ref() == Some(&message) {
+        return;
+    }
+    if error {
+        tracing::error!("{message}");
+    } else {
+        tracing::warn!("{message}");
+    }
+    *last = Some(message);
+}
+
+/// Watches `dir` recursively, sending what changes to `wake_tx`. Reads (opens, closes
+/// without writing) are not changes, so the source reading its own files wakes nothing.
+fn watch(
+    dir: &std::path::Path,
+    wake_tx: mpsc::Sender<Wake>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let wake = match event {
+            Err(err) => Wake::WatchFailed(err.to_string()),
+            Ok(event) if event.need_rescan() => Wake::Rescan,
+            Ok(event) => match event.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                    Wake::Changed(event.paths)
+                }
+                EventKind::Access(_) => return,
+                _ => Wake::Changed(event.paths),
+            },
         };
-        let ready_rx = ready_rx.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let ready = *ready_rx.borrow();
-                async move { Ok::<_, std::convert::Infallible>(admin_response(&req, ready)) }
-            });
-            if let Err(err) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %err, "admin connection failed");
-            }
-        });
-    }
-}
-
-/// The answer to one admin request.
-fn admin_response<B>(req: &Request<B>, ready: bool) -> Response<Full<Bytes>> {
-    let (status, body) = match req.uri().path() {
-        "/healthz" => (StatusCode::OK, "ok\n"),
-        "/readyz" if ready => (StatusCode::OK, "ready\n"),
-        "/readyz" => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no configuration published yet\n",
-        ),
-        _ => (StatusCode::NOT_FOUND, "not found\n"),
-    };
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn get(path: &str) -> Request<()> {
-        Request::get(path).body(()).unwrap()
-    }
-
-    #[test]
-    fn readyz_is_unavailable_until_ready() {
-        assert_eq!(
-            admin_response(&get("/readyz"), false).status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            admin_response(&get("/readyz"), true).status(),
-            StatusCode::OK
-        );
-        assert_eq!(
-            admin_response(&get("/healthz"), false).status(),
-            StatusCode::OK
-        );
-        assert_eq!(
-            admin_response(&get("/nope"), true).status(),
-            StatusCode::NOT_FOUND
-        );
-    }
-
-    #[test]
-    fn fingerprint_changes_when_a_file_changes_and_skips_hidden_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.yaml"), "a").unwrap();
-        std::fs::write(dir.path().join(".hidden"), "x").unwrap();
-        let before = fingerprint(dir.path()).unwrap();
-        assert_eq!(before.len(), 1);
-        std::fs::write(dir.path().join("a.yaml"), "ab").unwrap();
-        assert_ne!(fingerprint(dir.path()).unwrap(), before);
-        assert!(fingerprint(&dir.path().join("missing")).is_err());
-    }
+        // The thread is gone only when shutting down.
+        let _ = wake_tx.send(wake);
+    })?;
+    watcher.watch(dir, notify::RecursiveMode::Recursive)?;
+    Ok(watcher)
 }

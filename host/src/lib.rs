@@ -13,14 +13,22 @@
 //! - [`xds`]: per-Gateway snapshots and the ADS server (state of the world and delta);
 //! - [`plugin`]: the WebAssembly plugin runtime (load, sandbox, call, check outputs);
 //! - [`envoy_json`]: Envoy messages printed as proto3 JSON, as Envoy prints them;
-//! - [`app`]: the `weir serve` runtime (translation loop, ADS server, admin HTTP);
+//! - [`discovery`]: Upstreams of type `kube` for Services (Kubernetes mode);
+//! - [`leader`]: Lease-based leader election (only the leader writes);
+//! - [`reporter`]: writes translated statuses to the Kubernetes status subresource;
+//! - [`app`]: the `weir serve` runtime (watch and translate loop, ADS server, admin HTTP);
+//! - [`admin`]: the admin HTTP endpoints (health, readiness, metrics, debug views);
 //! - [`cli`]: the `weir` command line.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod discovery;
 pub mod envoy_json;
+pub mod leader;
 pub mod model;
 pub mod plugin;
+pub mod reporter;
 pub mod source;
 pub mod store;
 pub mod translate;

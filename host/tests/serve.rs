@@ -77,7 +77,7 @@ fn bootstrap_names_the_gateway_and_envoy_accepts_it() {
 }
 
 #[test]
-fn bootstrap_with_a_dns_name_node_id_and_delta_is_accepted() {
+fn bootstrap_with_a_dns_name_node_id_delta_and_bind_address_is_accepted() {
     let config = bootstrap(&[
         "--gateway",
         "infra/edge",
@@ -86,8 +86,11 @@ fn bootstrap_with_a_dns_name_node_id_and_delta_is_accepted() {
         "--node-id",
         "edge-0",
         "--delta",
+        "--bind-address",
+        "127.0.0.2",
     ]);
     assert_eq!(config["node"]["id"], "edge-0");
+    assert_eq!(config["node"]["metadata"]["weir.bind_address"], "127.0.0.2");
     assert_eq!(
         config["dynamic_resources"]["ads_config"]["api_type"],
         "DELTA_GRPC"
@@ -105,6 +108,20 @@ fn bootstrap_rejects_a_gateway_that_is_not_namespace_slash_name() {
     }
     let out = weir(&["bootstrap", "--gateway", "default/gw", "--xds", "nope"]);
     assert!(!out.status.success());
+    let out = weir(&[
+        "bootstrap",
+        "--gateway",
+        "default/gw",
+        "--xds",
+        "127.0.0.1:18000",
+        "--bind-address",
+        "localhost",
+    ]);
+    assert!(
+        !out.status.success(),
+        "a bind address must be an IP address"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bind-address"));
 }
 
 // === weir serve ===

@@ -11,6 +11,7 @@ mod envoy;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener as StdListener, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
@@ -23,8 +24,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{
-    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
-    route_match,
+    Route, RouteAction, RouteMatch, VirtualHost, route, route_action, route_match,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -34,7 +34,7 @@ use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};
 use prost::{Message, Name};
 use serde_json::json;
 use weir::model::{Kind, ObjectKey};
-use weir::translate::GatewayResources;
+use weir::translate::{GatewayResources, RouteTable};
 use weir::xds::{AdsServer, ResourceType, Snapshot, SnapshotCache};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -157,7 +157,7 @@ fn mk_resources(
         ..Default::default()
     };
     GatewayResources {
-        listeners: vec![Listener {
+        listeners: vec![Arc::new(Listener {
             name: "listener".into(),
             address: Some(mk_address(listen_port)),
             filter_chains: vec![FilterChain {
@@ -168,10 +168,10 @@ fn mk_resources(
                 ..Default::default()
             }],
             ..Default::default()
-        }],
-        routes: vec![RouteConfiguration {
-            name: "route".into(),
-            virtual_hosts: vec![VirtualHost {
+        })],
+        routes: vec![RouteTable::new(
+            "route",
+            vec![Arc::new(VirtualHost {
                 name: "all".into(),
                 domains: vec!["*".into()],
                 routes: vec![Route {
@@ -188,46 +188,49 @@ fn mk_resources(
                     ..Default::default()
                 }],
                 ..Default::default()
-            }],
-            ..Default::default()
-        }],
+            })],
+        )],
         clusters: backends
             .iter()
-            .map(|(name, _)| Cluster {
-                name: name.to_string(),
-                connect_timeout: Some(PbDuration {
-                    seconds: 1,
-                    nanos: 0,
-                }),
-                cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-                    cluster::DiscoveryType::Eds as i32,
-                )),
-                eds_cluster_config: Some(cluster::EdsClusterConfig {
-                    eds_config: Some(ads()),
-                    service_name: String::new(),
-                }),
-                ..Default::default()
+            .map(|(name, _)| {
+                Arc::new(Cluster {
+                    name: name.to_string(),
+                    connect_timeout: Some(PbDuration {
+                        seconds: 1,
+                        nanos: 0,
+                    }),
+                    cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+                        cluster::DiscoveryType::Eds as i32,
+                    )),
+                    eds_cluster_config: Some(cluster::EdsClusterConfig {
+                        eds_config: Some(ads()),
+                        service_name: String::new(),
+                    }),
+                    ..Default::default()
+                })
             })
-            .collect::<Vec<_>>()
-            .into(),
+            .collect(),
         endpoints: backends
             .iter()
-            .map(|(name, port)| ClusterLoadAssignment {
-                cluster_name: name.to_string(),
-                endpoints: vec![LocalityLbEndpoints {
-                    lb_endpoints: vec![LbEndpoint {
-                        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                            address: Some(mk_address(*port)),
+            .map(|(name, port)| {
+                Arc::new(ClusterLoadAssignment {
+                    cluster_name: name.to_string(),
+                    endpoints: vec![LocalityLbEndpoints {
+                        lb_endpoints: vec![LbEndpoint {
+                            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(
+                                Endpoint {
+                                    address: Some(mk_address(*port)),
+                                    ..Default::default()
+                                },
+                            )),
                             ..Default::default()
-                        })),
+                        }],
                         ..Default::default()
                     }],
                     ..Default::default()
-                }],
-                ..Default::default()
+                })
             })
-            .collect::<Vec<_>>()
-            .into(),
+            .collect(),
         secrets: vec![],
     }
 }

@@ -1,4 +1,5 @@
-//! [`parse_config`]: typed, field-path-aware parsing of a user's JSON block.
+//! [`parse_config`]: typed, field-path-aware parsing of a user's JSON block, and
+//! [`ConfigBlock`]: parsing plus the plugin's own checks, reporting every problem.
 
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
@@ -41,6 +42,46 @@ pub fn parse_config<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
         .end()
         .map_err(|err| FieldError::new("", message(&err)))?;
     Ok(value)
+}
+
+/// A configuration block that checks itself once parsed.
+///
+/// Implement [`ConfigBlock::problems`] with the checks serde cannot express (ranges,
+/// formats, fields that contradict each other) and call [`ConfigBlock::from_json`] from
+/// both `validate` and `translate`, so the two always agree.
+///
+/// ```
+/// use weir_plugin_sdk::{ConfigBlock, FieldError, PluginError};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Block { port: i64 }
+///
+/// impl ConfigBlock for Block {
+///     fn problems(&self) -> Vec<FieldError> {
+///         match self.port {
+///             1..=65535 => Vec::new(),
+///             port => vec![FieldError::new("port", format!("must be 1..=65535, got {port}"))],
+///         }
+///     }
+/// }
+///
+/// assert!(Block::from_json(r#"{"port": 80}"#).is_ok());
+/// assert_eq!(
+///     Block::from_json(r#"{"port": 0}"#).err(),
+///     Some(PluginError::invalid("port", "must be 1..=65535, got 0")),
+/// );
+/// ```
+pub trait ConfigBlock: DeserializeOwned {
+    /// Every problem in the parsed block, with field paths; empty when it is valid.
+    fn problems(&self) -> Vec<FieldError>;
+
+    /// Parses a block with [`parse_config`], then fails with every one of
+    /// [`ConfigBlock::problems`] at once, if there are any.
+    fn from_json(json: &str) -> Result<Self, PluginError> {
+        let config: Self = parse_config(json)?;
+        PluginError::check(config.problems())?;
+        Ok(config)
+    }
 }
 
 fn to_field_error(err: serde_path_to_error::Error<serde_json::Error>) -> PluginError {

@@ -21,7 +21,8 @@
 //! ...), built for every target including wasm32. Messages cross the boundary
 //! as [`Any`]: [`pack`] encodes one, [`unpack`] decodes one and checks its type.
 //! User configuration arrives as JSON text: [`parse_config`] reads it into your
-//! serde type and reports mistakes with their field path, and [`duration`]
+//! serde type and reports mistakes with their field path, [`ConfigBlock`] adds your
+//! own checks, and [`duration`]
 //! reads `"1.5s"`-style durations.
 //!
 //! # Errors
@@ -34,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod any;
+pub mod arena;
 mod config;
 mod discovery;
 pub mod duration;
@@ -51,7 +53,7 @@ mod upstream;
 pub mod __private;
 
 pub use any::{Any, pack, unpack};
-pub use config::parse_config;
+pub use config::{ConfigBlock, parse_config};
 pub use discovery::{DiscoveryInput, Document, FunctionDiscovery};
 pub use error::{FieldError, PluginError};
 pub use filters::{
@@ -59,6 +61,15 @@ pub use filters::{
 };
 pub use object::ObjectRef;
 pub use upstream::{ClusterName, Endpoint, Function, UpstreamInput, UpstreamOutput, UpstreamType};
+
+/// Plugins built for wasm32 allocate from a per-call [`arena::Arena`] (see there).
+#[cfg(all(
+    target_arch = "wasm32",
+    not(target_feature = "atomics"),
+    feature = "arena-allocator"
+))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena<{ arena::ARENA_BYTES }> = arena::Arena::new();
 
 /// The prost runtime the [`envoy`] messages are built on.
 pub use prost;

@@ -24,6 +24,10 @@ pub struct BootstrapArgs {
     /// Use delta (incremental) ADS instead of state of the world.
     #[arg(long)]
     pub delta: bool,
+    /// The local IP address the proxies' listeners bind [default: 0.0.0.0], so several
+    /// Gateways can share a port on different addresses.
+    #[arg(long, value_name = "ADDR")]
+    pub bind_address: Option<std::net::IpAddr>,
 }
 
 pub(super) fn run(args: &BootstrapArgs) -> anyhow::Result<()> {
@@ -44,6 +48,7 @@ pub(super) fn run(args: &BootstrapArgs) -> anyhow::Result<()> {
         admin_port: args.admin_port,
         node_id: args.node_id.clone(),
         delta: args.delta,
+        bind_address: args.bind_address,
     };
     println!("{}", serde_json::to_string_pretty(&to_bootstrap(&config))?);
     Ok(())

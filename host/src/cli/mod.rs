@@ -14,12 +14,22 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about)]
 pub struct Cli {
-    /// Write logs as JSON lines instead of text.
-    #[arg(long, global = true)]
-    pub log_json: bool,
+    /// How logs (on stderr) are written: `text` or `json` (one JSON object per line).
+    /// `RUST_LOG` picks what is logged (default: `info` for `serve`, `warn` otherwise).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with every structured field.
+    Json,
 }
 
 /// The subcommands.
@@ -76,7 +86,7 @@ pub fn run() -> ExitCode {
         Command::Serve(_) => "info",
         _ => "warn",
     };
-    init_tracing(cli.log_json, default_level);
+    init_tracing(cli.log_format == LogFormat::Json, default_level);
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -8,24 +8,29 @@ use std::str::FromStr;
 use anyhow::Context;
 use clap::Args;
 
-use crate::app::{AppConfig, DEFAULT_POLL_INTERVAL};
+use crate::app::{AppConfig, DEFAULT_DEBOUNCE, DEFAULT_RESCAN_INTERVAL};
 
 /// Arguments of `weir serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where the manifests come from: `file:DIR`, a directory read recursively and
-    /// re-read when its files change.
-    #[arg(long, value_name = "file:DIR", default_value = "file:.")]
+    /// Where the manifests come from: `file:DIR`, a directory read recursively, watched,
+    /// and re-read (only the files that changed) 50 ms after the last change; or
+    /// `kubernetes`, the API server (watched, with status written back).
+    #[arg(long, value_name = "file:DIR|kubernetes", default_value = "file:.")]
     pub source: SourceArg,
     /// Where the xDS (ADS) server listens.
     #[arg(long, default_value = "127.0.0.1:18000")]
     pub xds_addr: SocketAddr,
-    /// Where the admin HTTP server (/healthz, /readyz) listens.
+    /// Where the admin HTTP server listens (/healthz, /readyz, /metrics,
+    /// /debug/config?gateway=NS/NAME, /debug/status).
     #[arg(long, default_value = "127.0.0.1:19100")]
     pub admin_addr: SocketAddr,
     /// A directory of extra plugins (*.wasm) to load next to the built-in ones.
     #[arg(long)]
     pub plugin_dir: Option<PathBuf>,
+    /// Kubernetes mode's flags (used with `--source kubernetes`).
+    #[command(flatten)]
+    pub kubernetes: crate::source::kubernetes::serve::KubeArgs,
 }
 
 /// A `--source` value.
@@ -33,28 +38,38 @@ pub struct ServeArgs {
 pub enum SourceArg {
     /// `file:DIR`.
     File(PathBuf),
+    /// `kubernetes`: the API server of the kubeconfig's current context (or in-cluster).
+    Kubernetes,
 }
 
 impl FromStr for SourceArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "kubernetes" {
+            return Ok(Self::Kubernetes);
+        }
         match s.split_once(':') {
             Some(("file", dir)) if !dir.is_empty() => Ok(Self::File(PathBuf::from(dir))),
             _ => Err(format!(
-                "`{s}` is not a source; expected file:DIR (for example file:examples/quickstart)"
+                "`{s}` is not a source; expected file:DIR (for example file:examples/quickstart) or kubernetes"
             )),
         }
     }
 }
 
 pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let SourceArg::File(source_dir) = args.source;
+    let (source_dir, kubernetes) = match args.source {
+        SourceArg::File(dir) => (dir, None),
+        SourceArg::Kubernetes => (PathBuf::from("."), Some(args.kubernetes)),
+    };
     let config = AppConfig {
         source_dir,
         xds_addr: args.xds_addr,
         admin_addr: args.admin_addr,
-        poll_interval: DEFAULT_POLL_INTERVAL,
+        debounce: DEFAULT_DEBOUNCE,
+        rescan_interval: DEFAULT_RESCAN_INTERVAL,
+        kubernetes,
     };
     let runtime = super::load_runtime(args.plugin_dir.as_deref())?;
     tokio::runtime::Builder::new_multi_thread()

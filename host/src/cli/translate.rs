@@ -78,21 +78,22 @@ pub(super) fn run(args: &TranslateArgs) -> anyhow::Result<()> {
 /// One Gateway's resources as Envoy's `/config_dump` prints them (proto3 JSON with
 /// the proto field names), secrets redacted.
 fn render(resources: &GatewayResources) -> Result<Value, envoy_json::JsonError> {
-    fn all<M: prost::Message + prost::Name>(
-        items: &[M],
+    fn all<'a, M: prost::Message + prost::Name + 'a>(
+        items: impl IntoIterator<Item = &'a M>,
     ) -> Result<Vec<Value>, envoy_json::JsonError> {
         items
-            .iter()
+            .into_iter()
             .map(|item| envoy_json::to_json_with(item, envoy_json::JsonStyle::ConfigDump))
             .collect()
     }
-    let mut secrets = all(&resources.secrets)?;
+    let routes: Vec<_> = resources.routes.iter().map(|r| r.to_proto()).collect();
+    let mut secrets = all(resources.secrets.iter().map(|r| &**r))?;
     secrets.iter_mut().for_each(envoy_json::redact_secret);
     Ok(json!({
-        "listeners": all(&resources.listeners)?,
-        "routes": all(&resources.routes)?,
-        "clusters": all(&resources.clusters)?,
-        "endpoints": all(&resources.endpoints)?,
+        "listeners": all(resources.listeners.iter().map(|r| &**r))?,
+        "routes": all(&routes)?,
+        "clusters": all(resources.clusters.iter().map(|r| &**r))?,
+        "endpoints": all(resources.endpoints.iter().map(|r| &**r))?,
         "secrets": secrets,
     }))
 }

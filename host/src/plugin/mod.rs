@@ -41,3 +41,4 @@ pub use session::{
     DiscoveryInput, Document, Endpoint, Function, HookInput, HttpFilter, Session, Stage, StageName,
     StagePosition, UpstreamInput,
 };
+pub use translate_impl::{CallObserver, ObservedSession, error_kind};

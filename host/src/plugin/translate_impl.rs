@@ -1,5 +1,9 @@
 //! The translator's view of the plugin runtime: [`Session`] implements
-//! [`UpstreamPlugins`], so `translate` never sees wasmtime.
+//! [`UpstreamPlugins`], so `translate` never sees wasmtime. [`ObservedSession`] does the
+//! same and also reports every call's duration and outcome to a [`CallObserver`]
+//! (`weir serve` feeds its `/metrics` with it).
+
+use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -9,55 +13,137 @@ use crate::translate::{UpstreamPlugins, UpstreamRequest};
 
 use super::bindings::{ObjectRef, PluginError};
 use super::error::{CallError, describe};
+use super::metadata::World;
+use super::outputs::UpstreamResult;
+use super::runtime::PluginRuntime;
 use super::session::{Endpoint, Session, UpstreamInput};
+
+/// Told about every plugin call a translation pass makes.
+pub trait CallObserver {
+    /// `plugin` (its name) answered in `elapsed`; `error` names the kind of failure
+    /// (see [`error_kind`]) when the call did not produce a result.
+    fn plugin_call(&self, plugin: &str, elapsed: Duration, error: Option<&'static str>);
+}
+
+/// A [`Session`] whose calls are timed and reported to a [`CallObserver`].
+pub struct ObservedSession<'r, 'o> {
+    session: Session<'r>,
+    runtime: &'r PluginRuntime,
+    observer: &'o dyn CallObserver,
+}
+
+impl<'r, 'o> ObservedSession<'r, 'o> {
+    /// A new session of `runtime` reporting to `observer`.
+    pub fn new(runtime: &'r PluginRuntime, observer: &'o dyn CallObserver) -> Self {
+        Self {
+            session: runtime.session(),
+            runtime,
+            observer,
+        }
+    }
+}
+
+/// A short, stable name for the kind of a failed call (a metrics label): `declined`,
+/// `timeout`, `out_of_memory`, `crash`, `output_too_large`, `wrong_type`, `undecodable`,
+/// `host`, or `unknown_key`.
+pub fn error_kind(error: &CallError) -> &'static str {
+    match error {
+        CallError::UnknownKey { .. } => "unknown_key",
+        CallError::Declined { .. } => "declined",
+        CallError::Timeout { .. } => "timeout",
+        CallError::OutOfMemory { .. } => "out_of_memory",
+        CallError::Crash { .. } => "crash",
+        CallError::OutputTooLarge { .. } => "output_too_large",
+        CallError::WrongType { .. } => "wrong_type",
+        CallError::Undecodable { .. } => "undecodable",
+        CallError::Host { .. } => "host",
+    }
+}
 
 impl UpstreamPlugins for Session<'_> {
     fn translate_upstream(
         &mut self,
         request: &UpstreamRequest<'_>,
     ) -> Result<(Cluster, Option<ClusterLoadAssignment>), String> {
-        let input = UpstreamInput {
-            upstream: ObjectRef {
-                group: WEIR_GROUP.to_string(),
-                kind: "Upstream".to_string(),
-                namespace: request.upstream.namespace.clone().unwrap_or_default(),
-                name: request.upstream.name.clone(),
-            },
-            cluster_name: request.cluster_name.0.clone(),
-            key: request.type_key.to_string(),
-            config: request.config.to_string(),
-            endpoints: request
-                .endpoints
-                .iter()
-                .map(|e| Endpoint {
-                    address: e.address.clone(),
-                    port: e.port,
-                    weight: e.weight,
-                    ready: e.ready,
-                    labels: e.labels.clone(),
-                })
-                .collect(),
-        };
         let key = request.type_key;
-        self.translate_upstream(&input)
+        self.translate_upstream(&upstream_input(request))
             .map(|r| (*r.cluster, r.load_assignment))
-            .map_err(|e| match e {
-                // The plugin's field paths are relative to the type block it received.
-                CallError::Declined { plugin, error } => {
-                    let detail = match &error {
-                        PluginError::InvalidConfig(fields) => fields
-                            .iter()
-                            .map(|f| format!("spec.{key}.{}: {}", f.path, f.message))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                        PluginError::Unresolved(f) => {
-                            format!("spec.{key}.{}: {}", f.path, f.message)
-                        }
-                        other => format!("spec.{key}: {}", describe(other)),
-                    };
-                    format!("{plugin} rejected the Upstream: {detail}")
-                }
-                other => format!("spec.{key}: {other}"),
+            .map_err(|e| upstream_error(key, e))
+    }
+}
+
+impl UpstreamPlugins for ObservedSession<'_, '_> {
+    fn translate_upstream(
+        &mut self,
+        request: &UpstreamRequest<'_>,
+    ) -> Result<(Cluster, Option<ClusterLoadAssignment>), String> {
+        let key = request.type_key;
+        let input = upstream_input(request);
+        let started = Instant::now();
+        let result: Result<UpstreamResult, CallError> = self.session.translate_upstream(&input);
+        let elapsed = started.elapsed();
+        // The claimant's name; a key nobody claims was never a call.
+        let plugin = match &result {
+            Err(error) => error.plugin().map(|p| p.name.clone()),
+            Ok(_) => self
+                .runtime
+                .claimant(World::UpstreamType, key)
+                .map(|(_, p)| p.id.name.clone()),
+        };
+        if let Some(plugin) = plugin {
+            let error = result.as_ref().err().map(error_kind);
+            self.observer.plugin_call(&plugin, elapsed, error);
+        }
+        result
+            .map(|r| (*r.cluster, r.load_assignment))
+            .map_err(|e| upstream_error(key, e))
+    }
+}
+
+/// The plugin's input for one Upstream.
+fn upstream_input(request: &UpstreamRequest<'_>) -> UpstreamInput {
+    UpstreamInput {
+        upstream: ObjectRef {
+            group: WEIR_GROUP.to_string(),
+            kind: "Upstream".to_string(),
+            namespace: request.upstream.namespace.clone().unwrap_or_default(),
+            name: request.upstream.name.clone(),
+        },
+        cluster_name: request.cluster_name.0.clone(),
+        key: request.type_key.to_string(),
+        config: request.config.to_string(),
+        endpoints: request
+            .endpoints
+            .iter()
+            .map(|e| Endpoint {
+                address: e.address.clone(),
+                port: e.port,
+                weight: e.weight,
+                ready: e.ready,
+                labels: e.labels.clone(),
             })
+            .collect(),
+    }
+}
+
+/// A failed call as the sentence the Upstream's condition carries.
+fn upstream_error(key: &str, error: CallError) -> String {
+    match error {
+        // The plugin's field paths are relative to the type block it received.
+        CallError::Declined { plugin, error } => {
+            let detail = match &error {
+                PluginError::InvalidConfig(fields) => fields
+                    .iter()
+                    .map(|f| format!("spec.{key}.{}: {}", f.path, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                PluginError::Unresolved(f) => {
+                    format!("spec.{key}.{}: {}", f.path, f.message)
+                }
+                other => format!("spec.{key}: {}", describe(other)),
+            };
+            format!("{plugin} rejected the Upstream: {detail}")
+        }
+        other => format!("spec.{key}: {other}"),
     }
 }

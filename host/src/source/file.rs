@@ -149,41 +149,74 @@ pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<Loaded, Error> {
     // Where each key was first defined, to warn about duplicates.
     let mut seen: BTreeMap<ObjectKey, (PathBuf, usize)> = BTreeMap::new();
     for file in files {
-        let bytes = std::fs::read(&file).map_err(|source| Error::Read {
-            path: file.clone(),
-            source,
-        })?;
-        let Ok(text) = String::from_utf8(bytes) else {
-            loaded.diagnostics.push(Diagnostic {
-                file: file.clone(),
-                line: 1,
-                severity: Severity::Error,
-                message: "the file is not UTF-8 text; skipped".into(),
-            });
-            continue;
-        };
-        let mut parser = Parser::new(&file);
-        parser.parse(&text, Format::of(&file));
-        for (object, line) in parser.objects {
+        let mut parsed = read_file(&file)?;
+        for (object, line) in parsed.objects {
             let key = object.key();
             if let Some((first_file, first_line)) = seen.get(&key) {
-                parser.diagnostics.push(Diagnostic {
-                    file: file.clone(),
-                    line,
-                    severity: Severity::Warning,
-                    message: format!(
-                        "{key} is also defined at {}:{first_line}; this later definition wins",
-                        first_file.display()
-                    ),
-                });
+                parsed
+                    .diagnostics
+                    .push(duplicate(&key, &file, line, first_file, *first_line));
             } else {
                 seen.insert(key, (file.clone(), line));
             }
             loaded.objects.push(object);
         }
-        loaded.diagnostics.append(&mut parser.diagnostics);
+        loaded.diagnostics.append(&mut parsed.diagnostics);
     }
     Ok(loaded)
+}
+
+/// The documents of one file: every object that parsed (with the line it starts on) and
+/// the file's own diagnostics.
+#[derive(Clone, Debug, Default)]
+pub(super) struct ParsedFile {
+    pub(super) objects: Vec<(Object, usize)>,
+    pub(super) diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads and parses one manifest file. Fails only when it cannot be read; text that is
+/// not UTF-8 is a diagnostic.
+pub(super) fn read_file(file: &Path) -> Result<ParsedFile, Error> {
+    let bytes = std::fs::read(file).map_err(|source| Error::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Ok(ParsedFile {
+            objects: Vec::new(),
+            diagnostics: vec![Diagnostic {
+                file: file.to_path_buf(),
+                line: 1,
+                severity: Severity::Error,
+                message: "the file is not UTF-8 text; skipped".into(),
+            }],
+        });
+    };
+    let mut parser = Parser::new(file);
+    parser.parse(&text, Format::of(file));
+    Ok(ParsedFile {
+        objects: parser.objects,
+        diagnostics: parser.diagnostics,
+    })
+}
+
+/// The warning for `key` defined again at `file:line` after `first_file:first_line`.
+pub(super) fn duplicate(
+    key: &ObjectKey,
+    file: &Path,
+    line: usize,
+    first_file: &Path,
+    first_line: usize,
+) -> Diagnostic {
+    Diagnostic {
+        file: file.to_path_buf(),
+        line,
+        severity: Severity::Warning,
+        message: format!(
+            "{key} is also defined at {}:{first_line}; this later definition wins",
+            first_file.display()
+        ),
+    }
 }
 
 /// Parses the text of one file (named `file` in diagnostics).
@@ -198,7 +231,7 @@ pub fn parse_str(file: &Path, text: &str, format: Format) -> Loaded {
 
 /// Adds `path` (a file, or the manifests under a directory) to `out`, in sorted order.
 /// `visited` holds the canonical directories already walked, so symlink loops end.
-fn collect(
+pub(super) fn collect(
     path: &Path,
     named: bool,
     out: &mut Vec<PathBuf>,

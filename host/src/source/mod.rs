@@ -1,10 +1,13 @@
 //! Sources: where the store's objects come from.
 //!
-//! Every source — the file source here, the Kubernetes watchers later — reports changes as
+//! Every source — the file source here (`file` reads paths once, `dir` keeps a watched
+//! directory cached file by file), the Kubernetes watchers later — reports changes as
 //! [`SourceEvent`]s, which [`crate::store::Store::handle`] applies. Nothing downstream of
 //! the store knows which source is in use.
 
+pub mod dir;
 pub mod file;
+pub mod kubernetes;
 
 use crate::model::{Object, ObjectKey};
 

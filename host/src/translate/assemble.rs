@@ -17,7 +17,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost, route};
+use envoy_types::pb::envoy::config::route::v3::{VirtualHost, route};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -26,7 +26,6 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret as TlsSecret,
 };
-use envoy_types::pb::google::protobuf::BoolValue;
 
 use crate::model::ObjectKey;
 
@@ -34,11 +33,66 @@ use super::cluster::{
     Built, ClusterCache, ClusterRef, Upstreams, ads, secret_name, socket, tls_certificate_secret,
     to_any,
 };
-use super::deps::PassReader;
+use super::deps::{PassId, PassReader};
 use super::gateway::{Attachments, GatewayPlan, ListenerPlan, Protocol};
 use super::hostnames;
 use super::http_route::RouteIr;
-use super::{GatewayResources, PassStats};
+use super::{GatewayResources, PassStats, RouteTable};
+
+/// The virtual-host memo: one entry per (Gateway, port, domain), reused while the same
+/// route IRs (by pointer) make it up, so a pass that changed one route rebuilds only the
+/// virtual hosts that route serves.
+#[derive(Default)]
+pub(crate) struct VhostCache {
+    entries: HashMap<(ObjectKey, u16, String), VhostEntry>,
+}
+
+struct VhostEntry {
+    /// The routes the virtual host was built from, in precedence input order.
+    chosen: Vec<Arc<RouteIr>>,
+    vhost: Arc<VirtualHost>,
+    /// The pass that last used this entry.
+    used: PassId,
+}
+
+impl VhostCache {
+    /// Drops the entries no Gateway used in pass `pass`.
+    pub(crate) fn retain_used(&mut self, pass: PassId) {
+        self.entries.retain(|_, e| e.used == pass);
+    }
+
+    fn get_or_build(
+        &mut self,
+        key: (&ObjectKey, u16, &str),
+        chosen: Vec<&Arc<RouteIr>>,
+        pass: PassId,
+        stats: &mut PassStats,
+    ) -> Arc<VirtualHost> {
+        let (gateway, port, domain) = key;
+        let same = |e: &VhostEntry| {
+            e.chosen.len() == chosen.len()
+                && e.chosen.iter().zip(&chosen).all(|(a, b)| Arc::ptr_eq(a, b))
+        };
+        let k = (gateway.clone(), port, domain.to_string());
+        if let Some(e) = self.entries.get_mut(&k)
+            && same(e)
+        {
+            e.used = pass;
+            return e.vhost.clone();
+        }
+        stats.virtual_hosts_built += 1;
+        let vhost = Arc::new(virtual_host(port, domain, &chosen));
+        self.entries.insert(
+            k,
+            VhostEntry {
+                chosen: chosen.into_iter().cloned().collect(),
+                vhost: vhost.clone(),
+                used: pass,
+            },
+        );
+        vhost
+    }
+}
 
 /// Builds Gateway `gi`'s resources.
 #[allow(clippy::too_many_arguments)]
@@ -48,6 +102,7 @@ pub(crate) fn gateway_resources(
     attachments: &Attachments,
     routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
     clusters: &mut ClusterCache,
+    vhosts: &mut VhostCache,
     upstreams: &Upstreams,
     reader: &mut PassReader<'_>,
     stats: &mut PassStats,
@@ -62,28 +117,32 @@ pub(crate) fn gateway_resources(
             ports.entry(l.port).or_default().push((li, l));
         }
     }
-    // Every route's clusters, with repeats; sorted and deduplicated once below (cheaper
-    // than a set insert per reference at 10,000 routes).
+    // Every attached route's clusters, with repeats; sorted and deduplicated once below
+    // (cheaper than a set insert per reference at 10,000 routes).
     let mut needed: Vec<&ClusterRef> = Vec::new();
-    let mut secrets: BTreeMap<String, TlsSecret> = BTreeMap::new();
+    let mut secrets: BTreeMap<String, Arc<TlsSecret>> = BTreeMap::new();
     for (port, listeners) in &ports {
         let route_name = format!("route_{port}");
-        out.routes.push(route_configuration(
-            gi,
-            *port,
+        out.routes.push(route_table(
+            (gi, &plan.key, *port),
             &route_name,
             listeners,
             attachments,
             routes,
+            vhosts,
+            (reader.pass(), &mut *stats),
             &mut needed,
         ));
         let https = listeners[0].1.protocol == Some(Protocol::Https);
-        out.listeners
-            .push(listener(*port, &route_name, listeners, https, &mut secrets));
+        out.listeners.push(Arc::new(listener(
+            *port,
+            &route_name,
+            listeners,
+            https,
+            &mut secrets,
+        )));
     }
 
-    // Envoy's Cluster is a large struct: collect shared references, sort them, and copy
-    // each message once, straight into the output.
     needed.sort_unstable();
     needed.dedup();
     let mut built_clusters: Vec<Arc<Built>> = Vec::with_capacity(needed.len());
@@ -112,7 +171,7 @@ pub(crate) fn gateway_resources(
     built_clusters.sort_by(|a, b| a.cluster.name.cmp(&b.cluster.name));
     built_clusters.dedup_by(|a, b| a.cluster.name == b.cluster.name);
     out.clusters = built_clusters.iter().map(|b| b.cluster.clone()).collect();
-    let mut endpoints: Vec<&ClusterLoadAssignment> = built_clusters
+    let mut endpoints: Vec<&Arc<ClusterLoadAssignment>> = built_clusters
         .iter()
         .filter_map(|b| b.endpoints.as_ref())
         .collect();
@@ -128,15 +187,18 @@ pub(crate) fn gateway_resources(
 /// A route attached through a listener with this hostname.
 type ByHost<'a> = (Option<&'a str>, &'a Arc<RouteIr>);
 
-fn route_configuration<'a>(
-    gi: usize,
-    port: u16,
+/// The route table of one port of Gateway `gi` (whose key is `gateway`).
+#[allow(clippy::too_many_arguments)]
+fn route_table<'a>(
+    (gi, gateway, port): (usize, &ObjectKey, u16),
     name: &str,
     listeners: &[(usize, &ListenerPlan)],
     attachments: &Attachments,
     routes: &'a BTreeMap<ObjectKey, Arc<RouteIr>>,
+    vhosts: &mut VhostCache,
+    (pass, stats): (PassId, &mut PassStats),
     needed: &mut Vec<&'a ClusterRef>,
-) -> RouteConfiguration {
+) -> RouteTable {
     // Route hostname → (listener hostname, route) pairs.
     let mut by_host: HashMap<&str, Vec<ByHost<'_>>> = HashMap::new();
     for (li, l) in listeners {
@@ -159,7 +221,7 @@ fn route_configuration<'a>(
         .iter()
         .map(|(_, l)| l.hostname.as_deref())
         .collect();
-    let mut virtual_hosts = Vec::new();
+    let mut virtual_hosts = Vec::with_capacity(domains.len());
     for domain in domains {
         let best = hostnames::most_specific(listener_hosts.iter().copied(), domain);
         let mut seen: BTreeSet<&ObjectKey> = BTreeSet::new();
@@ -171,35 +233,33 @@ fn route_configuration<'a>(
                 }
             }
         }
-        let mut entries: Vec<_> = chosen
-            .iter()
-            .flat_map(|ir| ir.entries.iter().map(move |e| (ir.precedence(e), e)))
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let routes = entries
-            .into_iter()
-            .map(|(_, e)| {
-                let mut r = e.route.clone();
-                if let Some(redirect) = &e.redirect {
-                    r.action = Some(route::Action::Redirect(redirect.to_action(port)));
-                }
-                r
-            })
-            .collect();
-        virtual_hosts.push(VirtualHost {
-            name: domain.to_string(),
-            domains: vec![domain.to_string()],
-            routes,
-            ..Default::default()
-        });
+        virtual_hosts.push(vhosts.get_or_build((gateway, port, domain), chosen, pass, stats));
     }
-    RouteConfiguration {
-        name: name.to_string(),
-        virtual_hosts,
-        // Unresolved backends point at a cluster that never exists; Envoy must accept that.
-        validate_clusters: Some(BoolValue { value: false }),
-        // `Host: example.com:8080` matches the virtual host for `example.com`.
-        ignore_port_in_host_matching: true,
+    RouteTable::new(name, virtual_hosts)
+}
+
+/// The virtual host for `domain` on `port`, from the routes that serve it, ordered by
+/// Gateway API precedence across all of them.
+fn virtual_host(port: u16, domain: &str, chosen: &[&Arc<RouteIr>]) -> VirtualHost {
+    let mut entries: Vec<_> = chosen
+        .iter()
+        .flat_map(|ir| ir.entries.iter().map(move |e| (ir.precedence(e), e)))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let routes = entries
+        .into_iter()
+        .map(|(_, e)| {
+            let mut r = e.route.clone();
+            if let Some(redirect) = &e.redirect {
+                r.action = Some(route::Action::Redirect(redirect.to_action(port)));
+            }
+            r
+        })
+        .collect();
+    VirtualHost {
+        name: domain.to_string(),
+        domains: vec![domain.to_string()],
+        routes,
         ..Default::default()
     }
 }
@@ -236,7 +296,7 @@ fn listener(
     route_name: &str,
     listeners: &[(usize, &ListenerPlan)],
     https: bool,
-    secrets: &mut BTreeMap<String, TlsSecret>,
+    secrets: &mut BTreeMap<String, Arc<TlsSecret>>,
 ) -> Listener {
     let mut filter_chains = Vec::new();
     let mut listener_filters = Vec::new();
@@ -255,7 +315,10 @@ fn listener(
                 if let (Some(crt), Some(key)) =
                     (cert.secret.value("tls.crt"), cert.secret.value("tls.key"))
                 {
-                    secrets.insert(name.clone(), tls_certificate_secret(name.clone(), crt, key));
+                    secrets.insert(
+                        name.clone(),
+                        Arc::new(tls_certificate_secret(name.clone(), crt, key)),
+                    );
                 }
                 sds.push(SdsSecretConfig {
                     name,

@@ -78,10 +78,10 @@ impl ClusterRef {
 /// A cluster ready for a snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Built {
-    pub(crate) cluster: Cluster,
-    pub(crate) endpoints: Option<ClusterLoadAssignment>,
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) endpoints: Option<Arc<ClusterLoadAssignment>>,
     /// SDS secrets the cluster's TLS settings refer to.
-    pub(crate) secrets: Vec<TlsSecret>,
+    pub(crate) secrets: Vec<Arc<TlsSecret>>,
 }
 
 /// How one Upstream fared.
@@ -164,8 +164,8 @@ impl ClusterCache {
             set_http2(&mut cluster, Http2ProtocolOptions::default());
         }
         let built = Arc::new(Built {
-            endpoints: Some(load_assignment(&cluster_name, &endpoints)),
-            cluster,
+            endpoints: Some(Arc::new(load_assignment(&cluster_name, &endpoints))),
+            cluster: Arc::new(cluster),
             secrets: Vec::new(),
         });
         let deps = reader.snapshot(rec);
@@ -292,9 +292,9 @@ fn translate_upstream(
                 });
             }
             Ok(Arc::new(Built {
-                cluster,
-                endpoints,
-                secrets,
+                cluster: Arc::new(cluster),
+                endpoints: endpoints.map(Arc::new),
+                secrets: secrets.into_iter().map(Arc::new).collect(),
             }))
         });
     UpstreamOutcome {

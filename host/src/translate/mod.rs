@@ -53,12 +53,14 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as TlsSecret;
+use envoy_types::pb::google::protobuf::BoolValue;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::model::{Kind, ObjectKey};
@@ -84,19 +86,83 @@ pub struct Translation {
 }
 
 /// The Envoy resources of one Gateway's proxies; each list is sorted by name.
+///
+/// Every resource sits behind an `Arc` shared with the translator's memo, so a pass that
+/// changed one route copies nothing else, and the snapshot can tell an unchanged resource
+/// by pointer and skip re-encoding it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GatewayResources {
     /// One listener per port (`listener_<port>`).
-    pub listeners: Vec<Listener>,
+    pub listeners: Vec<Arc<Listener>>,
     /// One route configuration per port (`route_<port>`), served over RDS.
-    pub routes: Vec<RouteConfiguration>,
+    pub routes: Vec<RouteTable>,
     /// Clusters referenced by routes attached to this Gateway.
-    pub clusters: Vec<Cluster>,
+    pub clusters: Vec<Arc<Cluster>>,
     /// Endpoints of the EDS clusters, by cluster name.
-    pub endpoints: Vec<ClusterLoadAssignment>,
+    pub endpoints: Vec<Arc<ClusterLoadAssignment>>,
     /// TLS certificates served over SDS (`secret_<ns>_<name>`). Contains private keys:
     /// redact before printing.
-    pub secrets: Vec<TlsSecret>,
+    pub secrets: Vec<Arc<TlsSecret>>,
+}
+
+/// A route configuration whose virtual hosts are shared with the translator's memo.
+/// It is Envoy's `RouteConfiguration` with `validate_clusters: false` (unresolved
+/// backends name clusters that never exist) and `ignore_port_in_host_matching: true`
+/// (`Host: example.com:8080` matches `example.com`); [`RouteTable::to_proto`] builds it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteTable {
+    /// The configuration's name (`route_<port>`).
+    pub name: String,
+    /// Virtual hosts, sorted by name.
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
+}
+
+impl RouteTable {
+    /// A table with these virtual hosts.
+    pub fn new(name: impl Into<String>, virtual_hosts: Vec<Arc<VirtualHost>>) -> Self {
+        Self {
+            name: name.into(),
+            virtual_hosts,
+        }
+    }
+
+    /// Everything but the virtual hosts.
+    fn base(&self) -> RouteConfiguration {
+        RouteConfiguration {
+            name: self.name.clone(),
+            validate_clusters: Some(BoolValue { value: false }),
+            ignore_port_in_host_matching: true,
+            ..Default::default()
+        }
+    }
+
+    /// The Envoy message (copies every virtual host).
+    pub fn to_proto(&self) -> RouteConfiguration {
+        RouteConfiguration {
+            virtual_hosts: self.virtual_hosts.iter().map(|v| (**v).clone()).collect(),
+            ..self.base()
+        }
+    }
+
+    /// The encoded `RouteConfiguration`, written without copying the virtual hosts:
+    /// protobuf lets a repeated field's elements follow the other fields.
+    pub fn encode_to_vec(&self) -> Vec<u8> {
+        use prost::Message;
+        const VIRTUAL_HOSTS: u32 = 2;
+        let base = self.base();
+        let len = base.encoded_len()
+            + self
+                .virtual_hosts
+                .iter()
+                .map(|v| prost::encoding::message::encoded_len(VIRTUAL_HOSTS, &**v))
+                .sum::<usize>();
+        let mut buf = Vec::with_capacity(len);
+        base.encode_raw(&mut buf);
+        for v in &self.virtual_hosts {
+            prost::encoding::message::encode(VIRTUAL_HOSTS, &**v, &mut buf);
+        }
+        buf
+    }
 }
 
 // === Plugins ===
@@ -195,6 +261,8 @@ pub struct PassStats {
     pub service_clusters_built: usize,
     /// Upstreams translated afresh (plugin calls).
     pub upstreams_translated: usize,
+    /// Virtual hosts built afresh (the rest were shared with the previous pass).
+    pub virtual_hosts_built: usize,
 }
 
 /// The translator with its memo. Keep one across passes to translate incrementally.
@@ -202,6 +270,7 @@ pub struct PassStats {
 pub struct Translator {
     routes: http_route::RouteCache,
     clusters: cluster::ClusterCache,
+    vhosts: assemble::VhostCache,
     stats: PassStats,
     /// The number of the last pass (0: none yet).
     pass: deps::PassId,
@@ -261,6 +330,7 @@ impl Translator {
                 &attachments,
                 &routes,
                 &mut self.clusters,
+                &mut self.vhosts,
                 &upstreams,
                 &mut reader,
                 &mut self.stats,
@@ -279,6 +349,7 @@ impl Translator {
         );
         self.routes.retain_present(store);
         self.clusters.retain_present(store);
+        self.vhosts.retain_used(self.pass);
         out
     }
 

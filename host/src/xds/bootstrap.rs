@@ -4,14 +4,16 @@
 //! The bootstrap names the proxy's Gateway in `node.metadata["weir.gateway"]` (the
 //! identity [`super::gateway_from_node`] reads), points ADS at Weir over gRPC (HTTP/2
 //! cluster `weir_xds`), takes clusters and listeners from ADS (everything else follows
-//! from them) and opens the admin interface on loopback only.
+//! from them) and opens the admin interface on loopback only. With a bind address it
+//! also names, in `node.metadata["weir.bind_address"]`, the local address the proxy's
+//! listeners bind.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde_json::{Value, json};
 
-use super::GATEWAY_METADATA_KEY;
+use super::{BIND_ADDRESS_METADATA_KEY, GATEWAY_METADATA_KEY};
 
 /// The name of the static cluster that reaches Weir's xDS server.
 pub const XDS_CLUSTER: &str = "weir_xds";
@@ -81,6 +83,8 @@ pub struct BootstrapConfig {
     pub node_id: Option<String>,
     /// Delta (incremental) ADS instead of state of the world.
     pub delta: bool,
+    /// The local address the proxy's listeners bind; `None`: as translated (0.0.0.0).
+    pub bind_address: Option<std::net::IpAddr>,
 }
 
 impl BootstrapConfig {
@@ -102,11 +106,15 @@ pub fn to_bootstrap(config: &BootstrapConfig) -> Value {
         "STRICT_DNS"
     };
     let ads = json!({ "ads": {}, "resource_api_version": "V3" });
+    let mut metadata = json!({ GATEWAY_METADATA_KEY: gateway });
+    if let Some(addr) = config.bind_address {
+        metadata[BIND_ADDRESS_METADATA_KEY] = json!(addr.to_string());
+    }
     json!({
         "node": {
             "id": config.node_id(),
             "cluster": gateway,
-            "metadata": { GATEWAY_METADATA_KEY: gateway },
+            "metadata": metadata,
         },
         "dynamic_resources": {
             "ads_config": {
@@ -163,6 +171,7 @@ mod tests {
             admin_port: DEFAULT_ADMIN_PORT,
             node_id: None,
             delta: false,
+            bind_address: None,
         }
     }
 
@@ -193,6 +202,7 @@ mod tests {
         let bootstrap = to_bootstrap(&mk_config("127.0.0.1:18000"));
         assert_eq!(bootstrap["node"]["id"], "weir-default-gw");
         assert_eq!(bootstrap["node"]["metadata"]["weir.gateway"], "default/gw");
+        assert!(bootstrap["node"]["metadata"]["weir.bind_address"].is_null());
         assert_eq!(
             bootstrap["static_resources"]["clusters"][0]["type"],
             "STATIC"
@@ -210,5 +220,17 @@ mod tests {
             bootstrap["static_resources"]["clusters"][0]["type"],
             "STRICT_DNS"
         );
+    }
+
+    #[test]
+    fn bootstrap_names_the_bind_address() {
+        let mut config = mk_config("127.0.0.1:18000");
+        config.bind_address = Some("127.0.0.2".parse().unwrap());
+        let bootstrap = to_bootstrap(&config);
+        assert_eq!(
+            bootstrap["node"]["metadata"]["weir.bind_address"],
+            "127.0.0.2"
+        );
+        assert_eq!(bootstrap["node"]["metadata"]["weir.gateway"], "default/gw");
     }
 }

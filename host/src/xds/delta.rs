@@ -5,22 +5,27 @@
 //! from `initial_resource_versions`, updated as responses are sent) and sends only the
 //! difference. A sent version counts as held even if NACKed, which is what keeps a
 //! rejected version from being re-sent; the next change of that resource is sent.
+//!
+//! A name the proxy subscribed to that the snapshot does not have is listed once in
+//! `removed_resources` (the protocol's "resource does not exist"), so the proxy stops
+//! waiting for it; it is sent when it appears.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
 };
 
+use crate::xds::bind::View;
 use crate::xds::stream::{Machine, StreamCtx, Subscription, walk};
-use crate::xds::{Resource, ResourceType, Snapshot};
+use crate::xds::{Resource, ResourceType};
 
 /// One delta stream.
 #[derive(Debug)]
 pub(crate) struct Delta {
     ctx: StreamCtx,
-    snapshot: Option<Arc<Snapshot>>,
+    view: Option<View>,
     types: [TypeState; 5],
 }
 
@@ -31,6 +36,8 @@ struct TypeState {
     in_flight: Option<InFlight>,
     /// Name → version of every resource the proxy has (as far as we know).
     held: BTreeMap<String, String>,
+    /// Subscribed names the proxy was told do not exist (and does not hold).
+    absent: BTreeSet<String>,
     /// Whether anything was sent for this type on this stream.
     sent_once: bool,
 }
@@ -53,7 +60,7 @@ impl Delta {
     pub fn new(ctx: StreamCtx) -> Self {
         Self {
             ctx,
-            snapshot: None,
+            view: None,
             types: Default::default(),
         }
     }
@@ -103,20 +110,31 @@ impl Delta {
         for name in &req.resource_names_unsubscribe {
             if !state.sub.wants(name) {
                 state.held.remove(name);
+                state.absent.remove(name);
             }
         }
         self.respond()
     }
 
     /// Takes a new snapshot (`None`: the Gateway is unknown) and sends what changed.
-    pub fn on_snapshot(&mut self, snapshot: Option<Arc<Snapshot>>) -> Vec<DeltaDiscoveryResponse> {
-        self.snapshot = snapshot;
+    #[cfg(test)]
+    pub fn on_snapshot(
+        &mut self,
+        snapshot: Option<Arc<crate::xds::Snapshot>>,
+    ) -> Vec<DeltaDiscoveryResponse> {
+        self.on_view(snapshot.map(View::shared))
+    }
+
+    /// Takes what the stream now serves (`None`: the Gateway is unknown) and sends what
+    /// changed.
+    pub fn on_view(&mut self, view: Option<View>) -> Vec<DeltaDiscoveryResponse> {
+        self.view = view;
         self.respond()
     }
 
     fn respond(&mut self) -> Vec<DeltaDiscoveryResponse> {
-        match self.snapshot.clone() {
-            Some(snapshot) => walk(self, &snapshot),
+        match self.view.clone() {
+            Some(view) => walk(self, &view),
             None => Vec::new(),
         }
     }
@@ -134,18 +152,18 @@ impl Machine for Delta {
         self.types[ty.index()].in_flight.is_some()
     }
 
-    fn plan(&self, ty: ResourceType, snapshot: &Snapshot, retain_stale: bool) -> Option<Plan> {
+    fn plan(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Plan> {
         let state = &self.types[ty.index()];
         if !state.sub.requested {
             return None;
         }
-        let current = snapshot.resources(ty);
+        let current = view.resources(ty);
         let updated: Vec<Arc<Resource>> = current
             .iter()
             .filter(|r| state.sub.wants(&r.name) && state.held.get(&r.name) != Some(&r.version))
             .cloned()
             .collect();
-        let removed: Vec<String> = if retain_stale {
+        let mut removed: Vec<String> = if retain_stale {
             Vec::new()
         } else {
             state
@@ -155,22 +173,30 @@ impl Machine for Delta {
                 .cloned()
                 .collect()
         };
+        // Subscribed by name, never held, not in the snapshot: "does not exist".
+        removed.extend(
+            state
+                .sub
+                .names
+                .iter()
+                .filter(|name| {
+                    current.get(name).is_none()
+                        && !state.held.contains_key(*name)
+                        && !state.absent.contains(*name)
+                })
+                .cloned(),
+        );
         // A wildcard subscription is always answered once, even with nothing.
         let first_wildcard = state.sub.wildcard && !state.sent_once;
         (!updated.is_empty() || !removed.is_empty() || first_wildcard)
             .then_some(Plan { updated, removed })
     }
 
-    fn send(
-        &mut self,
-        ty: ResourceType,
-        snapshot: &Snapshot,
-        plan: Plan,
-    ) -> DeltaDiscoveryResponse {
+    fn send(&mut self, ty: ResourceType, view: &View, plan: Plan) -> DeltaDiscoveryResponse {
         let nonce = self.ctx.nonce();
         tracing::debug!(
             %ty,
-            version = snapshot.version(),
+            version = view.version(),
             nonce,
             updated = plan.updated.len(),
             removed = plan.removed.len(),
@@ -180,14 +206,18 @@ impl Machine for Delta {
         let state = &mut self.types[ty.index()];
         for r in &plan.updated {
             state.held.insert(r.name.clone(), r.version.clone());
+            state.absent.remove(&r.name);
         }
         for name in &plan.removed {
             state.held.remove(name);
+            if state.sub.names.contains(name) {
+                state.absent.insert(name.clone());
+            }
         }
         state.sent_once = true;
         state.in_flight = Some(InFlight {
             nonce: nonce.clone(),
-            version: snapshot.version().to_string(),
+            version: view.version().to_string(),
             names: plan
                 .updated
                 .iter()
@@ -196,7 +226,7 @@ impl Machine for Delta {
                 .collect(),
         });
         DeltaDiscoveryResponse {
-            system_version_info: snapshot.version().to_string(),
+            system_version_info: view.version().to_string(),
             resources: plan
                 .updated
                 .iter()

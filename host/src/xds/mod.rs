@@ -37,6 +37,13 @@
 //!
 //! - A stream whose first request has no node, or no or a malformed `weir.gateway`, is
 //!   closed with `INVALID_ARGUMENT` and a message saying what to set.
+//! - `node.metadata["weir.bind_address"]` ([`BIND_ADDRESS_METADATA_KEY`], written by
+//!   `weir bootstrap --bind-address`), when set, is the local IP address the proxy's
+//!   listeners bind instead of the translated one (`0.0.0.0`), so Gateways can share a
+//!   port on different addresses. The stream is served its Gateway's snapshot with the
+//!   listeners rebound; a Gateway's listener set is re-encoded once per distinct address
+//!   (and per change) and shared by every stream binding there. A value that is not an
+//!   IP address closes the stream with `INVALID_ARGUMENT`.
 //! - A well-formed identity naming a Gateway that is not known (never published) is
 //!   logged as an error and the stream is kept open with nothing sent: if the Gateway
 //!   appears later (created after its proxies started, or translation not yet done at
@@ -61,8 +68,10 @@
 //! - **Wildcards.** The first request of a type with no names is a (legacy) wildcard
 //!   subscription; `*` subscribes to the wildcard explicitly. In SotW a later non-empty
 //!   request ends the legacy wildcard; in delta it lasts until `*` is unsubscribed.
-//! - **Resources that do not exist yet** are not answered (the proxy waits, as for any
-//!   named subscription) and are sent as soon as a snapshot has them. Wildcard
+//! - **Resources that do not exist yet** are sent as soon as a snapshot has them. In
+//!   SotW a named subscription to nothing that exists is not answered (the proxy waits,
+//!   as the protocol allows); in delta each subscribed name the snapshot lacks is listed
+//!   once in `removed_resources` ("does not exist"), so the proxy stops waiting. Wildcard
 //!   subscriptions are always answered, even with nothing.
 //! - **Reconnects.** Delta honours `initial_resource_versions`: unchanged resources are
 //!   not re-sent and resources that are gone are listed in `removed_resources`. SotW
@@ -80,10 +89,9 @@
 //! - **Drain.** [`AdsServer::serve`] ends every stream when shutdown is signalled, so
 //!   proxies reconnect elsewhere (another replica) and the server can stop.
 //!
-//! Not implemented: the "resource does not exist" signal of delta (named resources
-//! that never appear leave the proxy waiting for its `initial_fetch_timeout`),
-//! `resource_locators`/xDS-TP names, TTLs, and on-demand (VHDS) types.
+//! Not implemented: `resource_locators`/xDS-TP names, TTLs, and on-demand (VHDS) types.
 
+mod bind;
 pub mod bootstrap;
 mod delta;
 mod metrics;
@@ -96,9 +104,10 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub use bind::BIND_ADDRESS_METADATA_KEY;
 pub use metrics::{MetricsSnapshot, XdsMetrics};
-pub use nack::{NackMap, NackReport, NackReports};
-pub use server::{AdsServer, GATEWAY_METADATA_KEY, gateway_from_node};
+pub use nack::{NACK_CONDITION, NACK_REASON, NackMap, NackReport, NackReports, merge_nacks};
+pub use server::{AdsServer, GATEWAY_METADATA_KEY, bind_address_from_node, gateway_from_node};
 pub use snapshot::{Resource, ResourceType, Snapshot, SnapshotCache, SnapshotSlot, TypeResources};
 
 /// What can go wrong serving xDS. Errors about one stream end only that stream.
@@ -129,6 +138,17 @@ pub enum XdsError {
         /// What it set.
         value: String,
     },
+    /// The node's bind address is not an IP address.
+    #[error(
+        "node `{node}`: node.metadata[\"{BIND_ADDRESS_METADATA_KEY}\"] is {value:?}; expected an IP \
+         address such as 127.0.0.2 (weir bootstrap --bind-address writes it)"
+    )]
+    BadBindAddress {
+        /// The node's id.
+        node: String,
+        /// What it set.
+        value: String,
+    },
     /// Binding or serving the gRPC endpoint failed.
     #[error("the xDS server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -142,9 +162,10 @@ impl XdsError {
     /// statuses).
     pub fn to_status(&self) -> tonic::Status {
         match self {
-            Self::MissingNode | Self::NoGateway { .. } | Self::BadGateway { .. } => {
-                tonic::Status::invalid_argument(self.to_string())
-            }
+            Self::MissingNode
+            | Self::NoGateway { .. }
+            | Self::BadGateway { .. }
+            | Self::BadBindAddress { .. } => tonic::Status::invalid_argument(self.to_string()),
             Self::Serve(_) | Self::Io(_) => tonic::Status::internal(self.to_string()),
         }
     }

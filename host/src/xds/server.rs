@@ -1,8 +1,10 @@
 //! The gRPC edge: [`AdsServer`] implements the Aggregated Discovery Service and runs one
 //! task per stream that feeds a [`Sotw`] or [`Delta`] state machine from the proxy's
-//! requests and its Gateway's snapshot channel.
+//! requests and its Gateway's snapshot channel (through the [`Binder`] when the proxy
+//! names a bind address).
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +24,11 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::model::{Kind, ObjectKey};
+use crate::xds::bind::{BIND_ADDRESS_METADATA_KEY, Binder, View};
 use crate::xds::delta::Delta;
 use crate::xds::sotw::Sotw;
 use crate::xds::stream::StreamCtx;
-use crate::xds::{NackReports, Snapshot, SnapshotCache, XdsError, XdsMetrics};
+use crate::xds::{NackReports, SnapshotCache, XdsError, XdsMetrics};
 
 /// The node metadata key naming a proxy's Gateway as `NAMESPACE/NAME`.
 pub const GATEWAY_METADATA_KEY: &str = "weir.gateway";
@@ -39,6 +42,8 @@ pub struct AdsServer {
     cache: SnapshotCache,
     nacks: NackReports,
     metrics: Arc<XdsMetrics>,
+    /// Listener sets rebound per Gateway and bind address, shared by their streams.
+    binder: Binder,
     /// Ends every stream when it turns `true`.
     drain_rx: Option<watch::Receiver<bool>>,
 }
@@ -50,6 +55,7 @@ impl AdsServer {
             cache,
             nacks: NackReports::default(),
             metrics: Arc::default(),
+            binder: Binder::default(),
             drain_rx: None,
         }
     }
@@ -144,6 +150,31 @@ pub fn gateway_from_node(node: Option<&Node>) -> Result<(String, ObjectKey), Xds
     }
 }
 
+/// The local address the proxy asked its listeners to bind (`None`: as translated).
+pub fn bind_address_from_node(node: Option<&Node>) -> Result<Option<IpAddr>, XdsError> {
+    let Some(node) = node else {
+        return Ok(None);
+    };
+    let value = node
+        .metadata
+        .as_ref()
+        .and_then(|m| m.fields.get(BIND_ADDRESS_METADATA_KEY))
+        .and_then(|v| v.kind.as_ref());
+    match value {
+        None => Ok(None),
+        Some(ValueKind::StringValue(s)) => {
+            s.parse().map(Some).map_err(|_| XdsError::BadBindAddress {
+                node: node.id.clone(),
+                value: s.clone(),
+            })
+        }
+        Some(other) => Err(XdsError::BadBindAddress {
+            node: node.id.clone(),
+            value: format!("{other:?}"),
+        }),
+    }
+}
+
 // === impl AggregatedDiscoveryService ===
 
 #[tonic::async_trait]
@@ -176,7 +207,7 @@ trait Protocol: Send + 'static {
     fn node(request: &Self::Request) -> Option<&Node>;
     fn new(ctx: StreamCtx) -> Self;
     fn on_request(&mut self, request: Self::Request) -> Vec<Self::Response>;
-    fn on_snapshot(&mut self, snapshot: Option<Arc<Snapshot>>) -> Vec<Self::Response>;
+    fn on_view(&mut self, view: Option<View>) -> Vec<Self::Response>;
 }
 
 impl Protocol for Sotw {
@@ -192,8 +223,8 @@ impl Protocol for Sotw {
     fn on_request(&mut self, request: DiscoveryRequest) -> Vec<DiscoveryResponse> {
         Sotw::on_request(self, request)
     }
-    fn on_snapshot(&mut self, snapshot: Option<Arc<Snapshot>>) -> Vec<DiscoveryResponse> {
-        Sotw::on_snapshot(self, snapshot)
+    fn on_view(&mut self, view: Option<View>) -> Vec<DiscoveryResponse> {
+        Sotw::on_view(self, view)
     }
 }
 
@@ -210,8 +241,8 @@ impl Protocol for Delta {
     fn on_request(&mut self, request: DeltaDiscoveryRequest) -> Vec<DeltaDiscoveryResponse> {
         Delta::on_request(self, request)
     }
-    fn on_snapshot(&mut self, snapshot: Option<Arc<Snapshot>>) -> Vec<DeltaDiscoveryResponse> {
-        Delta::on_snapshot(self, snapshot)
+    fn on_view(&mut self, view: Option<View>) -> Vec<DeltaDiscoveryResponse> {
+        Delta::on_view(self, view)
     }
 }
 
@@ -254,7 +285,10 @@ impl AdsServer {
             }
             None => return,
         };
-        let (node, gateway) = match gateway_from_node(P::node(&first)) {
+        let identity = gateway_from_node(P::node(&first)).and_then(|(node, gateway)| {
+            Ok((node, gateway, bind_address_from_node(P::node(&first))?))
+        });
+        let (node, gateway, bind) = match identity {
             Ok(identity) => identity,
             Err(error) => {
                 tracing::warn!(%error, "refusing xDS stream");
@@ -269,17 +303,20 @@ impl AdsServer {
                 "{}/{}",
                 gateway.namespace.as_deref().unwrap_or(""),
                 gateway.name
-            )
+            ),
+            bind = ?bind,
         );
-        self.serve_stream::<P>(node, gateway, first, inbound, tx, drain_rx)
+        self.serve_stream::<P>(node, gateway, bind, first, inbound, tx, drain_rx)
             .instrument(span)
             .await;
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn serve_stream<P: Protocol>(
         self,
         node: String,
         gateway: ObjectKey,
+        bind: Option<IpAddr>,
         first: P::Request,
         mut inbound: Streaming<P::Request>,
         tx: Outbound<P::Response>,
@@ -295,13 +332,15 @@ impl AdsServer {
             );
         }
         tracing::info!("proxy connected");
+        let binder = self.binder.clone();
+        let view = |snapshot| binder.view(&gateway, bind, snapshot);
         let mut machine = P::new(StreamCtx::new(
-            gateway,
+            gateway.clone(),
             node,
             self.nacks.clone(),
             self.metrics.clone(),
         ));
-        let mut out = machine.on_snapshot(initial);
+        let mut out = machine.on_view(view(initial));
         out.extend(machine.on_request(first));
         let mut snapshots_open = true;
         loop {
@@ -324,7 +363,7 @@ impl AdsServer {
                         continue;
                     }
                     let snapshot = snapshot_rx.borrow_and_update().clone();
-                    out = machine.on_snapshot(snapshot);
+                    out = machine.on_view(view(snapshot));
                 }
                 request = inbound.next() => match request {
                     Some(Ok(request)) => out = machine.on_request(request),

@@ -114,11 +114,17 @@ pub struct Resource {
     pub version: String,
     /// The resource as Envoy receives it.
     pub body: Any,
+    /// The translated message this was encoded from, to recognise it next time.
+    origin: Origin,
 }
 
 impl Resource {
-    fn encode(name: String, type_url: &str, message: &impl Message) -> Self {
-        let value = message.encode_to_vec();
+    /// A resource of type `type_url` from its encoded bytes, versioned by their hash.
+    pub fn new(name: String, type_url: &str, value: Vec<u8>) -> Self {
+        Self::encode(name, type_url, value, Origin::default())
+    }
+
+    fn encode(name: String, type_url: &str, value: Vec<u8>, origin: Origin) -> Self {
         Self {
             name,
             version: hash_hex(&[&value]),
@@ -126,7 +132,38 @@ impl Resource {
                 type_url: type_url.to_string(),
                 value,
             },
+            origin,
         }
+    }
+}
+
+/// The shared message a [`Resource`] was encoded from (kept alive, so its address cannot
+/// be reused by another message while we remember it). It takes no part in equality.
+#[derive(Clone, Default)]
+struct Origin(Option<Arc<dyn std::any::Any + Send + Sync>>);
+
+impl Origin {
+    fn of<M: Send + Sync + 'static>(m: &Arc<M>) -> Self {
+        Self(Some(m.clone()))
+    }
+
+    /// Whether this is the very same message as `m`.
+    fn is<M>(&self, m: &Arc<M>) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|o| std::ptr::addr_eq(Arc::as_ptr(o), Arc::as_ptr(m)))
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Origin")
+    }
+}
+
+impl PartialEq for Origin {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
 }
 
@@ -195,29 +232,78 @@ impl Snapshot {
     /// Encodes a Gateway's translated resources. Resources are keyed by name; should two
     /// share a name (the translator never emits that), the last wins.
     pub fn from_resources(resources: &GatewayResources) -> Self {
-        fn collect<M: Message>(
+        Self::from_resources_reusing(resources, None)
+    }
+
+    /// Like [`Snapshot::from_resources`], but a resource that is the very same `Arc` as
+    /// one `previous` was built from is reused without encoding or hashing it again: after
+    /// a one-route change most of a Gateway's resources are.
+    pub fn from_resources_reusing(
+        resources: &GatewayResources,
+        previous: Option<&Snapshot>,
+    ) -> Self {
+        fn collect<M: Message + Send + Sync + 'static>(
             ty: ResourceType,
-            items: &[M],
+            previous: Option<&Snapshot>,
+            items: &[Arc<M>],
             name: impl Fn(&M) -> &str,
         ) -> TypeResources {
+            let previous = previous.map(|p| p.resources(ty));
             TypeResources::new(
                 items
                     .iter()
                     .map(|m| {
-                        let r = Resource::encode(name(m).to_string(), ty.type_url(), m);
-                        (r.name.clone(), Arc::new(r))
+                        let name = name(m);
+                        let reused = previous
+                            .and_then(|p| p.get(name))
+                            .filter(|r| r.origin.is(m));
+                        let r = match reused {
+                            Some(r) => r.clone(),
+                            None => Arc::new(Resource::encode(
+                                name.to_string(),
+                                ty.type_url(),
+                                m.encode_to_vec(),
+                                Origin::of(m),
+                            )),
+                        };
+                        (r.name.clone(), r)
                     })
                     .collect(),
             )
         }
+        let routes = resources
+            .routes
+            .iter()
+            .map(|t| {
+                let r = Resource::encode(
+                    t.name.clone(),
+                    ResourceType::Route.type_url(),
+                    t.encode_to_vec(),
+                    Origin::default(),
+                );
+                (r.name.clone(), Arc::new(r))
+            })
+            .collect();
         Self::from_types([
-            collect(ResourceType::Cluster, &resources.clusters, |c| &c.name),
-            collect(ResourceType::Endpoint, &resources.endpoints, |e| {
-                &e.cluster_name
+            collect(ResourceType::Cluster, previous, &resources.clusters, |c| {
+                &c.name
             }),
-            collect(ResourceType::Listener, &resources.listeners, |l| &l.name),
-            collect(ResourceType::Route, &resources.routes, |r| &r.name),
-            collect(ResourceType::Secret, &resources.secrets, |s| &s.name),
+            collect(
+                ResourceType::Endpoint,
+                previous,
+                &resources.endpoints,
+                |e| &e.cluster_name,
+            ),
+            collect(
+                ResourceType::Listener,
+                previous,
+                &resources.listeners,
+                |l| &l.name,
+            ),
+            TypeResources::new(routes),
+            collect(ResourceType::Secret, previous, &resources.secrets, |s| {
+                &s.name
+            }),
         ])
     }
 
@@ -330,7 +416,11 @@ impl SnapshotCache {
     pub fn publish_all(&self, gateways: &BTreeMap<ObjectKey, GatewayResources>) -> usize {
         let snapshots: Vec<(ObjectKey, Arc<Snapshot>)> = gateways
             .iter()
-            .map(|(key, res)| (key.clone(), Arc::new(Snapshot::from_resources(res))))
+            .map(|(key, res)| {
+                let previous = self.get(key);
+                let snapshot = Snapshot::from_resources_reusing(res, previous.as_deref());
+                (key.clone(), Arc::new(snapshot))
+            })
             .collect();
         let empty = Arc::new(Snapshot::empty());
         let mut changed = 0;
@@ -423,18 +513,17 @@ mod tests {
         ObjectKey::namespaced(Kind::Gateway, "default", name.to_string())
     }
 
-    // `.into()`: the translator may share these lists behind an `Arc`.
-    #[allow(clippy::useless_conversion)]
     fn mk_resources(clusters: &[&str]) -> GatewayResources {
         GatewayResources {
             clusters: clusters
                 .iter()
-                .map(|n| Cluster {
-                    name: n.to_string(),
-                    ..Default::default()
+                .map(|n| {
+                    Arc::new(Cluster {
+                        name: n.to_string(),
+                        ..Default::default()
+                    })
                 })
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
             ..Default::default()
         }
     }
@@ -473,6 +562,47 @@ mod tests {
             a.resources(ResourceType::Listener).version(),
             c.resources(ResourceType::Listener).version()
         );
+    }
+
+    #[test]
+    fn shared_resources_are_not_encoded_again() {
+        let first = mk_resources(&["a", "b"]);
+        let one = Snapshot::from_resources(&first);
+        // `a` is the same Arc; `b` is a new message with new content.
+        let mut second = first.clone();
+        second.clusters[1] = Arc::new(Cluster {
+            name: "b".into(),
+            alt_stat_name: "changed".into(),
+            ..Default::default()
+        });
+        let two = Snapshot::from_resources_reusing(&second, Some(&one));
+        let (c1, c2) = (
+            one.resources(ResourceType::Cluster),
+            two.resources(ResourceType::Cluster),
+        );
+        assert!(Arc::ptr_eq(c1.get("a").unwrap(), c2.get("a").unwrap()));
+        assert!(!Arc::ptr_eq(c1.get("b").unwrap(), c2.get("b").unwrap()));
+        assert_ne!(c1.get("b").unwrap().version, c2.get("b").unwrap().version);
+        // Reusing gives exactly what encoding afresh gives.
+        assert_eq!(two, Snapshot::from_resources(&second));
+    }
+
+    #[test]
+    fn route_tables_encode_as_route_configurations() {
+        use crate::translate::RouteTable;
+        use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+        let vh = |n: &str| {
+            Arc::new(VirtualHost {
+                name: n.into(),
+                domains: vec![n.into()],
+                ..Default::default()
+            })
+        };
+        let table = RouteTable::new("route_80", vec![vh("a.example"), vh("b.example")]);
+        let decoded = RouteConfiguration::decode(table.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(decoded, table.to_proto());
+        assert_eq!(decoded.virtual_hosts[1].name, "b.example");
+        assert!(decoded.ignore_port_in_host_matching);
     }
 
     #[test]

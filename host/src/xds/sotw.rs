@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
+use crate::xds::bind::View;
 use crate::xds::snapshot::list_version;
 use crate::xds::stream::{Machine, StreamCtx, Subscription, walk};
-use crate::xds::{Resource, ResourceType, Snapshot};
+use crate::xds::{Resource, ResourceType};
 
 /// One SotW stream.
 #[derive(Debug)]
 pub(crate) struct Sotw {
     ctx: StreamCtx,
-    snapshot: Option<Arc<Snapshot>>,
+    view: Option<View>,
     types: [TypeState; 5],
 }
 
@@ -47,7 +48,7 @@ impl Sotw {
     pub fn new(ctx: StreamCtx) -> Self {
         Self {
             ctx,
-            snapshot: None,
+            view: None,
             types: Default::default(),
         }
     }
@@ -88,14 +89,24 @@ impl Sotw {
     }
 
     /// Takes a new snapshot (`None`: the Gateway is unknown) and sends what changed.
-    pub fn on_snapshot(&mut self, snapshot: Option<Arc<Snapshot>>) -> Vec<DiscoveryResponse> {
-        self.snapshot = snapshot;
+    #[cfg(test)]
+    pub fn on_snapshot(
+        &mut self,
+        snapshot: Option<Arc<crate::xds::Snapshot>>,
+    ) -> Vec<DiscoveryResponse> {
+        self.on_view(snapshot.map(View::shared))
+    }
+
+    /// Takes what the stream now serves (`None`: the Gateway is unknown) and sends what
+    /// changed.
+    pub fn on_view(&mut self, view: Option<View>) -> Vec<DiscoveryResponse> {
+        self.view = view;
         self.respond()
     }
 
     fn respond(&mut self) -> Vec<DiscoveryResponse> {
-        match self.snapshot.clone() {
-            Some(snapshot) => walk(self, &snapshot),
+        match self.view.clone() {
+            Some(view) => walk(self, &view),
             None => Vec::new(),
         }
     }
@@ -113,12 +124,12 @@ impl Machine for Sotw {
         self.types[ty.index()].in_flight
     }
 
-    fn plan(&self, ty: ResourceType, snapshot: &Snapshot, retain_stale: bool) -> Option<Plan> {
+    fn plan(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Plan> {
         let state = &self.types[ty.index()];
         if !state.sub.requested {
             return None;
         }
-        let mut resources: BTreeMap<String, Arc<Resource>> = snapshot
+        let mut resources: BTreeMap<String, Arc<Resource>> = view
             .resources(ty)
             .iter()
             .filter(|r| state.sub.wants(&r.name))
@@ -143,7 +154,7 @@ impl Machine for Sotw {
         }
     }
 
-    fn send(&mut self, ty: ResourceType, _snapshot: &Snapshot, plan: Plan) -> DiscoveryResponse {
+    fn send(&mut self, ty: ResourceType, _view: &View, plan: Plan) -> DiscoveryResponse {
         let nonce = self.ctx.nonce();
         tracing::debug!(
             %ty,

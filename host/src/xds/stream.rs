@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::model::ObjectKey;
-use crate::xds::{NackReport, NackReports, ResourceType, Snapshot, XdsMetrics};
+use crate::xds::bind::View;
+use crate::xds::{NackReport, NackReports, ResourceType, XdsMetrics};
 
 /// The identity of a stream and where it reports.
 #[derive(Debug)]
@@ -136,10 +137,9 @@ pub(crate) trait Machine {
     /// What the proxy lacks of this type, if anything; `retain_stale` keeps resources
     /// that left the snapshot (clusters and endpoints that routes the proxy has not yet
     /// replaced may still use).
-    fn plan(&self, ty: ResourceType, snapshot: &Snapshot, retain_stale: bool)
-    -> Option<Self::Plan>;
+    fn plan(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Self::Plan>;
     /// Builds the response and records it as in flight.
-    fn send(&mut self, ty: ResourceType, snapshot: &Snapshot, plan: Self::Plan) -> Self::Response;
+    fn send(&mut self, ty: ResourceType, view: &View, plan: Self::Plan) -> Self::Response;
 }
 
 /// Types whose pending updates hold back the listeners and routes that may use them.
@@ -156,9 +156,9 @@ fn waits_for_earlier(ty: ResourceType) -> bool {
 }
 
 /// Sends what the proxy lacks, type by type in make-before-break order.
-pub(crate) fn walk<M: Machine>(machine: &mut M, snapshot: &Snapshot) -> Vec<M::Response> {
+pub(crate) fn walk<M: Machine>(machine: &mut M, view: &View) -> Vec<M::Response> {
     let settled =
-        |m: &M, ty| !m.requested(ty) || (!m.in_flight(ty) && m.plan(ty, snapshot, false).is_none());
+        |m: &M, ty| !m.requested(ty) || (!m.in_flight(ty) && m.plan(ty, view, false).is_none());
     // Clusters (and their endpoints) that left the snapshot stay until the proxy has
     // acknowledged the listeners and routes that stopped using them.
     let retain_stale =
@@ -167,7 +167,7 @@ pub(crate) fn walk<M: Machine>(machine: &mut M, snapshot: &Snapshot) -> Vec<M::R
     let mut out = Vec::new();
     for ty in ResourceType::ALL {
         let retain = retain_stale && matches!(ty, ResourceType::Cluster | ResourceType::Endpoint);
-        let Some(plan) = machine.plan(ty, snapshot, retain) else {
+        let Some(plan) = machine.plan(ty, view, retain) else {
             continue;
         };
         if machine.in_flight(ty) {
@@ -178,7 +178,7 @@ pub(crate) fn walk<M: Machine>(machine: &mut M, snapshot: &Snapshot) -> Vec<M::R
         if held_back && waits_for_earlier(ty) {
             continue;
         }
-        out.push(machine.send(ty, snapshot, plan));
+        out.push(machine.send(ty, view, plan));
     }
     out
 }

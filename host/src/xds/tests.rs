@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -26,7 +27,7 @@ use tonic::transport::Channel;
 
 use super::*;
 use crate::model::{Kind, ObjectKey};
-use crate::translate::GatewayResources;
+use crate::translate::{GatewayResources, RouteTable};
 
 use ResourceType::{Cluster as CDS, Endpoint as EDS, Listener as LDS, Route as RDS};
 
@@ -88,65 +89,73 @@ impl Spec {
         self
     }
     // `.into()`: the translator may share these lists behind an `Arc`.
-    #[allow(clippy::useless_conversion)]
     fn resources(&self) -> GatewayResources {
         GatewayResources {
             clusters: self
                 .clusters
                 .iter()
-                .map(|(name, generation)| Cluster {
-                    name: name.clone(),
-                    connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
-                        seconds: *generation,
-                        nanos: 0,
-                    }),
-                    ..Default::default()
+                .map(|(name, generation)| {
+                    Arc::new(Cluster {
+                        name: name.clone(),
+                        connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
+                            seconds: *generation,
+                            nanos: 0,
+                        }),
+                        ..Default::default()
+                    })
                 })
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
             endpoints: self
                 .clusters
                 .iter()
-                .map(|(name, generation)| ClusterLoadAssignment {
-                    cluster_name: name.clone(),
-                    endpoints: vec![LocalityLbEndpoints {
-                        priority: *generation as u32,
+                .map(|(name, generation)| {
+                    Arc::new(ClusterLoadAssignment {
+                        cluster_name: name.clone(),
+                        endpoints: vec![LocalityLbEndpoints {
+                            priority: *generation as u32,
+                            ..Default::default()
+                        }],
                         ..Default::default()
-                    }],
-                    ..Default::default()
+                    })
                 })
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
             listeners: self
                 .routes
                 .iter()
-                .map(|(route, _)| Listener {
-                    name: format!("l_{route}"),
-                    stat_prefix: route.clone(),
-                    ..Default::default()
+                .map(|(route, _)| {
+                    Arc::new(Listener {
+                        name: format!("l_{route}"),
+                        stat_prefix: route.clone(),
+                        ..Default::default()
+                    })
                 })
                 .collect(),
             routes: self
                 .routes
                 .iter()
-                .map(|(route, clusters)| RouteConfiguration {
-                    name: route.clone(),
-                    virtual_hosts: clusters
-                        .iter()
-                        .map(|c| VirtualHost {
-                            name: c.clone(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
+                .map(|(route, clusters)| {
+                    RouteTable::new(
+                        route.clone(),
+                        clusters
+                            .iter()
+                            .map(|c| {
+                                Arc::new(VirtualHost {
+                                    name: c.clone(),
+                                    ..Default::default()
+                                })
+                            })
+                            .collect(),
+                    )
                 })
                 .collect(),
             secrets: self
                 .secrets
                 .iter()
-                .map(|name| Secret {
-                    name: name.clone(),
-                    ..Default::default()
+                .map(|name| {
+                    Arc::new(Secret {
+                        name: name.clone(),
+                        ..Default::default()
+                    })
                 })
                 .collect(),
         }
@@ -928,10 +937,62 @@ async fn delta_resources_requested_before_they_exist_arrive_when_published() {
     h.publish("gw", &spec_v1());
     let mut envoy = h.delta(mk_node("envoy-1", "default/gw")).await;
     envoy.subscribe(EDS, &["later"], &[], "");
+    // "Does not exist", once, so the proxy stops waiting.
+    let eds = envoy.recv_type(EDS).await;
+    assert!(eds.resources.is_empty());
+    assert_eq!(eds.removed_resources, ["later"]);
+    envoy.ack(&eds);
     envoy.expect_quiet().await;
     h.publish("gw", &spec_v1().cluster("later", 1));
     let eds = envoy.recv_type(EDS).await;
     assert_eq!(delta_names(&eds), ["later"]);
+    assert!(eds.removed_resources.is_empty());
+}
+
+#[tokio::test]
+async fn delta_subscribed_names_that_do_not_exist_are_reported_removed_once() {
+    let h = start().await;
+    h.publish("gw", &spec_v1());
+    let mut envoy = h.delta(mk_node("envoy-1", "default/gw")).await;
+    envoy.subscribe(EDS, &["a", "ghost"], &[], "");
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(delta_names(&eds), ["a"]);
+    assert_eq!(eds.removed_resources, ["ghost"]);
+    envoy.ack(&eds);
+    // An unrelated change does not repeat it.
+    let mut changed = spec_v1();
+    changed.clusters[0].1 = 2;
+    h.publish("gw", &changed);
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(delta_names(&eds), ["a"]);
+    assert!(eds.removed_resources.is_empty(), "{eds:?}");
+    envoy.ack(&eds);
+    envoy.expect_quiet().await;
+    // A name that existed and went away is removed, and not reported again after.
+    h.publish("gw", &mk_spec().cluster("b", 2).route("r1", &["b"]));
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(eds.removed_resources, ["a"]);
+    envoy.ack(&eds);
+    envoy.expect_quiet().await;
+    // Unsubscribing and subscribing again asks again, and is answered again.
+    envoy.subscribe(EDS, &[], &["ghost"], &eds.nonce);
+    envoy.expect_quiet().await;
+    envoy.subscribe(EDS, &["ghost"], &[], &eds.nonce);
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(eds.removed_resources, ["ghost"]);
+}
+
+#[tokio::test]
+async fn delta_routes_of_a_listener_that_names_a_missing_route_do_not_hang() {
+    // Envoy's RDS subscription for a route configuration translation did not produce
+    // is answered with "does not exist" rather than left waiting.
+    let h = start().await;
+    h.publish("gw", &spec_v1());
+    let mut envoy = h.delta(mk_node("envoy-1", "default/gw")).await;
+    envoy.subscribe(RDS, &["r1", "missing"], &[], "");
+    let rds = envoy.recv_type(RDS).await;
+    assert_eq!(delta_names(&rds), ["r1"]);
+    assert_eq!(rds.removed_resources, ["missing"]);
 }
 
 #[tokio::test]
@@ -986,4 +1047,167 @@ async fn delta_stale_clusters_are_removed_after_routes_stop_using_them() {
     let eds = envoy.recv_type(EDS).await;
     assert!(eds.resources.is_empty());
     assert_eq!(eds.removed_resources, ["b"]);
+}
+
+// === Identity and bind addresses ===
+
+fn mk_bound_node(id: &str, gateway: &str, bind: &str) -> Node {
+    let mut node = mk_node(id, gateway);
+    node.metadata.as_mut().unwrap().fields.insert(
+        BIND_ADDRESS_METADATA_KEY.to_string(),
+        Value {
+            kind: Some(value::Kind::StringValue(bind.to_string())),
+        },
+    );
+    node
+}
+
+/// `spec`'s resources with every listener on 0.0.0.0:`port`.
+fn with_port(spec: &Spec, port: u32) -> GatewayResources {
+    use envoy_types::pb::envoy::config::core::v3::{
+        Address, SocketAddress, address, socket_address,
+    };
+    let mut resources = spec.resources();
+    for l in &mut resources.listeners {
+        Arc::make_mut(l).address = Some(Address {
+            address: Some(address::Address::SocketAddress(SocketAddress {
+                address: "0.0.0.0".into(),
+                port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+                ..Default::default()
+            })),
+        });
+    }
+    resources
+}
+
+fn listener_address(any: &Any) -> (String, u32) {
+    use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+    let listener = Listener::decode(any.value.as_slice()).unwrap();
+    match listener.address.and_then(|a| a.address) {
+        Some(address::Address::SocketAddress(s)) => match s.port_specifier {
+            Some(socket_address::PortSpecifier::PortValue(p)) => (s.address, p),
+            other => panic!("no port: {other:?}"),
+        },
+        other => panic!("no socket address: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn proxies_naming_a_bind_address_get_listeners_bound_there() {
+    let h = start().await;
+    h.cache.publish(
+        mk_gateway("gw"),
+        Snapshot::from_resources(&with_port(&spec_v1(), 8080)),
+    );
+    let mut plain = h.sotw(mk_node("plain", "default/gw")).await;
+    let mut bound = h
+        .sotw(mk_bound_node("bound", "default/gw", "127.0.0.2"))
+        .await;
+    let mut delta = h
+        .delta(mk_bound_node("delta", "default/gw", "127.0.0.3"))
+        .await;
+    plain.request(LDS, &[], "", "");
+    bound.request(LDS, &[], "", "");
+    delta.subscribe(LDS, &[], &[], "");
+    let lds = plain.recv_type(LDS).await;
+    assert_eq!(
+        listener_address(&lds.resources[0]),
+        ("0.0.0.0".into(), 8080)
+    );
+    let lds = bound.recv_type(LDS).await;
+    assert_eq!(
+        listener_address(&lds.resources[0]),
+        ("127.0.0.2".into(), 8080)
+    );
+    bound.ack(&lds, &[]);
+    let dlds = delta.recv_type(LDS).await;
+    let body = dlds.resources[0].resource.as_ref().unwrap();
+    assert_eq!(listener_address(body), ("127.0.0.3".into(), 8080));
+    delta.ack(&dlds);
+
+    // A change of listeners reaches the bound proxies rebound too.
+    h.cache.publish(
+        mk_gateway("gw"),
+        Snapshot::from_resources(&with_port(&spec_v1(), 9090)),
+    );
+    let lds = bound.recv_type(LDS).await;
+    assert_eq!(
+        listener_address(&lds.resources[0]),
+        ("127.0.0.2".into(), 9090)
+    );
+    let dlds = delta.recv_type(LDS).await;
+    let body = dlds.resources[0].resource.as_ref().unwrap();
+    assert_eq!(listener_address(body), ("127.0.0.3".into(), 9090));
+}
+
+#[test]
+fn rebound_listeners_are_encoded_once_per_address_and_listener_set() {
+    use crate::xds::bind::Binder;
+    let binder = Binder::default();
+    let gw = mk_gateway("gw");
+    let at = |ip: &str| Some(ip.parse::<std::net::IpAddr>().unwrap());
+    let v1 = Arc::new(Snapshot::from_resources(&with_port(&spec_v1(), 80)));
+    for _ in 0..3 {
+        // Three streams at the same address share one encoding.
+        let view = binder.view(&gw, at("127.0.0.2"), Some(v1.clone())).unwrap();
+        let l = view.resources(LDS).get("l_r1").unwrap().clone();
+        assert_eq!(listener_address(&l.body), ("127.0.0.2".into(), 80));
+    }
+    assert_eq!(binder.encodes(), 1);
+    binder.view(&gw, at("127.0.0.3"), Some(v1.clone()));
+    assert_eq!(binder.encodes(), 2);
+    // Without an address nothing is encoded: the snapshot is served as it is.
+    let view = binder.view(&gw, None, Some(v1.clone())).unwrap();
+    assert!(Arc::ptr_eq(
+        view.resources(LDS).get("l_r1").unwrap(),
+        v1.resources(LDS).get("l_r1").unwrap()
+    ));
+    assert_eq!(binder.encodes(), 2);
+    // A snapshot whose listeners did not change reuses the encoding.
+    let mut spec = spec_v1();
+    spec.clusters[0].1 = 7;
+    let v2 = Arc::new(Snapshot::from_resources(&with_port(&spec, 80)));
+    assert_ne!(v1.version(), v2.version());
+    binder.view(&gw, at("127.0.0.2"), Some(v2));
+    assert_eq!(binder.encodes(), 2);
+    // A new listener set is encoded again.
+    let v3 = Arc::new(Snapshot::from_resources(&with_port(&spec_v1(), 81)));
+    binder.view(&gw, at("127.0.0.2"), Some(v3));
+    assert_eq!(binder.encodes(), 3);
+}
+
+#[tokio::test]
+async fn a_bind_address_that_is_not_an_ip_is_refused_with_invalid_argument() {
+    let h = start().await;
+    h.publish("gw", &spec_v1());
+    let mut envoy = h
+        .sotw(mk_bound_node("bad", "default/gw", "localhost"))
+        .await;
+    envoy.request(CDS, &[], "", "");
+    let status = tokio::time::timeout(WAIT, envoy.responses.message())
+        .await
+        .expect("answered")
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains(BIND_ADDRESS_METADATA_KEY),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn node_identity_is_read_from_the_first_request_only() {
+    let h = start().await;
+    h.publish("gw", &spec_v1());
+    h.publish("other", &mk_spec().cluster("z", 1));
+    let mut envoy = h.sotw(mk_node("envoy-1", "default/gw")).await;
+    envoy.request(CDS, &[], "", "");
+    let cds = envoy.recv_type(CDS).await;
+    assert_eq!(names(&cds), ["a", "b"]);
+    // A later request naming another Gateway changes nothing.
+    envoy.node = Some(mk_node("envoy-1", "default/other"));
+    envoy.ack(&cds, &[]);
+    envoy.request(LDS, &[], "", "");
+    let lds = envoy.recv_type(LDS).await;
+    assert_eq!(names(&lds), ["l_r1"]);
 }

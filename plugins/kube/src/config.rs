@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use weir_plugin_sdk::{FieldError, PluginError, parse_config};
+use weir_plugin_sdk::{ConfigBlock, FieldError};
 
 /// The `kube` type block of an Upstream (K8sGateway's `kubernetes` UpstreamSpec).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -47,16 +47,9 @@ pub struct SubsetSelector {
 
 // === impl KubeConfig ===
 
-impl KubeConfig {
-    /// Parses and validates a type block, reporting every bad field.
-    pub fn from_json(json: &str) -> Result<Self, PluginError> {
-        let config: Self = parse_config(json)?;
-        PluginError::check(config.problems())?;
-        Ok(config)
-    }
-
+impl ConfigBlock for KubeConfig {
     /// Every problem in an already parsed block, with field paths.
-    pub fn problems(&self) -> Vec<FieldError> {
+    fn problems(&self) -> Vec<FieldError> {
         let mut problems = Vec::new();
         if self.service_name.is_empty() {
             problems.push(FieldError::new("serviceName", "must not be empty"));
@@ -120,7 +113,9 @@ impl KubeConfig {
         }
         problems
     }
+}
 
+impl KubeConfig {
     /// The Service port, once validated.
     pub fn port(&self) -> u16 {
         u16::try_from(self.service_port).unwrap_or_default()
@@ -246,6 +241,7 @@ fn check_label_value(value: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_plugin_sdk::PluginError;
 
     fn problems(json: &str) -> Vec<FieldError> {
         match KubeConfig::from_json(json) {

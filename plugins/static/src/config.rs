@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use serde::Deserialize;
-use weir_plugin_sdk::{FieldError, PluginError, parse_config};
+use weir_plugin_sdk::{ConfigBlock, FieldError};
 
 /// The `static` type block of an Upstream.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -40,16 +40,9 @@ pub struct Host {
 
 // === impl StaticConfig ===
 
-impl StaticConfig {
-    /// Parses and validates a type block, reporting every bad field.
-    pub fn from_json(json: &str) -> Result<Self, PluginError> {
-        let config: Self = parse_config(json)?;
-        PluginError::check(config.problems())?;
-        Ok(config)
-    }
-
+impl ConfigBlock for StaticConfig {
     /// Every problem in an already parsed block, with field paths.
-    pub fn problems(&self) -> Vec<FieldError> {
+    fn problems(&self) -> Vec<FieldError> {
         let mut problems = Vec::new();
         if self.hosts.is_empty() {
             problems.push(FieldError::new("hosts", "must list at least one host"));
@@ -73,7 +66,9 @@ impl StaticConfig {
         }
         problems
     }
+}
 
+impl StaticConfig {
     /// Whether the cluster connects with TLS.
     pub fn tls(&self) -> bool {
         self.use_tls.unwrap_or_else(|| {
@@ -174,6 +169,7 @@ fn is_hostname(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_plugin_sdk::PluginError;
 
     fn problems(json: &str) -> Vec<FieldError> {
         match StaticConfig::from_json(json) {

@@ -15,7 +15,7 @@
 pub mod cluster;
 pub mod config;
 
-use weir_plugin_sdk::{PluginError, UpstreamInput, UpstreamOutput, UpstreamType};
+use weir_plugin_sdk::{ConfigBlock, PluginError, UpstreamInput, UpstreamOutput, UpstreamType};
 
 /// The `static` Upstream type.
 pub struct StaticPlugin;

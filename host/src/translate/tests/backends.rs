@@ -61,7 +61,7 @@ fn missing_backend_keeps_its_share_as_500_and_reports_backend_not_found() {
     // Still accepted: only the unresolved share fails.
     assert_eq!(route_cond(&t, "infra", "partial", 0, "Accepted").0, "True");
     let rc = &t.gateways[&key(Kind::Gateway, "infra", "gw")].routes[0];
-    assert!(!rc.validate_clusters.unwrap().value);
+    assert!(!rc.to_proto().validate_clusters.unwrap().value);
 }
 
 #[test]

@@ -4,6 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::model::Object;
+use envoy_types::pb::envoy::config::route::v3::VirtualHost;
+use std::sync::Arc;
 
 /// A world with several routes, Services and an Upstream, as separate objects.
 fn world() -> Vec<Object> {
@@ -127,11 +129,29 @@ fn changing_one_route_retranslates_only_that_route() {
         ),
         (0, 4, 0, 0)
     );
+    assert_eq!(p.virtual_hosts_built, 0, "nothing changed: {p:?}");
+    let before = run_with(&mut translator, &store_of(&objects));
     let i = objects.iter().position(|o| o.name() == "r2").unwrap();
     edit(&mut objects, i, 1);
-    run_with(&mut translator, &store_of(&objects));
+    let after = run_with(&mut translator, &store_of(&objects));
     let p = translator.last_pass();
     assert_eq!((p.routes_translated, p.routes_reused), (1, 3));
+    // Only the virtual hosts r2 serves were rebuilt; the others are the same `Arc`s.
+    let vhosts = |t: &crate::translate::Translation| -> Vec<Arc<VirtualHost>> {
+        let g = t.gateways.values().next().unwrap();
+        g.routes
+            .iter()
+            .flat_map(|r| r.virtual_hosts.clone())
+            .collect()
+    };
+    let (old, new) = (vhosts(&before), vhosts(&after));
+    let shared = new
+        .iter()
+        .filter(|v| old.iter().any(|o| Arc::ptr_eq(o, v)))
+        .count();
+    assert!(p.virtual_hosts_built >= 1, "{p:?}");
+    assert_eq!(shared + p.virtual_hosts_built, new.len(), "{p:?}");
+    assert!(shared >= 1, "some virtual host must be shared: {p:?}");
 }
 
 #[test]

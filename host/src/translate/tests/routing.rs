@@ -277,7 +277,7 @@ fn hostname_intersection_picks_listeners_and_most_specific_listener_wins() {
         ["infra_r3_rule0_match0"]
     );
     let rc = &t.gateways[&key(Kind::Gateway, "infra", "hosts")].routes[0];
-    assert!(rc.ignore_port_in_host_matching);
+    assert!(rc.to_proto().ignore_port_in_host_matching);
 }
 
 #[test]

@@ -1,0 +1,313 @@
+//! The cluster's part: every echo Deployment becomes local `weir-echo` processes (one
+//! per replica, each on its own loopback "pod IP", named like a pod, with its namespace
+//! in the environment), and every Service gets an EndpointSlice pointing at them.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::manifests::{kind, name, namespace};
+
+/// One running echo process standing in for a pod.
+pub struct Pod {
+    /// The pod name (`<deployment>-<a>-<b>`).
+    pub name: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The pod template's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The "pod IP": a loopback address only this process listens on.
+    pub ip: Ipv4Addr,
+    /// Container port names → numbers.
+    pub ports: BTreeMap<String, u16>,
+    /// Where its stdout (the echo log) goes.
+    pub log: PathBuf,
+    /// The manifest file whose Deployment created it.
+    pub owner: String,
+    child: Child,
+}
+
+impl Pod {
+    /// The echo log so far (the mirror tests read it).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pods, and what is needed to start more.
+pub struct Cluster {
+    echo_bin: PathBuf,
+    log_dir: PathBuf,
+    next_ip: u32,
+    /// The running pods.
+    pub pods: Vec<Pod>,
+}
+
+impl Cluster {
+    /// A cluster without pods; echo processes run `echo_bin` and log into `log_dir`.
+    pub fn new(echo_bin: PathBuf, log_dir: PathBuf) -> Self {
+        Self {
+            echo_bin,
+            log_dir,
+            next_ip: u32::from(Ipv4Addr::new(127, 1, 0, 1)),
+            pods: Vec::new(),
+        }
+    }
+
+    /// Starts the pods of every echo Deployment in `docs` (recorded as owned by
+    /// `owner`) and waits until each accepts connections.
+    pub fn start_deployments(&mut self, owner: &str, docs: &[Value]) -> anyhow::Result<()> {
+        let first_new = self.pods.len();
+        for doc in docs.iter().filter(|d| kind(d) == "Deployment") {
+            self.start_deployment(owner, doc)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for pod in &self.pods[first_new..] {
+            let port = pod.ports.values().next().copied().unwrap_or(3000);
+            let addr = SocketAddr::from((pod.ip, port));
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                if Instant::now() > deadline {
+                    bail!("echo pod {} did not start listening on {addr}", pod.name);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the pods a manifest file created.
+    pub fn stop_owned_by(&mut self, owner: &str) {
+        self.pods.retain(|p| p.owner != owner);
+    }
+
+    fn start_deployment(&mut self, owner: &str, doc: &Value) -> anyhow::Result<()> {
+        let deployment = name(doc).to_string();
+        let ns = namespace(doc).to_string();
+        let Some(container) = doc.pointer("/spec/template/spec/containers/0") else {
+            return Ok(());
+        };
+        let env = container_env(container);
+        let image = container.get("image").and_then(Value::as_str).unwrap_or("");
+        let other_mode = ["GRPC_ECHO_SERVER", "TCP_ECHO_SERVER", "UDP_ECHO_SERVER"]
+            .iter()
+            .any(|m| env.iter().any(|(k, _)| k == m));
+        if !image.contains("echo-basic") || other_mode {
+            // Only the HTTP echo is emulated; gRPC/TCP/UDP backends get no pods.
+            return Ok(());
+        }
+        let replicas = doc
+            .pointer("/spec/replicas")
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        let labels: BTreeMap<String, String> = doc
+            .pointer("/spec/template/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let http_port: u16 = lookup("HTTP_PORT")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000);
+        let h2c_port: u16 = lookup("H2C_PORT")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3001);
+        let mut ports: BTreeMap<String, u16> = BTreeMap::new();
+        ports.insert(String::new(), http_port);
+        if let Some(list) = container.get("ports").and_then(Value::as_array) {
+            for p in list {
+                if let (Some(n), Some(num)) = (
+                    p.get("name").and_then(Value::as_str),
+                    p.get("containerPort").and_then(Value::as_u64),
+                ) {
+                    ports.insert(n.to_string(), num as u16);
+                }
+            }
+        }
+        for i in 0..replicas {
+            let pod_name = format!("{deployment}-weir-{i}");
+            let ip = Ipv4Addr::from(self.next_ip);
+            self.next_ip += 1;
+            let log = self.log_dir.join(format!("{ns}_{pod_name}.log"));
+            let out = std::fs::File::create(&log)
+                .with_context(|| format!("cannot create {}", log.display()))?;
+            let mut cmd = Command::new(&self.echo_bin);
+            cmd.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+            for (k, v) in &env {
+                let v = match v.as_str() {
+                    "<metadata.name>" => pod_name.clone(),
+                    "<metadata.namespace>" => ns.clone(),
+                    other => other.to_string(),
+                };
+                cmd.env(k, v);
+            }
+            let child = cmd
+                .env("HTTP_PORT", http_port.to_string())
+                .env("H2C_PORT", h2c_port.to_string())
+                .env("BIND_ADDRESS", ip.to_string())
+                .stdin(Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out)
+                .spawn()
+                .with_context(|| format!("cannot run {}", self.echo_bin.display()))?;
+            self.pods.push(Pod {
+                name: pod_name,
+                namespace: ns.clone(),
+                labels: labels.clone(),
+                ip,
+                ports: ports.clone(),
+                log,
+                owner: owner.to_string(),
+                child,
+            });
+        }
+        Ok(())
+    }
+
+    /// The pods a Service selects.
+    pub fn selected<'a>(
+        &'a self,
+        ns: &'a str,
+        selector: &'a Value,
+    ) -> impl Iterator<Item = &'a Pod> {
+        self.pods.iter().filter(move |p| {
+            p.namespace == ns
+                && selector.as_object().is_some_and(|sel| {
+                    !sel.is_empty()
+                        && sel
+                            .iter()
+                            .all(|(k, v)| p.labels.get(k).map(String::as_str) == v.as_str())
+                })
+        })
+    }
+
+    /// EndpointSlices for every Service in `docs` that has a selector: one slice per
+    /// Service, its ports resolved through the pods' container ports.
+    pub fn endpoint_slices(&self, docs: &[Value]) -> Vec<Value> {
+        let mut slices = Vec::new();
+        for svc in docs.iter().filter(|d| kind(d) == "Service") {
+            let ns = namespace(svc);
+            let Some(selector) = svc.pointer("/spec/selector") else {
+                continue;
+            };
+            let pods: Vec<&Pod> = self.selected(ns, selector).collect();
+            let Some(first) = pods.first() else {
+                continue;
+            };
+            let ports: Vec<Value> = svc
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .map(|p| {
+                            let port = p.get("port").and_then(Value::as_u64).unwrap_or(0);
+                            let target = match p.get("targetPort") {
+                                Some(Value::Number(n)) => n.as_u64().unwrap_or(port),
+                                Some(Value::String(s)) => {
+                                    first.ports.get(s).copied().map_or(port, u64::from)
+                                }
+                                _ => port,
+                            };
+                            let mut out = json!({"port": target, "protocol": "TCP"});
+                            if let Some(n) = p.get("name") {
+                                out["name"] = n.clone();
+                            }
+                            if let Some(a) = p.get("appProtocol") {
+                                out["appProtocol"] = a.clone();
+                            }
+                            out
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            slices.push(slice(
+                name(svc),
+                ns,
+                &format!("{}-weir", name(svc)),
+                ports,
+                &pods,
+            ));
+        }
+        slices
+    }
+}
+
+/// An EndpointSlice for Service `service` with the given ports and pods.
+pub fn slice(service: &str, ns: &str, slice_name: &str, ports: Vec<Value>, pods: &[&Pod]) -> Value {
+    let endpoints: Vec<Value> = pods
+        .iter()
+        .map(|p| {
+            json!({
+                "addresses": [p.ip.to_string()],
+                "conditions": {"ready": true},
+                "targetRef": {"kind": "Pod", "name": p.name, "namespace": p.namespace},
+            })
+        })
+        .collect();
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": slice_name,
+            "namespace": ns,
+            "labels": {"kubernetes.io/service-name": service},
+        },
+        "addressType": "IPv4",
+        "ports": ports,
+        "endpoints": endpoints,
+    })
+}
+
+/// A container's environment; downward-API values become `<metadata.name>` and
+/// `<metadata.namespace>` placeholders filled per pod.
+fn container_env(container: &Value) -> Vec<(String, String)> {
+    container
+        .get("env")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|e| {
+                    let n = e.get("name")?.as_str()?.to_string();
+                    if let Some(v) = e.get("value").and_then(Value::as_str) {
+                        return Some((n, v.to_string()));
+                    }
+                    let field = e.pointer("/valueFrom/fieldRef/fieldPath")?.as_str()?;
+                    Some((n, format!("<{field}>")))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where the harness's sibling binaries are: next to the running executable, or one
+/// directory up (test binaries run from `target/debug/deps/`).
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the running executable")?;
+    let dirs = exe.ancestors().skip(1).take(2);
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "cannot find the `{name}` binary next to {}; build it with `cargo build -p weir-conformance`",
+        exe.display()
+    )
+}

@@ -1,0 +1,252 @@
+//! Runs `weir serve` and `weir bootstrap` as a user does, for end-to-end tests with the
+//! real Envoy, and speaks plain HTTP/1.1 to what Envoy serves. Every wait polls against
+//! a deadline (never a fixed sleep), so the tests hold on a loaded machine.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::envoy::{self, RunningEnvoy};
+
+/// The `weir` binary under test.
+pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+/// How long any one expectation may take to come true.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A free TCP port on loopback (free when asked; tests bind it soon after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-cache")
+}
+
+/// `weir bootstrap ARGS` as JSON.
+pub fn bootstrap(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(WEIR)
+        .arg("bootstrap")
+        .args(args)
+        .env("XDG_CACHE_HOME", cache_dir())
+        .output()
+        .expect("weir runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("weir bootstrap prints JSON")
+}
+
+/// A `weir serve` process on a directory of manifests, with its own ports; killed when
+/// dropped.
+pub struct Weir {
+    /// The watched directory.
+    pub manifests: PathBuf,
+    /// The xDS port.
+    pub xds_port: u16,
+    /// The admin port.
+    pub admin_port: u16,
+    plugin_dir: Option<PathBuf>,
+    log: PathBuf,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Weir {
+    /// Starts `weir serve` on an empty directory and waits until it is ready.
+    pub fn start(plugin_dir: Option<&Path>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        let mut weir = Self {
+            manifests,
+            xds_port: free_port(),
+            admin_port: free_port(),
+            plugin_dir: plugin_dir.map(Path::to_path_buf),
+            log: dir.path().join("weir.log"),
+            child: None,
+            _dir: dir,
+        };
+        weir.spawn();
+        weir
+    }
+
+    /// (Re)starts the process on the same ports and directory and waits until ready.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut command = Command::new(WEIR);
+        command
+            .args([
+                "serve",
+                &format!("--source=file:{}", self.manifests.display()),
+                &format!("--xds-addr=127.0.0.1:{}", self.xds_port),
+                &format!("--admin-addr=127.0.0.1:{}", self.admin_port),
+            ])
+            .env("XDG_CACHE_HOME", cache_dir())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(dir) = &self.plugin_dir {
+            command.arg(format!("--plugin-dir={}", dir.display()));
+        }
+        self.child = Some(command.spawn().expect("weir serve starts"));
+        self.wait_ready();
+    }
+
+    /// SIGKILL: no drain, no goodbye to the proxies.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// The process's log so far (every run of it).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Writes one manifest file (through a rename, as editors do).
+    pub fn write(&self, name: &str, yaml: &str) {
+        let tmp = self.manifests.with_extension("tmp");
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, self.manifests.join(name)).unwrap();
+    }
+
+    /// The xDS address, as `weir bootstrap --xds` takes it.
+    pub fn xds(&self) -> String {
+        format!("127.0.0.1:{}", self.xds_port)
+    }
+
+    /// Starts an Envoy for `gateway` from `weir bootstrap` (with `extra` arguments).
+    pub fn envoy(&self, gateway: &str, extra: &[&str]) -> RunningEnvoy {
+        let admin = free_port().to_string();
+        let xds = self.xds();
+        let mut args = vec!["--gateway", gateway, "--xds", &xds, "--admin-port", &admin];
+        args.extend_from_slice(extra);
+        envoy::start_envoy(&bootstrap(&args))
+    }
+
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        let mut last = Err("no request yet".to_string());
+        while started.elapsed() < DEADLINE {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("weir serve exited ({status}):\n{}", self.log());
+            }
+            last = get(self.admin_port, "/readyz");
+            if matches!(last, Ok((200, _))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "weir serve never became ready (last: {last:?}):\n{}",
+            self.log()
+        );
+    }
+
+    /// Polls `check` until it returns `Some`, failing with both logs at the deadline.
+    pub fn until<T>(
+        &self,
+        what: &str,
+        envoy: &mut RunningEnvoy,
+        mut check: impl FnMut() -> Result<T, String>,
+    ) -> T {
+        let started = Instant::now();
+        let mut last = String::from("not tried");
+        while started.elapsed() < DEADLINE {
+            assert!(envoy.is_running(), "Envoy exited:\n{}", envoy.log());
+            match check() {
+                Ok(value) => return value,
+                Err(why) => last = why,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{what}: not within {DEADLINE:?} (last: {last});\nEnvoy log:\n{}\nweir log:\n{}",
+            envoy.log(),
+            self.log()
+        );
+    }
+
+    /// Waits until `GET path` with `host` on `port` answers `status` (and `body`).
+    pub fn wait_for(
+        &self,
+        envoy: &mut RunningEnvoy,
+        port: u16,
+        host: &str,
+        path: &str,
+        status: u16,
+        body: Option<&str>,
+    ) {
+        let what = format!("GET {host}{path} on port {port} answering {status} {body:?}");
+        self.until(&what, envoy, || {
+            let got = request(LOOPBACK, port, host, path)?;
+            if got.0 == status && body.is_none_or(|b| b == got.1) {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        });
+    }
+}
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// 127.0.0.1.
+pub const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// `GET path` on 127.0.0.1:`port` with host `example.com`.
+pub fn get(port: u16, path: &str) -> Result<(u16, String), String> {
+    request(LOOPBACK, port, "example.com", path)
+}
+
+/// `GET path` with `host` on `ip`:`port`: the status code and body, or why it failed.
+pub fn request(ip: IpAddr, port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    let mut conn = TcpStream::connect((ip, port)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    parse_response(&response)
+}
+
+/// The status code and body of an HTTP/1.1 response (read to its end).
+pub fn parse_response(response: &str) -> Result<(u16, String), String> {
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not HTTP: {response:?}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
