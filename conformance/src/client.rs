@@ -163,6 +163,73 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
+/// Sends `req` as cleartext HTTP/2 with prior knowledge (h2c), one connection.
+pub fn send_h2c(addr: SocketAddr, req: &HttpRequest) -> Result<HttpResponse, String> {
+    use http_body_util::BodyExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(async {
+        let exchange = async {
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect {addr}: {e}"))?;
+            let (mut sender, conn) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(stream),
+            )
+            .await
+            .map_err(|e| format!("h2c handshake with {addr}: {e}"))?;
+            tokio::spawn(conn);
+            let method = if req.method.is_empty() {
+                "GET"
+            } else {
+                &req.method
+            };
+            let mut builder = hyper::Request::builder()
+                .method(method)
+                .uri(format!("http://{}{}", req.host, req.path));
+            for (name, value) in &req.headers {
+                builder = builder.header(name, value);
+            }
+            let request = builder
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .map_err(|e| format!("request: {e}"))?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| format!("h2c request to {addr}: {e}"))?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("h2c body from {addr}: {e}"))?
+                .to_bytes()
+                .to_vec();
+            Ok(HttpResponse {
+                status,
+                headers,
+                body,
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| format!("h2c request to {addr} timed out"))?
+    })
+}
+
 /// Reads one response: the head, then the body by Content-Length, chunked framing or
 /// until the connection closes. (Not waiting for the close matters: Envoy delays closing
 /// after its own replies by up to a second.)

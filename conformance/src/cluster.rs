@@ -46,6 +46,14 @@ impl Drop for Pod {
     }
 }
 
+/// The second octet of this run's loopback addresses (127.X.0.N for Gateways,
+/// 127.X.1.N and up for pods), derived from the process id so that concurrent runs do
+/// not share addresses (Envoy binds with SO_REUSEPORT, so a clash would not fail but
+/// split the traffic between the runs).
+pub fn run_octet() -> u8 {
+    2 + (std::process::id() % 250) as u8
+}
+
 /// The pods, and what is needed to start more.
 pub struct Cluster {
     echo_bin: PathBuf,
@@ -61,7 +69,7 @@ impl Cluster {
         Self {
             echo_bin,
             log_dir,
-            next_ip: u32::from(Ipv4Addr::new(127, 1, 0, 1)),
+            next_ip: u32::from(Ipv4Addr::new(127, run_octet(), 1, 1)),
             pods: Vec::new(),
         }
     }

@@ -65,6 +65,8 @@ pub struct Case {
     pub redirect: Option<Redirect>,
     /// HTTPS, with the Host (without port) as SNI.
     pub https: bool,
+    /// Speak cleartext HTTP/2 with prior knowledge.
+    pub h2c: bool,
     /// Append a fresh `uuid=` query parameter to every attempt (the retry tests).
     pub fresh_uuid: bool,
     /// Response headers that must have one of several values (spaces ignored).
@@ -156,6 +158,11 @@ impl Case {
     /// Sends over HTTPS (SNI = Host).
     pub fn https(mut self) -> Self {
         self.https = true;
+        self
+    }
+    /// Sends as cleartext HTTP/2 (prior knowledge).
+    pub fn h2c(mut self) -> Self {
+        self.h2c = true;
         self
     }
     /// Appends a fresh `uuid` to each attempt's query.
@@ -376,7 +383,11 @@ impl Case {
         for (name, values) in &self.response_one_of {
             match res.header(name) {
                 Some(got) if values.iter().any(|v| squash(v) == squash(&got)) => {}
-                got => return Err(format!("response header {name}: {got:?} (wanted one of {values:?})")),
+                got => {
+                    return Err(format!(
+                        "response header {name}: {got:?} (wanted one of {values:?})"
+                    ));
+                }
             }
         }
         for name in &self.response_absent {
@@ -472,7 +483,13 @@ pub fn eventually(addr: SocketAddr, case: &Case, timing: Timing) -> Result<(), S
             let sep = if case.path.contains('?') { '&' } else { '?' };
             attempt.path = format!("{}{sep}uuid={nanos:x}-{n}", case.path);
         }
-        let outcome = send(addr, &attempt.request(addr)).and_then(|res| attempt.check(&res));
+        let request = attempt.request(addr);
+        let sent = if case.h2c {
+            crate::client::send_h2c(addr, &request)
+        } else {
+            send(addr, &request)
+        };
+        let outcome = sent.and_then(|res| attempt.check(&res));
         match outcome {
             Ok(()) => {
                 streak += 1;

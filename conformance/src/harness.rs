@@ -253,7 +253,12 @@ impl Harness {
 
     fn ensure_envoy(&mut self, gateway: &str) -> anyhow::Result<()> {
         if !self.addresses.contains_key(gateway) {
-            let ip = Ipv4Addr::new(127, 0, 0, 2 + self.addresses.len() as u8);
+            let ip = Ipv4Addr::new(
+                127,
+                crate::cluster::run_octet(),
+                0,
+                2 + self.addresses.len() as u8,
+            );
             self.addresses.insert(gateway.to_string(), ip);
         }
         if let Some(envoy) = self.envoys.get_mut(gateway)

@@ -23,6 +23,258 @@ pub struct ConformanceTest {
     pub run: fn(&mut Harness) -> Result<(), String>,
 }
 
+/// A test of the GATEWAY-HTTP profile this harness does not run, and why.
+pub struct NotRun {
+    /// The upstream ShortName.
+    pub name: &'static str,
+    /// Its features.
+    pub features: &'static [&'static str],
+    /// Provisional upstream.
+    pub provisional: bool,
+    /// Why it is not run.
+    pub reason: &'static str,
+}
+
+const fn not_run(
+    name: &'static str,
+    features: &'static [&'static str],
+    provisional: bool,
+    reason: &'static str,
+) -> NotRun {
+    NotRun {
+        name,
+        features,
+        provisional,
+        reason,
+    }
+}
+
+const NO_CLIENT_CERTS: &str = "harness: client-certificate CAs and client certificates are not generated yet (GatewayFrontendClientCertificateValidation not claimed)";
+const NO_BACKEND_TLS: &str =
+    "BackendTLSPolicy not claimed (harness: no HTTPS echo or CA ConfigMaps yet)";
+const NO_LISTENERSET: &str = "ListenerSet not claimed (experimental kind; Weir does not read it)";
+
+/// The GATEWAY-HTTP tests (and the HTTPRoute tests of no profile) not run here.
+pub const NOT_RUN: &[NotRun] = &[
+    not_run(
+        "HTTPRouteRequestPercentageMirror",
+        &["Gateway", "HTTPRoute", "HTTPRouteRequestPercentageMirror"],
+        true,
+        "harness: the statistical mirror share check is not written yet",
+    ),
+    not_run(
+        "HTTPRouteHTTPSListenerDetectMisdirectedRequests",
+        &[
+            "Gateway",
+            "HTTPRoute",
+            "GatewayHTTPSListenerDetectMisdirectedRequests",
+        ],
+        false,
+        "GatewayHTTPSListenerDetectMisdirectedRequests not claimed (needs 421 for SNI/Host mismatch over HTTP/2)",
+    ),
+    not_run(
+        "HTTPRouteDisallowedKind",
+        &["Gateway", "HTTPRoute", "TLSRoute"],
+        false,
+        "needs TLSRoute (no profile covers HTTPRoute + TLSRoute)",
+    ),
+    not_run(
+        "GatewayStaticAddresses",
+        &["Gateway", "GatewayStaticAddresses"],
+        false,
+        "GatewayStaticAddresses not claimed (address allocation)",
+    ),
+    not_run(
+        "GatewayOptionalAddressValue",
+        &["Gateway", "GatewayAddressEmpty"],
+        true,
+        "GatewayAddressEmpty not claimed (address allocation)",
+    ),
+    not_run(
+        "GatewayInfrastructure",
+        &["Gateway", "GatewayInfrastructurePropagation"],
+        true,
+        "needs Kubernetes objects created by the implementation",
+    ),
+    not_run(
+        "GatewayFrontendClientCertificateValidation",
+        &[
+            "Gateway",
+            "HTTPRoute",
+            "GatewayFrontendClientCertificateValidation",
+        ],
+        false,
+        NO_CLIENT_CERTS,
+    ),
+    not_run(
+        "GatewayFrontendClientCertificateValidationInsecureFallback",
+        &[
+            "Gateway",
+            "HTTPRoute",
+            "GatewayFrontendClientCertificateValidation",
+            "GatewayFrontendClientCertificateValidationInsecureFallback",
+        ],
+        false,
+        NO_CLIENT_CERTS,
+    ),
+    not_run(
+        "GatewayFrontendInvalidDefaultClientCertificateValidation",
+        &[
+            "Gateway",
+            "HTTPRoute",
+            "GatewayFrontendClientCertificateValidation",
+        ],
+        false,
+        NO_CLIENT_CERTS,
+    ),
+    not_run(
+        "GatewayInvalidFrontendClientCertificateValidation",
+        &[
+            "Gateway",
+            "HTTPRoute",
+            "ReferenceGrant",
+            "GatewayFrontendClientCertificateValidation",
+        ],
+        false,
+        NO_CLIENT_CERTS,
+    ),
+    not_run(
+        "GatewayTLSBackendClientCertificate",
+        &[
+            "Gateway",
+            "HTTPRoute",
+            "BackendTLSPolicy",
+            "GatewayBackendClientCertificate",
+        ],
+        false,
+        NO_BACKEND_TLS,
+    ),
+    not_run(
+        "GatewayInvalidTLSBackendConfiguration",
+        &[
+            "Gateway",
+            "HTTPRoute",
+            "BackendTLSPolicy",
+            "GatewayBackendClientCertificate",
+        ],
+        false,
+        NO_BACKEND_TLS,
+    ),
+    not_run(
+        "BackendTLSPolicy",
+        &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        false,
+        NO_BACKEND_TLS,
+    ),
+    not_run(
+        "BackendTLSPolicyConflictResolution",
+        &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        false,
+        NO_BACKEND_TLS,
+    ),
+    not_run(
+        "BackendTLSPolicyInvalidCACertificateRef",
+        &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        false,
+        NO_BACKEND_TLS,
+    ),
+    not_run(
+        "BackendTLSPolicyInvalidKind",
+        &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        false,
+        NO_BACKEND_TLS,
+    ),
+    not_run(
+        "BackendTLSPolicyObservedGenerationBump",
+        &["Gateway", "HTTPRoute", "BackendTLSPolicy"],
+        false,
+        NO_BACKEND_TLS,
+    ),
+    not_run(
+        "BackendTLSPolicySANValidation",
+        &[
+            "Gateway",
+            "HTTPRoute",
+            "BackendTLSPolicy",
+            "BackendTLSPolicySANValidation",
+        ],
+        false,
+        NO_BACKEND_TLS,
+    ),
+    not_run(
+        "ListenerSetAllowedNamespaceNone",
+        &["Gateway", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetAllowedNamespaceSame",
+        &["Gateway", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetAllowedNamespaceSelector",
+        &["Gateway", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetAllowedRoutesNamespaces",
+        &["Gateway", "HTTPRoute", "ListenerSet", "ReferenceGrant"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetDefaultNotAllowed",
+        &["Gateway", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetDualParentRefIndependence",
+        &["Gateway", "HTTPRoute", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetGatewayParentSectionNameNotFound",
+        &["Gateway", "HTTPRoute", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetHTTPRouting",
+        &["Gateway", "HTTPRoute", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetHostnameConflict",
+        &["Gateway", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetProtocolConflict",
+        &["Gateway", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetReferenceGrant",
+        &["Gateway", "ListenerSet", "ReferenceGrant"],
+        false,
+        NO_LISTENERSET,
+    ),
+    not_run(
+        "ListenerSetRouteStatusScopedToParentRef",
+        &["Gateway", "HTTPRoute", "ListenerSet"],
+        false,
+        NO_LISTENERSET,
+    ),
+];
+
 /// The features of the GATEWAY-HTTP profile's core.
 pub const CORE_FEATURES: &[&str] = &["Gateway", "HTTPRoute", "ReferenceGrant"];
 

@@ -605,8 +605,15 @@ pub fn all() -> Vec<ConformanceTest> {
             |h| {
                 accepted_all(h, SAME)?;
                 let r = |p: &str, code: u16, after: u32, expect: u16| {
-                    let c = get(&format!("/retry/{p}?responseCode={code}&succeedAfter={after}")).fresh_uuid();
-                    if expect == 200 { c.v(3) } else { c.status(expect) }
+                    let c = get(&format!(
+                        "/retry/{p}?responseCode={code}&succeedAfter={after}"
+                    ))
+                    .fresh_uuid();
+                    if expect == 200 {
+                        c.v(3)
+                    } else {
+                        c.status(expect)
+                    }
                 };
                 h.run_cases(&on(
                     SAME,
@@ -641,9 +648,18 @@ pub fn all() -> Vec<ConformanceTest> {
             |h| {
                 accepted_all(h, SAME)?;
                 let r = |p: &str, delay: Option<&str>, after: u32, expect: u16| {
-                    let delay = delay.map(|d| format!("delayRetry={d}&")).unwrap_or_default();
-                    let c = get(&format!("/retry/{p}?{delay}responseCode=500&succeedAfter={after}")).fresh_uuid();
-                    if expect == 200 { c.v(3) } else { c.status(expect) }
+                    let delay = delay
+                        .map(|d| format!("delayRetry={d}&"))
+                        .unwrap_or_default();
+                    let c = get(&format!(
+                        "/retry/{p}?{delay}responseCode=500&succeedAfter={after}"
+                    ))
+                    .fresh_uuid();
+                    if expect == 200 {
+                        c.v(3)
+                    } else {
+                        c.status(expect)
+                    }
                 };
                 h.run_cases(&on(
                     SAME,
@@ -658,7 +674,12 @@ pub fn all() -> Vec<ConformanceTest> {
         ),
         test(
             "HTTPRouteRetryConnectionError",
-            &["Gateway", "HTTPRoute", "HTTPRouteRetry", "HTTPRouteRetryConnectionError"],
+            &[
+                "Gateway",
+                "HTTPRoute",
+                "HTTPRouteRetry",
+                "HTTPRouteRetryConnectionError",
+            ],
             &["httproute-retry-connection-error.yaml"],
             false,
             |h| {
@@ -668,7 +689,10 @@ pub fn all() -> Vec<ConformanceTest> {
                     SAME,
                     vec![
                         get(&format!("{p}?succeedAfter=2")).fresh_uuid().v(3),
-                        get(&format!("{p}?succeedAfter=4")).fresh_uuid().status(500).status(503),
+                        get(&format!("{p}?succeedAfter=4"))
+                            .fresh_uuid()
+                            .status(500)
+                            .status(503),
                     ],
                 ))
             },
@@ -684,7 +708,9 @@ pub fn all() -> Vec<ConformanceTest> {
                     SAME,
                     vec![
                         get("/full/original").up_path("/rewritten-full").v(1),
-                        get("/prefix/original").up_path("/rewritten-prefix/original").v(1),
+                        get("/prefix/original")
+                            .up_path("/rewritten-prefix/original")
+                            .v(1),
                     ],
                 ))
             },
@@ -712,12 +738,19 @@ pub fn all() -> Vec<ConformanceTest> {
             true,
             |h| {
                 accepted_all(h, SAME)?;
-                h.run_cases(&on(SAME, vec![get("/named").to("", INFRA), get("/unnamed").to("", INFRA)]))
+                h.run_cases(&on(
+                    SAME,
+                    vec![get("/named").to("", INFRA), get("/unnamed").to("", INFRA)],
+                ))
             },
         ),
         test(
             "HTTPRouteRequestHeaderModifierBackendWeights",
-            &["Gateway", "HTTPRoute", "HTTPRouteBackendRequestHeaderModification"],
+            &[
+                "Gateway",
+                "HTTPRoute",
+                "HTTPRouteBackendRequestHeaderModification",
+            ],
             &["httproute-request-header-modifier-backend-weights.yaml"],
             false,
             backend_weights,
@@ -731,7 +764,13 @@ pub fn all() -> Vec<ConformanceTest> {
                 let gw = "gateway-conformance-infra/gateway-with-one-not-matching-port-and-section-name-route";
                 let route = format!("{INFRA}/httproute-listener-section-name-not-matching-port");
                 status_eventually(h, |s| {
-                    st::route_condition(s, &route, gw, "Accepted", ("False", Some("NoMatchingParent")))?;
+                    st::route_condition(
+                        s,
+                        &route,
+                        gw,
+                        "Accepted",
+                        ("False", Some("NoMatchingParent")),
+                    )?;
                     st::no_accepted_parent(s, &route)?;
                     st::attached_routes(s, gw, "http", 0)
                 })
@@ -745,14 +784,43 @@ pub fn all() -> Vec<ConformanceTest> {
             |h| {
                 let route = format!("{INFRA}/httproute-listener-not-matching-route-port");
                 status_eventually(h, |s| {
-                    st::route_condition(s, &route, SAME, "Accepted", ("False", Some("NoMatchingParent")))?;
+                    st::route_condition(
+                        s,
+                        &route,
+                        SAME,
+                        "Accepted",
+                        ("False", Some("NoMatchingParent")),
+                    )?;
                     st::route_condition(s, &route, SAME, "ResolvedRefs", ("True", None))?;
                     st::no_accepted_parent(s, &route)?;
                     st::attached_routes(s, SAME, "http", 0)
                 })
             },
         ),
-        test("HTTPRouteCORS", &["Gateway", "HTTPRoute", "HTTPRouteCORS"], &["httproute-cors.yaml"], false, cors),
+        test(
+            "HTTPRouteBackendProtocolH2C",
+            &["Gateway", "HTTPRoute", "HTTPRouteBackendProtocolH2C"],
+            &["httproute-backend-protocol-h2c.yaml"],
+            false,
+            |h| {
+                accepted_all(h, SAME)?;
+                h.run_cases(&on(SAME, vec![get("/").h2c().v(1)]))
+            },
+        ),
+        test(
+            "HTTPRouteBackendProtocolWebSocket",
+            &["Gateway", "HTTPRoute", "HTTPRouteBackendProtocolWebSocket"],
+            &["httproute-backend-protocol-websocket.yaml"],
+            false,
+            websocket,
+        ),
+        test(
+            "HTTPRouteCORS",
+            &["Gateway", "HTTPRoute", "HTTPRouteCORS"],
+            &["httproute-cors.yaml"],
+            false,
+            cors,
+        ),
     ]
 }
 
@@ -858,7 +926,9 @@ fn cors(h: &mut Harness) -> Result<(), String> {
             cors1("https://www.foo.com"),
             cors1("https://www.bar.com"),
             cors1("https://xpto.www.bar.com"),
-            pre("/cors-1", "https://foobar.com", "GET").status(403).response_absent(acao),
+            pre("/cors-1", "https://foobar.com", "GET")
+                .status(403)
+                .response_absent(acao),
             simple("GET", "/cors-1", "https://www.foo.com")
                 .header("access-control-request-method", "GET")
                 .header("access-control-request-headers", "x-header-1, x-header-2")
@@ -887,24 +957,84 @@ fn cors(h: &mut Harness) -> Result<(), String> {
             simple("PUT", "/cors-wildcard-origin", "https://foobar.com")
                 .response_one_of(acao, &["https://foobar.com", "*"])
                 .response_absent(acac),
-            pre("/cors-wildcard-methods-headers", "https://other.foo.com", "PUT")
-                .header("access-control-request-headers", "x-header-1, x-header-2")
-                .response_header(acao, "https://other.foo.com")
-                .response_header(acam, "PUT")
-                .response_one_of(acah, &hdrs)
-                .response_one_of(acac, &["true"]),
-            pre("/cors-wildcard-methods-headers-unauth", "https://other.foo.com", "PUT")
-                .header("access-control-request-headers", "x-header-1, x-header-2")
-                .response_one_of(acao, &["https://other.foo.com", "*"])
-                .response_one_of(acam, &["PUT", "*"])
-                .response_one_of(acah, &[hdrs[0], hdrs[1], "*"])
-                .response_absent(acac),
-            simple("GET", "/cors-wildcard-methods-headers", "https://other.foo.com")
-                .response_header(acao, "https://other.foo.com")
-                .response_header(acac, "true"),
-            simple("GET", "/cors-wildcard-methods-headers-unauth", "https://other.foo.com")
-                .response_one_of(acao, &["https://other.foo.com", "*"])
-                .response_absent(acac),
+            pre(
+                "/cors-wildcard-methods-headers",
+                "https://other.foo.com",
+                "PUT",
+            )
+            .header("access-control-request-headers", "x-header-1, x-header-2")
+            .response_header(acao, "https://other.foo.com")
+            .response_header(acam, "PUT")
+            .response_one_of(acah, &hdrs)
+            .response_one_of(acac, &["true"]),
+            pre(
+                "/cors-wildcard-methods-headers-unauth",
+                "https://other.foo.com",
+                "PUT",
+            )
+            .header("access-control-request-headers", "x-header-1, x-header-2")
+            .response_one_of(acao, &["https://other.foo.com", "*"])
+            .response_one_of(acam, &["PUT", "*"])
+            .response_one_of(acah, &[hdrs[0], hdrs[1], "*"])
+            .response_absent(acac),
+            simple(
+                "GET",
+                "/cors-wildcard-methods-headers",
+                "https://other.foo.com",
+            )
+            .response_header(acao, "https://other.foo.com")
+            .response_header(acac, "true"),
+            simple(
+                "GET",
+                "/cors-wildcard-methods-headers-unauth",
+                "https://other.foo.com",
+            )
+            .response_one_of(acao, &["https://other.foo.com", "*"])
+            .response_absent(acac),
         ],
     ))
+}
+
+/// HTTPRouteBackendProtocolWebSocket: a text and a binary message echoed through the
+/// Gateway to the backend's WebSocket port (appProtocol kubernetes.io/ws).
+fn websocket(h: &mut Harness) -> Result<(), String> {
+    use crate::websocket::{BINARY, Client, TEXT};
+    accepted_all(h, SAME)?;
+    let addr = h.address(SAME, None).map_err(|e| format!("{e:#}"))?;
+    let once = || -> Result<(), String> {
+        let stream =
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10))
+                .map_err(|e| format!("connect {addr}: {e}"))?;
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+        let origin = "ws://gateway/HTTPRouteBackendProtocolWebSocket";
+        let mut ws = Client::connect(stream, &addr.ip().to_string(), "/ws", origin)?;
+        let text = b"Websocket Support!";
+        let got = ws.round_trip(TEXT, text)?;
+        if got != (TEXT, text.to_vec()) {
+            return Err(format!("text message came back as {got:?}"));
+        }
+        let bytes = [1u8, 2, 3, 4, 5, 6, 7];
+        let got = ws.round_trip(BINARY, &bytes)?;
+        if got != (BINARY, bytes.to_vec()) {
+            return Err(format!("binary message came back as {got:?}"));
+        }
+        Ok(())
+    };
+    let start = std::time::Instant::now();
+    let mut streak = 0;
+    loop {
+        match once() {
+            Ok(()) => {
+                streak += 1;
+                if streak >= h.timing().threshold {
+                    return Ok(());
+                }
+            }
+            Err(e) if start.elapsed() > h.timing().max => {
+                return Err(format!("ws://{addr}/ws: {e}"));
+            }
+            Err(_) => streak = 0,
+        }
+        std::thread::sleep(h.timing().interval);
+    }
 }

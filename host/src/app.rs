@@ -104,9 +104,9 @@ pub async fn bind(config: AppConfig, runtime: PluginRuntime) -> anyhow::Result<B
     let (translated_tx, translated_rx) = watch::channel(Arc::new(Statuses::new()));
     let (merged_tx, merged_rx) = watch::channel(Arc::new(Statuses::new()));
     let kubernetes = match &config.kubernetes {
-        Some(args) => Some(
-            crate::source::kubernetes::serve::KubeMode::start(args, merged_rx.clone()).await?,
-        ),
+        Some(args) => {
+            Some(crate::source::kubernetes::serve::KubeMode::start(args, merged_rx.clone()).await?)
+        }
         None => None,
     };
     Ok(Bound {
@@ -157,10 +157,12 @@ impl Bound {
         let (wake_tx, wake_rx) = mpsc::channel::<Wake>();
         let mut translation = self.translation;
         let watcher_tx = wake_tx.clone();
+        let mut election = None;
         if let Some(kube) = translation.kubernetes.as_mut() {
             let (_, events) = tokio::sync::mpsc::unbounded_channel();
             let events = std::mem::replace(&mut kube.events, events);
             tokio::spawn(forward_source_events(events, wake_tx.clone()));
+            election = kube.guard.take_election();
         }
         let translating = std::thread::Builder::new()
             .name("weir-translate".into())
@@ -185,6 +187,10 @@ impl Bound {
         tracing::info!(xds = %self.xds_addr, admin = %self.admin_addr, "weir is serving");
 
         shutdown.await;
+        if let Some(election) = election {
+            // Give the Lease up so another replica takes over at once.
+            election.release().await;
+        }
         tracing::info!("shutting down: draining xDS streams and the admin server");
         let _ = drain_tx.send(true);
         let _ = wake_tx.send(Wake::Stop);
@@ -530,7 +536,8 @@ impl Translation {
                 )
             };
             let changed = self.cache.publish_all(&translation.gateways);
-            self.statuses_tx.send_replace(Arc::new(translation.statuses));
+            self.statuses_tx
+                .send_replace(Arc::new(translation.statuses));
             self.ready_tx.send_replace(true);
             passes.published = true;
             let elapsed = started.elapsed();

@@ -867,20 +867,34 @@ fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(conn, "GET {path} HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut response = String::new();
-    conn.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    conn.read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
     let status = response
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("not HTTP: {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
-fn wait_http(port: u16, path: &str, status: u16, body: Option<&str>, envoy: &mut envoy::RunningEnvoy, weir_log: &std::path::Path) {
+fn wait_http(
+    port: u16,
+    path: &str,
+    status: u16,
+    body: Option<&str>,
+    envoy: &mut envoy::RunningEnvoy,
+    weir_log: &std::path::Path,
+) {
     let start = Instant::now();
     let mut last = Err("no request yet".to_string());
     while start.elapsed() < Duration::from_secs(60) {
@@ -922,15 +936,24 @@ fn weir_serve_kubernetes_routes_through_envoy_to_endpoint_slices_and_reports_sta
     let env = Env::new();
     let (xds_port, admin_port, listen_port) = (free_port(), free_port(), free_port());
     let gw = "gateway.networking.k8s.io/v1";
-    env.fake.apply("gatewayclasses", json!({"apiVersion": gw, "kind": "GatewayClass",
-        "metadata": {"name": "weir"}, "spec": {"controllerName": WEIR_CONTROLLER}}));
-    env.fake.apply("gateways", json!({"apiVersion": gw, "kind": "Gateway",
+    env.fake.apply(
+        "gatewayclasses",
+        json!({"apiVersion": gw, "kind": "GatewayClass",
+        "metadata": {"name": "weir"}, "spec": {"controllerName": WEIR_CONTROLLER}}),
+    );
+    env.fake.apply(
+        "gateways",
+        json!({"apiVersion": gw, "kind": "Gateway",
         "metadata": {"namespace": "default", "name": "quickstart"},
         "spec": {"gatewayClassName": "weir",
-                 "listeners": [{"name": "http", "protocol": "HTTP", "port": listen_port}]}}));
-    env.fake.apply("services", json!({"apiVersion": "v1", "kind": "Service",
+                 "listeners": [{"name": "http", "protocol": "HTTP", "port": listen_port}]}}),
+    );
+    env.fake.apply(
+        "services",
+        json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"namespace": "default", "name": "echo"},
-        "spec": {"ports": [{"name": "http", "port": 80}]}}));
+        "spec": {"ports": [{"name": "http", "port": 80}]}}),
+    );
     let first = backend::start_backend("first");
     let second = backend::start_backend("second");
     env.fake.apply("endpointslices", e2e_slice(first));
@@ -949,7 +972,10 @@ fn weir_serve_kubernetes_routes_through_envoy_to_endpoint_slices_and_reports_sta
                 &format!("--admin-addr=127.0.0.1:{admin_port}"),
                 "--leader-election-namespace=weir-system",
             ])
-            .env("XDG_CACHE_HOME", std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kube-cache"))
+            .env(
+                "XDG_CACHE_HOME",
+                std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kube-cache"),
+            )
             .env("RUST_LOG", "info")
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -960,38 +986,185 @@ fn weir_serve_kubernetes_routes_through_envoy_to_endpoint_slices_and_reports_sta
     let start = Instant::now();
     while !matches!(http_get(admin_port, "/readyz"), Ok((200, _))) {
         if let Ok(Some(status)) = weir.0.try_wait() {
-            panic!("weir serve exited ({status}):\n{}", std::fs::read_to_string(&weir_log).unwrap());
+            panic!(
+                "weir serve exited ({status}):\n{}",
+                std::fs::read_to_string(&weir_log).unwrap()
+            );
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "never ready:\n{}", std::fs::read_to_string(&weir_log).unwrap());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never ready:\n{}",
+            std::fs::read_to_string(&weir_log).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
     let out = std::process::Command::new(WEIR)
-        .args(["bootstrap", "--gateway", "default/quickstart", "--xds", &format!("127.0.0.1:{xds_port}"),
-               "--admin-port", &free_port().to_string()])
+        .args([
+            "bootstrap",
+            "--gateway",
+            "default/quickstart",
+            "--xds",
+            &format!("127.0.0.1:{xds_port}"),
+            "--admin-port",
+            &free_port().to_string(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut envoy = envoy::start_envoy(&serde_json::from_slice(&out.stdout).unwrap());
-    wait_http(listen_port, "/echo", 200, Some("first"), &mut envoy, &weir_log);
+    wait_http(
+        listen_port,
+        "/echo",
+        200,
+        Some("first"),
+        &mut envoy,
+        &weir_log,
+    );
 
     // Endpoints move: traffic follows the EndpointSlice.
     env.fake.apply("endpointslices", e2e_slice(second));
-    wait_http(listen_port, "/echo", 200, Some("second"), &mut envoy, &weir_log);
+    wait_http(
+        listen_port,
+        "/echo",
+        200,
+        Some("second"),
+        &mut envoy,
+        &weir_log,
+    );
     // The route changes.
     env.fake.apply("httproutes", e2e_route("/two"));
-    wait_http(listen_port, "/two", 200, Some("second"), &mut envoy, &weir_log);
+    wait_http(
+        listen_port,
+        "/two",
+        200,
+        Some("second"),
+        &mut envoy,
+        &weir_log,
+    );
     wait_http(listen_port, "/echo", 404, None, &mut envoy, &weir_log);
 
     // The single replica leads: it wrote status and discovered the Service.
     wait_for("the route status", || {
         env.fake.get(&httproutes(), "default", "echo").unwrap()["status"]["parents"]
             .as_array()
-            .is_some_and(|p| p.iter().any(|p| p["controllerName"] == WEIR_CONTROLLER
-                && condition(&p["conditions"], "Accepted")["status"] == "True"
-                && condition(&p["conditions"], "Accepted")["observedGeneration"] == 2))
+            .is_some_and(|p| {
+                p.iter().any(|p| {
+                    p["controllerName"] == WEIR_CONTROLLER
+                        && condition(&p["conditions"], "Accepted")["status"] == "True"
+                        && condition(&p["conditions"], "Accepted")["observedGeneration"] == 2
+                })
+            })
     });
-    wait_for("the discovered upstream", || env.fake.get(&upstreams(), "default", "echo-80").is_some());
-    let lease = env.fake.get(&Resource::new("coordination.k8s.io", "v1", "leases"), "weir-system", "weir-leader").unwrap();
-    assert!(lease["spec"]["holderIdentity"].as_str().is_some_and(|h| !h.is_empty()));
+    wait_for("the discovered upstream", || {
+        env.fake.get(&upstreams(), "default", "echo-80").is_some()
+    });
+    let lease = || {
+        env.fake
+            .get(
+                &Resource::new("coordination.k8s.io", "v1", "leases"),
+                "weir-system",
+                "weir-leader",
+            )
+            .unwrap()
+    };
+    assert!(
+        lease()["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty())
+    );
+
+    // SIGTERM: the leader gives the Lease up on its way out, for an immediate failover.
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &weir.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    while weir.0.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "weir did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        lease()["spec"]["holderIdentity"].is_null(),
+        "lease not released: {}",
+        lease()
+    );
+}
+
+#[test]
+fn status_writes_are_paced_to_the_configured_qps() {
+    use weir::reporter::{Reporter, ReporterConfig};
+    let env = Env::new();
+    quickstart(&env.fake);
+    for i in 0..20 {
+        let mut r = route(&format!("r{i}.example.com"));
+        r["metadata"]["name"] = json!(format!("route-{i}"));
+        env.fake.apply("httproutes", r);
+    }
+    let follower = env.follow();
+    follower.wait("the routes", |s| {
+        s.get(&ObjectKey::namespaced(
+            Kind::HttpRoute,
+            "default",
+            "route-19",
+        ))
+        .is_some()
+    });
+    let statuses = translate(&follower);
+    let qps = 10.0;
+    let reporter = Reporter::new(
+        env.client(),
+        follower.reflectors.clone(),
+        ReporterConfig { qps },
+    );
+    let (_statuses_tx, statuses_rx) = tokio::sync::watch::channel(statuses.clone());
+    let (_leader_tx, leader_rx) = tokio::sync::watch::channel(true);
+    let started = Instant::now();
+    env.rt.spawn(reporter.run(statuses_rx, leader_rx));
+    // 22 objects (20 routes, the Gateway, the GatewayClass) at 10 per second.
+    std::thread::sleep(Duration::from_millis(1000));
+    let early = status_writes(&env.fake).len();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        (early as f64) <= qps * elapsed + 1.0,
+        "{early} writes in {elapsed:.2} s at {qps} QPS"
+    );
+    assert!(early >= 5, "only {early} writes in {elapsed:.2} s");
+    wait_for("every status", || {
+        status_writes(&env.fake).len() == statuses.len()
+    });
+}
+
+#[test]
+fn an_api_server_that_is_down_is_retried_and_the_last_state_stays() {
+    let env = Env::new();
+    apply(&env.fake, &service("web", "one"));
+    let follower = env.follow();
+    let key = ObjectKey::namespaced(Kind::Service, "apps", "web");
+    follower.wait("the service", |s| s.get(&key).is_some());
+    env.fake.hold_watches(true);
+    env.fake.set_down(true);
+    apply(&env.fake, &service("web", "two"));
+    std::thread::sleep(Duration::from_millis(1500));
+    // Nothing is lost or emptied while the server is unreachable.
+    assert_eq!(follower.label(&key, "step").as_deref(), Some("one"));
+    assert_eq!(follower.store.lock().unwrap().len(), 1);
+    env.fake.set_down(false);
+    env.fake.hold_watches(false);
+    let start = Instant::now();
+    while follower.label(&key, "step").as_deref() != Some("two") {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no recovery after the server came back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -387,7 +387,26 @@ spec:
         - {group: gateway.weir.dev, kind: Upstream, name: rejected}
 "#,
     );
-    // Until `/debug/status` shows it on the Gateway, the log is where a user sees it.
+    // The NACK is on the Gateway's status (`/debug/status`), naming the resource and
+    // quoting Envoy's message...
+    weir.until("the NACK is on the Gateway's status", &mut envoy, || {
+        let (code, body) = get(weir.admin_port, "/debug/status")?;
+        let status: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("{code} {e}: {body}"))?;
+        let gateway = status
+            .as_object()
+            .and_then(|all| {
+                all.iter()
+                    .find(|(key, _)| key.starts_with("Gateway") && key.ends_with("default/gw"))
+            })
+            .map(|(_, gateway)| gateway.to_string())
+            .ok_or(format!("no Gateway default/gw in {body}"))?;
+        (gateway.contains("upstream_default_rejected")
+            && gateway.contains("Expected positive duration"))
+        .then_some(())
+        .ok_or(format!("{code} {body}"))
+    });
+    // ... and in the log.
     let nack = weir.until("the NACK is logged", &mut envoy, || {
         weir.log()
             .lines()

@@ -104,6 +104,21 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
         }
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: see `bump`; no state reference is held here.
+        match unsafe { self.bump(layout) } {
+            Some(ptr) => {
+                // SAFETY: the block is valid for `layout.size()` bytes; arena memory is
+                // reused, so it must be cleared.
+                unsafe { ptr.write_bytes(0, layout.size()) };
+                ptr
+            }
+            // SAFETY: forwarded with the caller's guarantees; `calloc` can skip
+            // clearing memory fresh from the system.
+            None => unsafe { System.alloc_zeroed(layout) },
+        }
+    }
+
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some(offset) = self.offset_of(ptr) else {
             // SAFETY: `ptr` came from `System` with this layout.
@@ -186,6 +201,19 @@ mod tests {
             let c = arena.alloc(layout(16));
             c.write_bytes(0, 16);
             assert!((0..16).all(|i| *a.add(i) == 0xAB));
+        }
+    }
+
+    #[test]
+    fn zeroed_blocks_are_zero_even_when_memory_is_reused() {
+        let arena = Box::new(Arena::<1024>::new());
+        unsafe {
+            let a = arena.alloc(layout(32));
+            a.write_bytes(0xFF, 32);
+            arena.dealloc(a, layout(32));
+            let b = arena.alloc_zeroed(layout(32));
+            assert_eq!(a, b);
+            assert!((0..32).all(|i| *b.add(i) == 0));
         }
     }
 

@@ -1,12 +1,12 @@
 //! The debug views: `/debug/config` (what a Gateway's proxies are served) and
 //! `/debug/status` (the status of every input object).
 
-use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
 use crate::envoy_json::{self, JsonStyle};
 use crate::model::{Kind, ObjectKey};
+use crate::translate::Statuses;
 use crate::xds::{Resource, ResourceType, Snapshot};
 
 /// Why `/debug/config` has no answer, as an HTTP status and a sentence.
@@ -93,11 +93,11 @@ fn render_resources<'a>(
 }
 
 /// Every object's status keyed `Kind/namespace/name`, as `weir translate` prints it.
-pub fn render_status(statuses: &BTreeMap<ObjectKey, Value>) -> Value {
+pub fn render_status(statuses: &Statuses) -> Value {
     Value::Object(
         statuses
             .iter()
-            .map(|(key, status)| (key.to_string(), status.clone()))
+            .map(|(key, status)| (key.to_string(), (**status).clone()))
             .collect(),
     )
 }

@@ -15,7 +15,6 @@
 pub mod debug;
 pub mod metrics;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http_body_util::Full;
@@ -25,13 +24,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::model::ObjectKey;
 use crate::xds::SnapshotCache;
 
 pub use metrics::Metrics;
 
 /// Every object's status, keyed by object.
-pub type Statuses = BTreeMap<ObjectKey, serde_json::Value>;
+pub use crate::translate::Statuses;
 
 /// What the admin endpoints read. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -219,10 +217,10 @@ mod tests {
     #[test]
     fn debug_status_shows_the_current_statuses() {
         let (state, statuses_tx) = mk_state(true);
-        let key = ObjectKey::namespaced(Kind::HttpRoute, "default", "r");
+        let key = crate::model::ObjectKey::namespaced(Kind::HttpRoute, "default", "r");
         statuses_tx.send_replace(Arc::new(Statuses::from([(
             key,
-            serde_json::json!({"parents": []}),
+            Arc::new(serde_json::json!({"parents": []})),
         )])));
         let response = respond(&get("/debug/status"), &state);
         assert_eq!(response.status(), StatusCode::OK);

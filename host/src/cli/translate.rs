@@ -65,7 +65,7 @@ pub(super) fn run(args: &TranslateArgs) -> anyhow::Result<()> {
     let status: BTreeMap<String, &Value> = translation
         .statuses
         .iter()
-        .map(|(key, status)| (key.to_string(), status))
+        .map(|(key, status)| (key.to_string(), &**status))
         .collect();
     let document = json!({ "gateways": gateways, "status": status });
     match args.output {

@@ -11,7 +11,6 @@
 
 pub mod merge;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,7 +25,7 @@ use crate::model::ObjectKey;
 use crate::source::kubernetes::Reflectors;
 
 /// The statuses of one translation, by object.
-pub type Statuses = Arc<BTreeMap<ObjectKey, Value>>;
+pub type Statuses = Arc<crate::translate::Statuses>;
 
 /// How often a conflicting write is retried before waiting for the next translation.
 const MAX_ATTEMPTS: usize = 5;
@@ -105,7 +104,7 @@ impl Reporter {
     /// One round: writes what differs; stops early when newer statuses arrive.
     async fn report(
         &self,
-        desired: &BTreeMap<ObjectKey, Value>,
+        desired: &crate::translate::Statuses,
         pace: &mut tokio::time::Interval,
         newer: &watch::Receiver<Statuses>,
     ) {

@@ -9,7 +9,7 @@
 //! `D` (`D` itself, a wildcard over it, or any host). Routes within a virtual host are
 //! ordered by Gateway API precedence across all routes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
@@ -37,6 +37,7 @@ use super::deps::{PassId, PassReader};
 use super::gateway::{Attachments, GatewayPlan, ListenerPlan, Protocol};
 use super::hostnames;
 use super::http_route::RouteIr;
+use super::{FastMap, FastSet};
 use super::{GatewayResources, PassStats, RouteTable};
 
 /// The virtual-host memo: one entry per (Gateway, port, domain), reused while the same
@@ -44,7 +45,7 @@ use super::{GatewayResources, PassStats, RouteTable};
 /// virtual hosts that route serves.
 #[derive(Default)]
 pub(crate) struct VhostCache {
-    entries: HashMap<(ObjectKey, u16, String), VhostEntry>,
+    entries: FastMap<(ObjectKey, u16, String), VhostEntry>,
 }
 
 struct VhostEntry {
@@ -117,9 +118,8 @@ pub(crate) fn gateway_resources(
             ports.entry(l.port).or_default().push((li, l));
         }
     }
-    // Every attached route's clusters, with repeats; sorted and deduplicated once below
-    // (cheaper than a set insert per reference at 10,000 routes).
-    let mut needed: Vec<&ClusterRef> = Vec::new();
+    // Every attached route's clusters, once each (the output is sorted by name below).
+    let mut needed: FastSet<&ClusterRef> = FastSet::default();
     let mut secrets: BTreeMap<String, Arc<TlsSecret>> = BTreeMap::new();
     for (port, listeners) in &ports {
         let route_name = format!("route_{port}");
@@ -143,8 +143,6 @@ pub(crate) fn gateway_resources(
         )));
     }
 
-    needed.sort_unstable();
-    needed.dedup();
     let mut built_clusters: Vec<Arc<Built>> = Vec::with_capacity(needed.len());
     for c in needed {
         let built = match c {
@@ -197,10 +195,10 @@ fn route_table<'a>(
     routes: &'a BTreeMap<ObjectKey, Arc<RouteIr>>,
     vhosts: &mut VhostCache,
     (pass, stats): (PassId, &mut PassStats),
-    needed: &mut Vec<&'a ClusterRef>,
+    needed: &mut FastSet<&'a ClusterRef>,
 ) -> RouteTable {
     // Route hostname → (listener hostname, route) pairs.
-    let mut by_host: HashMap<&str, Vec<ByHost<'_>>> = HashMap::new();
+    let mut by_host: FastMap<&str, Vec<ByHost<'_>>> = FastMap::default();
     for (li, l) in listeners {
         for a in attachments.on(gi, *li) {
             let Some(ir) = routes.get(&a.route) else {

@@ -6,7 +6,7 @@
 //! plugin generation and whatever its translation read (a Service for types that name one,
 //! a Secret for `sslConfig.secretRef`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -36,6 +36,7 @@ use prost::{Message, Name};
 use crate::model::upstream::{self, LbPolicy, Spec as UpstreamValidated, UpstreamCommon};
 use crate::model::{Kind, ObjectKey};
 
+use super::FastMap;
 use super::conditions::{Problem, R_INVALID_SPEC, R_PLUGIN_FAILED};
 use super::deps::{DepSnapshot, PassId, PassReader, Recorder};
 use super::{ClusterName, PassStats, ResolvedEndpoint, UpstreamPlugins, UpstreamRequest};
@@ -115,8 +116,8 @@ struct UpstreamEntry {
 /// The cluster memo.
 #[derive(Default)]
 pub(crate) struct ClusterCache {
-    services: HashMap<(String, String, u16), ServiceEntry>,
-    upstreams: HashMap<ObjectKey, UpstreamEntry>,
+    services: FastMap<(String, String, u16), ServiceEntry>,
+    upstreams: FastMap<ObjectKey, UpstreamEntry>,
 }
 
 impl ClusterCache {

@@ -12,9 +12,10 @@
 //! pass ([`crate::store::Store::kind_revision`]): work that was checked in the previous pass
 //! need not look again at its dependencies of those kinds.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::FastMap;
 use crate::model::gateway_api::{EndpointSlice, ReferenceGrant, Service};
 use crate::model::{DirectResponse, Kind, ObjectKey, SecretObject, Upstream};
 use crate::store::{ContentHash, Store};
@@ -67,7 +68,7 @@ impl KindSet {
 /// The store plus the dependency values computed so far this pass.
 pub(crate) struct PassReader<'s> {
     pub(crate) store: &'s Store,
-    values: HashMap<Dep, DepValue>,
+    values: FastMap<Dep, DepValue>,
     /// This pass.
     pass: PassId,
     /// Kinds with no content change since the previous pass (`pass - 1`).
@@ -84,7 +85,7 @@ impl<'s> PassReader<'s> {
     pub(crate) fn for_pass(store: &'s Store, pass: PassId, stable: KindSet) -> Self {
         Self {
             store,
-            values: HashMap::new(),
+            values: FastMap::default(),
             pass,
             stable,
         }

@@ -458,7 +458,7 @@ fn find_conflicts(listeners: &mut [ListenerPlan]) {
 // === Attachment ===
 
 /// One parentRef's outcome, for the route's status.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ParentOutcome {
     pub(crate) parent_ref: httproutes::HttpRouteStatusParentsParentRef,
     pub(crate) accepted: Result<(), Problem>,

@@ -11,7 +11,7 @@
 //! a missing cluster with 500 (`cluster_not_found_response_code`), which is what Gateway
 //! API asks for. A rule with no usable backend at all answers 500 directly.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -27,6 +27,7 @@ use crate::model::gateway_api::httproutes::{HttpRouteParentRefs, HttpRouteRules}
 use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, weir_ref_kind};
 use crate::store::{ContentHash, Store};
 
+use super::FastMap;
 use super::PassStats;
 use super::cluster::ClusterRef;
 use super::conditions::*;
@@ -96,7 +97,7 @@ struct CacheEntry {
 /// The per-route memo.
 #[derive(Default)]
 pub(crate) struct RouteCache {
-    entries: HashMap<ObjectKey, CacheEntry>,
+    entries: FastMap<ObjectKey, CacheEntry>,
 }
 
 impl RouteCache {

@@ -68,6 +68,13 @@ use crate::store::Store;
 
 pub use cluster::ClusterRef;
 
+/// The hash map of the translator's memo: seeded (so names cannot be chosen to collide)
+/// and much faster than SipHash on the short string keys it holds.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The hash set counterpart of [`FastMap`].
+pub(crate) type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 /// The controller name Weir answers to in `GatewayClass.spec.controllerName` and writes in
 /// `HTTPRoute.status.parents[].controllerName`.
 pub const CONTROLLER_NAME: &str = "gateway.weir.dev/controller";
@@ -82,8 +89,12 @@ pub struct Translation {
     /// The status each object we own should have, in Kubernetes' shape (`{"conditions":
     /// [...]}` for GatewayClass and Weir kinds, a serialised `GatewayStatus` /
     /// `HTTPRouteStatus` for Gateways and HTTPRoutes). Objects we do not own are absent.
-    pub statuses: BTreeMap<ObjectKey, serde_json::Value>,
+    pub statuses: Statuses,
 }
+
+/// Statuses by object. Each value is shared with the translator's memo: an object whose
+/// status did not change keeps the very same value (and its `lastTransitionTime`s).
+pub type Statuses = BTreeMap<ObjectKey, Arc<serde_json::Value>>;
 
 /// The Envoy resources of one Gateway's proxies; each list is sorted by name.
 ///
@@ -271,6 +282,7 @@ pub struct Translator {
     routes: http_route::RouteCache,
     clusters: cluster::ClusterCache,
     vhosts: assemble::VhostCache,
+    route_statuses: status::RouteStatusCache,
     stats: PassStats,
     /// The number of the last pass (0: none yet).
     pass: deps::PassId,
@@ -345,10 +357,17 @@ impl Translator {
             &routes,
             &attachments,
             &upstreams,
+            &mut self.route_statuses,
             &mut out.statuses,
         );
-        self.routes.retain_present(store);
-        self.clusters.retain_present(store);
+        // Forgetting deleted objects is a lookup per memo entry: skip it for kinds that
+        // did not change.
+        if !stable.contains(Kind::HttpRoute) {
+            self.routes.retain_present(store);
+        }
+        if !(stable.contains(Kind::Service) && stable.contains(Kind::Upstream)) {
+            self.clusters.retain_present(store);
+        }
         self.vhosts.retain_used(self.pass);
         out
     }

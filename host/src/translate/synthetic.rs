@@ -439,6 +439,59 @@ impl Rng {
     }
 }
 
+// === Manifests on disk ===
+
+impl Synthetic {
+    /// The file [`Synthetic::write_yaml_dir`] writes route `index` to, relative to the
+    /// directory.
+    pub fn route_file(&self, index: usize) -> std::path::PathBuf {
+        std::path::Path::new("routes").join(format!("route-{index:05}.yaml"))
+    }
+
+    /// Route `index` (`variant` as in [`Synthetic::route`]) as a JSON manifest.
+    pub fn route_manifest(&self, index: usize, variant: u32) -> Value {
+        self.route(index, variant)
+            .to_json_unredacted()
+            .expect("an HTTPRoute serializes")
+    }
+
+    /// Writes the configuration as YAML manifests into `dir`, for `weir serve
+    /// --source file:DIR`: `base.yaml` holds every object but the HTTPRoutes, and each
+    /// route of `routes` (variant 0) gets its own [`Synthetic::route_file`]. `edit` sees
+    /// each manifest as JSON before it is written (a benchmark points endpoints at local
+    /// backends there). The Secret is written in full: this is synthetic data.
+    pub fn write_yaml_dir(
+        &self,
+        dir: &std::path::Path,
+        routes: std::ops::Range<usize>,
+        edit: &mut dyn FnMut(&mut Value),
+    ) -> std::io::Result<()> {
+        let mut base = String::new();
+        for object in self.objects() {
+            if object.kind() == crate::model::Kind::HttpRoute {
+                continue;
+            }
+            let mut manifest = object.to_json_unredacted().map_err(std::io::Error::other)?;
+            edit(&mut manifest);
+            base.push_str("---\n");
+            base.push_str(&manifest_yaml(&manifest)?);
+        }
+        std::fs::create_dir_all(dir.join("routes"))?;
+        std::fs::write(dir.join("base.yaml"), base)?;
+        for index in routes {
+            let mut manifest = self.route_manifest(index, 0);
+            edit(&mut manifest);
+            std::fs::write(dir.join(self.route_file(index)), manifest_yaml(&manifest)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A JSON manifest as a YAML document.
+pub fn manifest_yaml(manifest: &Value) -> std::io::Result<String> {
+    serde_yaml_ng::to_string(manifest).map_err(std::io::Error::other)
+}
+
 // === StaticPlugins ===
 
 /// A native stand-in for the `static` Upstream plugin: a STATIC cluster whose endpoints
@@ -590,5 +643,22 @@ mod tests {
         assert_eq!(pass.routes_translated, 1);
         assert_eq!(pass.routes_reused, synthetic.routes - 1);
         assert_eq!(pass.upstreams_translated, 0);
+    }
+
+    #[test]
+    fn synthetic_yaml_dir_loads_back_as_the_same_objects() {
+        let synthetic = small();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        synthetic
+            .write_yaml_dir(dir.path(), 0..synthetic.routes, &mut |_| {})
+            .expect("written");
+        let loaded = crate::source::file::load(&[dir.path()]).expect("loaded");
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let mut from_disk = Store::new();
+        for object in loaded.objects {
+            from_disk.apply(object);
+        }
+        let hashes = |s: &Store| s.iter().map(|(k, _, h)| (k.clone(), h)).collect::<Vec<_>>();
+        assert_eq!(hashes(&from_disk), hashes(&synthetic.store()));
     }
 }

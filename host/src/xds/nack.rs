@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::model::ObjectKey;
+use crate::translate::Statuses;
 use crate::xds::ResourceType;
 
 /// One rejected response, as a proxy reported it.
@@ -105,15 +106,11 @@ const MAX_MESSAGE: usize = 32 * 1024;
 /// `Programmed=False/Invalid`, naming each rejected resource type, the resources and
 /// Envoy's message. `now` (RFC 3339) is the new condition's `lastTransitionTime`. Gateways
 /// absent from `statuses` (not ours, or gone) are left out; everything else is unchanged.
-pub fn merge_nacks(
-    statuses: &BTreeMap<ObjectKey, serde_json::Value>,
-    nacks: &NackMap,
-    now: &str,
-) -> BTreeMap<ObjectKey, serde_json::Value> {
+pub fn merge_nacks(statuses: &Statuses, nacks: &NackMap, now: &str) -> Statuses {
     let mut merged = statuses.clone();
     for (gateway, reports) in nacks {
         if let Some(status) = merged.get_mut(gateway) {
-            set_nack_condition(status, reports, now);
+            set_nack_condition(Arc::make_mut(status), reports, now);
         }
     }
     merged
@@ -240,8 +237,8 @@ mod tests {
     #[test]
     fn a_nack_turns_programmed_false_naming_the_resource_and_envoys_message() {
         let statuses = BTreeMap::from([
-            (mk_gateway("gw"), mk_status()),
-            (mk_gateway("other"), mk_status()),
+            (mk_gateway("gw"), Arc::new(mk_status())),
+            (mk_gateway("other"), Arc::new(mk_status())),
         ]);
         let reports = NackReports::default();
         reports.record(mk_report(
@@ -271,7 +268,7 @@ mod tests {
             "replaced, not added"
         );
         assert_eq!(
-            merged[&mk_gateway("other")],
+            *merged[&mk_gateway("other")],
             mk_status(),
             "others untouched"
         );
@@ -279,7 +276,7 @@ mod tests {
 
     #[test]
     fn nacks_of_several_types_are_all_named_and_unknown_gateways_are_skipped() {
-        let statuses = BTreeMap::from([(mk_gateway("gw"), json!({}))]);
+        let statuses = BTreeMap::from([(mk_gateway("gw"), Arc::new(json!({})))]);
         let reports = NackReports::default();
         reports.record(mk_report(
             "gw",
@@ -302,7 +299,7 @@ mod tests {
 
     #[test]
     fn the_condition_clears_when_a_later_version_is_acked() {
-        let statuses = BTreeMap::from([(mk_gateway("gw"), mk_status())]);
+        let statuses = BTreeMap::from([(mk_gateway("gw"), Arc::new(mk_status()))]);
         let reports = NackReports::default();
         reports.record(mk_report("gw", ResourceType::Secret, "v7", "bad"));
         // An ACK of the rejected version itself does not clear it.
@@ -316,7 +313,7 @@ mod tests {
 
     #[test]
     fn an_overlong_message_is_cut_to_the_kubernetes_limit() {
-        let statuses = BTreeMap::from([(mk_gateway("gw"), mk_status())]);
+        let statuses = BTreeMap::from([(mk_gateway("gw"), Arc::new(mk_status()))]);
         let reports = NackReports::default();
         reports.record(mk_report(
             "gw",

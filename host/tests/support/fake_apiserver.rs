@@ -113,6 +113,8 @@ struct Shared {
     drops: watch::Sender<u64>,
     /// While `true`, open watches deliver nothing (they buffer).
     hold: watch::Sender<bool>,
+    /// While `true`, every request gets 503 (the server is "down").
+    down: std::sync::atomic::AtomicBool,
     bookmark_interval: Duration,
 }
 
@@ -142,6 +144,7 @@ impl FakeApiServer {
             changes,
             drops: watch::channel(0).0,
             hold: watch::channel(false).0,
+            down: std::sync::atomic::AtomicBool::new(false),
             bookmark_interval: Duration::from_millis(500),
         });
         let listener = runtime
@@ -215,7 +218,7 @@ impl FakeApiServer {
             .get(&resource)
             .and_then(|m| m.get(&(ns.clone(), name.clone())))
             .cloned();
-        let stored = match existing {
+        match existing {
             Some(old) => {
                 let mut new = object;
                 // A manifest without status leaves the status (a subresource) as it is.
@@ -227,8 +230,7 @@ impl FakeApiServer {
                 let new = state.admit_new(object, &ns);
                 state.store(&self.shared, &resource, &ns, &name, new, "ADDED")
             }
-        };
-        stored
+        }
     }
 
     /// Deletes an object if it exists.
@@ -272,6 +274,17 @@ impl FakeApiServer {
     /// While held, open watches deliver no events (they keep them until released).
     pub fn hold_watches(&self, hold: bool) {
         self.shared.hold.send_replace(hold);
+    }
+
+    /// Takes the server down (every request answers 503 and open watches end) or
+    /// brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.shared
+            .down
+            .store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            self.drop_watches();
+        }
     }
 
     /// Forgets the change history: a watch from any resourceVersion issued so far gets
@@ -575,6 +588,13 @@ fn status_error(code: StatusCode, reason: &str, message: impl Into<String>) -> R
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    if shared.down.load(std::sync::atomic::Ordering::SeqCst) {
+        return status_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "the server is down",
+        );
+    }
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let Some(target) = parse_path(&path) else {

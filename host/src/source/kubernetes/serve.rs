@@ -14,7 +14,6 @@ use clap::Args;
 use tokio::sync::{mpsc, watch};
 
 use crate::leader::{Election, LeaderConfig};
-use crate::model::ObjectKey;
 use crate::reporter::{Reporter, ReporterConfig};
 use crate::source::SourceEvent;
 
@@ -61,7 +60,8 @@ impl Default for KubeArgs {
 }
 
 /// The statuses the app publishes, by object.
-pub type StatusFeed = watch::Receiver<Arc<std::collections::BTreeMap<ObjectKey, serde_json::Value>>>;
+pub type StatusFeed =
+    watch::Receiver<Arc<crate::translate::Statuses>>;
 
 /// Kubernetes mode, running.
 pub struct KubeMode {
@@ -75,8 +75,16 @@ pub struct KubeMode {
 pub struct KubeGuard {
     /// Whether this replica leads.
     pub leading: watch::Receiver<bool>,
-    _election: Option<Election>,
+    election: Option<Election>,
     _always: Option<watch::Sender<bool>>,
+}
+
+impl KubeGuard {
+    /// Takes the election out, for the app to release the Lease on shutdown so another
+    /// replica takes over at once.
+    pub fn take_election(&mut self) -> Option<Election> {
+        self.election.take()
+    }
 }
 
 impl KubeMode {
@@ -116,7 +124,7 @@ impl KubeMode {
             events,
             guard: KubeGuard {
                 leading,
-                _election: election,
+                election,
                 _always: always,
             },
         })

@@ -1,0 +1,359 @@
+//! The fan-out benchmark of issue 4: `--clients` simulated Envoys (in-process tonic delta
+//! ADS clients, one connection and node id each, all naming Gateway `infra/gw` in
+//! `node.metadata["weir.gateway"]` as `weir bootstrap` writes it) on one Gateway of a
+//! `--routes` world served by a real `weir serve`; the time for a route change to reach
+//! all of them, and `weir serve`'s RSS.
+//!
+//! ```text
+//! cargo build --release -p weir
+//! cargo run --release -p weir --example fanout_bench -- --clients 1000 --routes 1000
+//! ```
+//!
+//! Each client behaves as Envoy does over delta ADS: wildcard clusters and listeners;
+//! endpoints for its EDS clusters; the route configurations and secrets its listeners
+//! name; every response ACKed. Once all are in sync, `--changes` times one route's file
+//! is rewritten (through a rename) with a new path; the time runs from the write to each
+//! client's first route-configuration update. `weir serve` runs as its own process so its
+//! RSS (`/proc/PID/status`) counts no client memory. Targets: change → all clients p99
+//! ≤ 1 s (the 50 ms debounce included), control-plane RSS ≤ 200 MiB.
+
+#[path = "support/bench.rs"]
+mod bench;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::core::v3::transport_socket;
+use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, http_connection_manager,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
+};
+use envoy_types::pb::google::protobuf::{Struct, Value, value};
+use prost::Message;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use weir::translate::synthetic::Synthetic;
+use weir::xds::{GATEWAY_METADATA_KEY, ResourceType};
+
+use bench::{mean, ms, percentile};
+
+struct Args {
+    clients: usize,
+    routes: usize,
+    changes: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        clients: 1_000,
+        routes: 1_000,
+        changes: 10,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> anyhow::Result<usize> {
+            it.next()
+                .with_context(|| format!("{name} needs a value"))?
+                .parse()
+                .with_context(|| format!("{name} takes a number"))
+        };
+        match a.as_str() {
+            "--clients" => args.clients = value("--clients")?.max(1),
+            "--routes" => args.routes = value("--routes")?.max(1),
+            "--changes" => args.changes = value("--changes")?.max(1),
+            other => bail!(
+                "unknown argument {other}; usage: fanout_bench [--clients N] [--routes N] [--changes N]"
+            ),
+        }
+    }
+    Ok(args)
+}
+
+/// What a client reports: a route-configuration update with resources arrived.
+struct RouteUpdate {
+    client: usize,
+    at: Instant,
+}
+
+fn request(ty: ResourceType, subscribe: Vec<String>, node: Option<Node>) -> DeltaDiscoveryRequest {
+    DeltaDiscoveryRequest {
+        node,
+        type_url: ty.type_url().to_string(),
+        resource_names_subscribe: subscribe,
+        ..Default::default()
+    }
+}
+
+fn ack(response: &DeltaDiscoveryResponse) -> DeltaDiscoveryRequest {
+    DeltaDiscoveryRequest {
+        type_url: response.type_url.clone(),
+        response_nonce: response.nonce.clone(),
+        ..Default::default()
+    }
+}
+
+/// The EDS clusters among `response`'s clusters.
+fn eds_clusters(response: &DeltaDiscoveryResponse) -> Vec<String> {
+    response
+        .resources
+        .iter()
+        .filter_map(|r| Cluster::decode(r.resource.as_ref()?.value.as_slice()).ok())
+        .filter(|c| {
+            matches!(
+                c.cluster_discovery_type,
+                Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
+            )
+        })
+        .map(|c| c.name)
+        .collect()
+}
+
+/// The route configurations and secrets `response`'s listeners name.
+fn listener_needs(response: &DeltaDiscoveryResponse) -> (Vec<String>, Vec<String>) {
+    let mut routes = Vec::new();
+    let mut secrets = Vec::new();
+    for r in &response.resources {
+        let Some(any) = &r.resource else { continue };
+        let Ok(listener) = Listener::decode(any.value.as_slice()) else {
+            continue;
+        };
+        for chain in &listener.filter_chains {
+            if let Some(transport_socket::ConfigType::TypedConfig(any)) = chain
+                .transport_socket
+                .as_ref()
+                .and_then(|t| t.config_type.as_ref())
+                && let Ok(tls) = DownstreamTlsContext::decode(any.value.as_slice())
+            {
+                for sds in tls
+                    .common_tls_context
+                    .iter()
+                    .flat_map(|c| &c.tls_certificate_sds_secret_configs)
+                {
+                    secrets.push(sds.name.clone());
+                }
+            }
+            for f in &chain.filters {
+                if let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type
+                    && let Ok(hcm) = HttpConnectionManager::decode(any.value.as_slice())
+                    && let Some(http_connection_manager::RouteSpecifier::Rds(rds)) =
+                        hcm.route_specifier
+                {
+                    routes.push(rds.route_config_name);
+                }
+            }
+        }
+    }
+    (routes, secrets)
+}
+
+/// One simulated Envoy: connects, subscribes as Envoy does, ACKs everything and reports
+/// every route-configuration update.
+async fn client(
+    id: usize,
+    xds: String,
+    updates: mpsc::UnboundedSender<RouteUpdate>,
+) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{xds}"))?
+        .connect()
+        .await?;
+    let mut ads =
+        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(256 << 20);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let node = Node {
+        id: format!("fanout-{id:05}"),
+        cluster: "infra/gw".into(),
+        metadata: Some(Struct {
+            fields: [(
+                GATEWAY_METADATA_KEY.to_string(),
+                Value {
+                    kind: Some(value::Kind::StringValue("infra/gw".into())),
+                },
+            )]
+            .into(),
+        }),
+        ..Default::default()
+    };
+    tx.send(request(ResourceType::Cluster, Vec::new(), Some(node)))?;
+    tx.send(request(ResourceType::Listener, Vec::new(), None))?;
+    let mut stream = ads
+        .delta_aggregated_resources(UnboundedReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let mut eds = BTreeSet::new();
+    let mut rds = BTreeSet::new();
+    let mut sds = BTreeSet::new();
+    let new = |set: &mut BTreeSet<String>, names: Vec<String>| -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|n| set.insert(n.clone()))
+            .collect()
+    };
+    while let Some(response) = stream.message().await? {
+        let at = Instant::now();
+        tx.send(ack(&response))?;
+        match ResourceType::from_type_url(&response.type_url) {
+            Some(ResourceType::Cluster) => {
+                let more = new(&mut eds, eds_clusters(&response));
+                if !more.is_empty() {
+                    tx.send(request(ResourceType::Endpoint, more, None))?;
+                }
+            }
+            Some(ResourceType::Listener) => {
+                let (routes, secrets) = listener_needs(&response);
+                let routes = new(&mut rds, routes);
+                if !routes.is_empty() {
+                    tx.send(request(ResourceType::Route, routes, None))?;
+                }
+                let secrets = new(&mut sds, secrets);
+                if !secrets.is_empty() {
+                    tx.send(request(ResourceType::Secret, secrets, None))?;
+                }
+            }
+            Some(ResourceType::Route) if !response.resources.is_empty() => {
+                let _ = updates.send(RouteUpdate { client: id, at });
+            }
+            _ => {}
+        }
+    }
+    bail!("client {id}: the server closed the stream")
+}
+
+/// Waits until every client reported a route update after `since`; returns each client's
+/// first one after `since`, minus `since`.
+async fn until_all(
+    updates: &mut mpsc::UnboundedReceiver<RouteUpdate>,
+    clients: usize,
+    since: Instant,
+    what: &str,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut first: Vec<Option<Duration>> = vec![None; clients];
+    let mut missing = clients;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while missing > 0 {
+        let update = tokio::time::timeout_at(deadline, updates.recv())
+            .await
+            .with_context(|| format!("{what}: {missing} clients never got a route update"))?
+            .context("every client stopped")?;
+        if update.at >= since && first[update.client].is_none() {
+            first[update.client] = Some(update.at - since);
+            missing -= 1;
+        }
+    }
+    Ok(first.into_iter().flatten().collect())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let synthetic = Synthetic::with_routes(args.routes);
+    println!(
+        "fanout_bench: {} delta ADS clients on one Gateway; {} routes, {} Services, {} Upstreams; {} changes; load average {}",
+        args.clients,
+        synthetic.routes,
+        synthetic.services,
+        synthetic.upstreams,
+        args.changes,
+        bench::load_average()
+    );
+    // No Envoy here, so no traffic: the backends only give the endpoints a port.
+    let local = bench::Local::new(vec![bench::free_port()])?;
+    let work = tempfile::tempdir()?;
+    let dir = work.path().join("manifests");
+    synthetic.write_yaml_dir(&dir, 0..synthetic.routes, &mut |m| local.edit(m))?;
+    let serve = bench::start_serve(&dir, work.path())?;
+    let pid = serve.process.pid();
+    println!(
+        "weir serve ready:    VmRSS {:.1} MiB (no client yet)",
+        bench::memory_mib(pid, "VmRSS:")
+    );
+
+    let (updates_tx, mut updates) = mpsc::unbounded_channel();
+    let started = Instant::now();
+    let clients: Vec<_> = (0..args.clients)
+        .map(|id| {
+            let xds = serve.xds.clone();
+            let tx = updates_tx.clone();
+            tokio::spawn(async move {
+                if let Err(err) = client(id, xds, tx).await {
+                    eprintln!("client {id}: {err:#}");
+                }
+            })
+        })
+        .collect();
+    drop(updates_tx);
+    let initial = until_all(&mut updates, args.clients, started, "initial sync").await?;
+    println!(
+        "initial sync:        all {} clients have routes after {} (p50 {})",
+        args.clients,
+        ms(percentile(&initial, 100.0)),
+        ms(percentile(&initial, 50.0)),
+    );
+    println!(
+        "weir serve RSS:      VmRSS {:.1} MiB with {} clients in sync",
+        bench::memory_mib(pid, "VmRSS:"),
+        args.clients
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    while updates.try_recv().is_ok() {}
+
+    let mut all = Vec::new();
+    let mut last = Vec::new();
+    let load_before = bench::load_average();
+    for k in 0..args.changes {
+        let index = (k * 7919 + 13) % synthetic.routes;
+        let mut manifest = synthetic.route_manifest(index, 0);
+        local.edit(&mut manifest);
+        manifest["spec"]["rules"][0]["matches"][0] =
+            json!({"path": {"type": "PathPrefix", "value": format!("/r{index}/fanout/{k}")}});
+        let since = Instant::now();
+        bench::write_manifest(&dir.join(synthetic.route_file(index)), &manifest)?;
+        let times = until_all(&mut updates, args.clients, since, "change").await?;
+        let slowest = percentile(&times, 100.0);
+        println!(
+            "  change {k}: first client {}, p50 {}, all {}",
+            ms(percentile(&times, 0.0)),
+            ms(percentile(&times, 50.0)),
+            ms(slowest)
+        );
+        last.push(slowest);
+        all.extend(times);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while updates.try_recv().is_ok() {}
+    }
+    let load_after = bench::load_average();
+    println!(
+        "change → clients:    per client p50 {}, p99 {}, mean {}; change → all {} clients: p50 {}, max {} over {} changes",
+        ms(percentile(&all, 50.0)),
+        ms(percentile(&all, 99.0)),
+        ms(mean(&all)),
+        args.clients,
+        ms(percentile(&last, 50.0)),
+        ms(percentile(&last, 100.0)),
+        args.changes,
+    );
+    println!(
+        "weir serve RSS:      VmHWM {:.1} MiB, VmRSS {:.1} MiB; load average before {load_before}, after {load_after}",
+        bench::memory_mib(pid, "VmHWM:"),
+        bench::memory_mib(pid, "VmRSS:"),
+    );
+    for c in clients {
+        c.abort();
+    }
+    drop(serve);
+    Ok(())
+}
