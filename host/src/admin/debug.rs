@@ -1,7 +1,6 @@
 //! The debug views: `/debug/config` (what a Gateway's proxies are served) and
 //! `/debug/status` (the status of every input object).
 
-
 use serde_json::{Value, json};
 
 use crate::envoy_json::{self, JsonStyle};

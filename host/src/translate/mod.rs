@@ -45,6 +45,7 @@ mod gateway;
 mod hostnames;
 mod http_route;
 mod matches;
+mod options;
 mod status;
 pub mod synthetic;
 
@@ -241,6 +242,51 @@ pub trait UpstreamPlugins {
     fn generation(&self) -> u64 {
         0
     }
+
+    /// The option (filter) plugins reached through the same host, if any; without them
+    /// every option key is unclaimed.
+    fn filter_plugins(&mut self) -> Option<&mut dyn FilterPlugins> {
+        None
+    }
+}
+
+/// An HTTP filter an option needs in the HTTP connection manager's chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionFilter {
+    /// Envoy filter name (`envoy.filters.http.fault`); one filter per name per chain.
+    pub name: String,
+    /// Where it goes: `(stage, position)`, stage 0 = fault … 8 = route, position
+    /// 0 = before, 1 = during, 2 = after (the WIT `stage` record as a sort key).
+    pub stage: (u8, u8),
+    /// The filter's typed config.
+    pub config: envoy_types::pb::google::protobuf::Any,
+    /// Disabled unless a route enables it through per-route config.
+    pub disabled: bool,
+}
+
+/// What the translator asks an option plugin to apply to one Envoy route.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteOptionRequest<'a> {
+    /// The RouteOption the value came from.
+    pub source: &'a ObjectKey,
+    /// The option key (`faults`, …) whose plugin must answer.
+    pub key: &'a str,
+    /// The option's value.
+    pub config: &'a serde_json::Value,
+    /// The Envoy route to modify.
+    pub route: &'a envoy_types::pb::envoy::config::route::v3::Route,
+}
+
+/// How the translator reaches option (filter) plugins. The plugin runtime's
+/// [`Session`](crate::plugin::Session) implements it; tests use a fake.
+pub trait FilterPlugins {
+    /// Applies one RouteOption key to a route: the modified route and the HTTP filters it
+    /// needs. An error is a sentence naming the field at fault (`spec.options.<key>…`);
+    /// it becomes the RouteOption's `Accepted=False` condition.
+    fn apply_route(
+        &mut self,
+        request: &RouteOptionRequest<'_>,
+    ) -> Result<(envoy_types::pb::envoy::config::route::v3::Route, Vec<OptionFilter>), String>;
 }
 
 /// No plugins at all: every Upstream is rejected as having an unknown type.

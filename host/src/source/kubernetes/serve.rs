@@ -60,8 +60,7 @@ impl Default for KubeArgs {
 }
 
 /// The statuses the app publishes, by object.
-pub type StatusFeed =
-    watch::Receiver<Arc<crate::translate::Statuses>>;
+pub type StatusFeed = watch::Receiver<Arc<crate::translate::Statuses>>;
 
 /// Kubernetes mode, running.
 pub struct KubeMode {
