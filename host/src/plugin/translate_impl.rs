@@ -1,5 +1,5 @@
 //! The translator's view of the plugin runtime: [`Session`] implements
-//! [`UpstreamPlugins`], so `translate` never sees wasmtime. [`ObservedSession`] does the
+//! [`UpstreamPlugins`] and [`FilterPlugins`], so `translate` never sees wasmtime. [`ObservedSession`] does the
 //! same and also reports every call's duration and outcome to a [`CallObserver`]
 //! (`weir serve` feeds its `/metrics` with it).
 
@@ -8,15 +8,19 @@ use std::time::{Duration, Instant};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
+use envoy_types::pb::envoy::config::route::v3::Route;
+
 use crate::model::WEIR_GROUP;
-use crate::translate::{UpstreamPlugins, UpstreamRequest};
+use crate::translate::{
+    FilterPlugins, OptionFilter, RouteOptionRequest, UpstreamPlugins, UpstreamRequest,
+};
 
 use super::bindings::{ObjectRef, PluginError};
 use super::error::{CallError, describe};
 use super::metadata::World;
-use super::outputs::UpstreamResult;
+use super::outputs::{HookLevel, HookResult, UpstreamResult};
 use super::runtime::PluginRuntime;
-use super::session::{Endpoint, Session, UpstreamInput};
+use super::session::{Endpoint, HttpFilter, Session, StageName, StagePosition, UpstreamInput};
 
 /// Told about every plugin call a translation pass makes.
 pub trait CallObserver {
@@ -70,6 +74,138 @@ impl UpstreamPlugins for Session<'_> {
             .map(|r| (*r.cluster, r.load_assignment))
             .map_err(|e| upstream_error(key, e))
     }
+
+    fn filter_plugins(&mut self) -> Option<&mut dyn FilterPlugins> {
+        Some(self)
+    }
+}
+
+impl FilterPlugins for Session<'_> {
+    fn apply_route(
+        &mut self,
+        request: &RouteOptionRequest<'_>,
+    ) -> Result<(Route, Vec<OptionFilter>), String> {
+        let result = self.apply(
+            HookLevel::Route,
+            request.key,
+            &request.config.to_string(),
+            &option_ref(request),
+            request.route,
+        );
+        route_result(request.key, result)
+    }
+}
+
+impl FilterPlugins for ObservedSession<'_, '_> {
+    fn apply_route(
+        &mut self,
+        request: &RouteOptionRequest<'_>,
+    ) -> Result<(Route, Vec<OptionFilter>), String> {
+        let key = request.key;
+        let started = Instant::now();
+        let result = self.session.apply(
+            HookLevel::Route,
+            key,
+            &request.config.to_string(),
+            &option_ref(request),
+            request.route,
+        );
+        let elapsed = started.elapsed();
+        let plugin = match &result {
+            Err(error) => error.plugin().map(|p| p.name.clone()),
+            Ok(_) => self
+                .runtime
+                .claimant(World::Options, key)
+                .map(|(_, p)| p.id.name.clone()),
+        };
+        if let Some(plugin) = plugin {
+            let error = result.as_ref().err().map(error_kind);
+            self.observer.plugin_call(&plugin, elapsed, error);
+        }
+        route_result(key, result)
+    }
+}
+
+/// The RouteOption a hook's value came from.
+fn option_ref(request: &RouteOptionRequest<'_>) -> ObjectRef {
+    ObjectRef {
+        group: WEIR_GROUP.to_string(),
+        kind: "RouteOption".to_string(),
+        namespace: request.source.namespace.clone().unwrap_or_default(),
+        name: request.source.name.clone(),
+    }
+}
+
+/// A route hook's answer as the translator takes it.
+fn route_result(
+    key: &str,
+    result: Result<HookResult<Route>, CallError>,
+) -> Result<(Route, Vec<OptionFilter>), String> {
+    result
+        .map(|r| {
+            let filters = r.http_filters.into_iter().map(option_filter).collect();
+            (r.target, filters)
+        })
+        .map_err(|e| option_error(key, e))
+}
+
+/// A plugin's HTTP filter as the translator's [`OptionFilter`].
+fn option_filter(f: HttpFilter) -> OptionFilter {
+    let stage = match f.stage.name {
+        StageName::Fault => 0,
+        StageName::Cors => 1,
+        StageName::Waf => 2,
+        StageName::Authn => 3,
+        StageName::Authz => 4,
+        StageName::RateLimit => 5,
+        StageName::Accepted => 6,
+        StageName::OutAuth => 7,
+        StageName::Route => 8,
+    };
+    let position = match f.stage.position {
+        StagePosition::Before => 0,
+        StagePosition::During => 1,
+        StagePosition::After => 2,
+    };
+    OptionFilter {
+        name: f.name,
+        stage: (stage, position),
+        config: envoy_types::pb::google::protobuf::Any {
+            type_url: f.config.type_url,
+            value: f.config.value,
+        },
+        disabled: f.disabled,
+    }
+}
+
+/// A failed option hook as the sentence the RouteOption's condition carries.
+fn option_error(key: &str, error: CallError) -> String {
+    match error {
+        CallError::UnknownKey { .. } => {
+            format!("spec.options.{key}: no plugin claims option key `{key}`")
+        }
+        // The plugin's field paths are relative to the option value it received.
+        CallError::Declined { plugin, error } => {
+            let field = |path: &str| {
+                if path.is_empty() {
+                    format!("spec.options.{key}")
+                } else {
+                    format!("spec.options.{key}.{path}")
+                }
+            };
+            let detail = match &error {
+                PluginError::InvalidConfig(fields) => fields
+                    .iter()
+                    .map(|f| format!("{}: {}", field(&f.path), f.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                PluginError::Unresolved(f) => format!("{}: {}", field(&f.path), f.message),
+                other => format!("spec.options.{key}: {}", describe(other)),
+            };
+            format!("{plugin} rejected the option: {detail}")
+        }
+        other => format!("spec.options.{key}: {other}"),
+    }
 }
 
 impl UpstreamPlugins for ObservedSession<'_, '_> {
@@ -97,6 +233,10 @@ impl UpstreamPlugins for ObservedSession<'_, '_> {
         result
             .map(|r| (*r.cluster, r.load_assignment))
             .map_err(|e| upstream_error(key, e))
+    }
+
+    fn filter_plugins(&mut self) -> Option<&mut dyn FilterPlugins> {
+        Some(self)
     }
 }
 

@@ -9,7 +9,7 @@
 //! `D` (`D` itself, a wildcard over it, or any host). Routes within a virtual host are
 //! ordered by Gateway API precedence across all routes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
@@ -37,7 +37,7 @@ use super::deps::{PassId, PassReader};
 use super::gateway::{Attachments, GatewayPlan, ListenerPlan, Protocol};
 use super::hostnames;
 use super::http_route::RouteIr;
-use super::{FastMap, FastSet};
+use super::{FastMap, FastSet, OptionFilter};
 use super::{GatewayResources, PassStats, RouteTable};
 
 /// The virtual-host memo: one entry per (Gateway, port, domain), reused while the same
@@ -45,7 +45,8 @@ use super::{GatewayResources, PassStats, RouteTable};
 /// virtual hosts that route serves.
 #[derive(Default)]
 pub(crate) struct VhostCache {
-    entries: FastMap<(ObjectKey, u16, String), VhostEntry>,
+    /// Per (Gateway, port), the entries by domain (looked up by `&str`, no allocation).
+    entries: FastMap<(ObjectKey, u16), FastMap<String, VhostEntry>>,
 }
 
 struct VhostEntry {
@@ -59,40 +60,47 @@ struct VhostEntry {
 impl VhostCache {
     /// Drops the entries no Gateway used in pass `pass`.
     pub(crate) fn retain_used(&mut self, pass: PassId) {
-        self.entries.retain(|_, e| e.used == pass);
+        self.entries.retain(|_, by_domain| {
+            by_domain.retain(|_, e| e.used == pass);
+            !by_domain.is_empty()
+        });
     }
 
-    fn get_or_build(
-        &mut self,
-        key: (&ObjectKey, u16, &str),
-        chosen: Vec<&Arc<RouteIr>>,
-        pass: PassId,
-        stats: &mut PassStats,
-    ) -> Arc<VirtualHost> {
-        let (gateway, port, domain) = key;
-        let same = |e: &VhostEntry| {
-            e.chosen.len() == chosen.len()
-                && e.chosen.iter().zip(&chosen).all(|(a, b)| Arc::ptr_eq(a, b))
-        };
-        let k = (gateway.clone(), port, domain.to_string());
-        if let Some(e) = self.entries.get_mut(&k)
-            && same(e)
-        {
-            e.used = pass;
-            return e.vhost.clone();
-        }
-        stats.virtual_hosts_built += 1;
-        let vhost = Arc::new(virtual_host(port, domain, &chosen));
-        self.entries.insert(
-            k,
-            VhostEntry {
-                chosen: chosen.into_iter().cloned().collect(),
-                vhost: vhost.clone(),
-                used: pass,
-            },
-        );
-        vhost
+    /// The entries of one Gateway's port.
+    fn port(&mut self, gateway: &ObjectKey, port: u16) -> &mut FastMap<String, VhostEntry> {
+        self.entries.entry((gateway.clone(), port)).or_default()
     }
+}
+
+/// One port's slice of the [`VhostCache`].
+fn get_or_build(
+    entries: &mut FastMap<String, VhostEntry>,
+    (port, domain): (u16, &str),
+    chosen: Vec<&Arc<RouteIr>>,
+    pass: PassId,
+    stats: &mut PassStats,
+) -> Arc<VirtualHost> {
+    let same = |e: &VhostEntry| {
+        e.chosen.len() == chosen.len()
+            && e.chosen.iter().zip(&chosen).all(|(a, b)| Arc::ptr_eq(a, b))
+    };
+    if let Some(e) = entries.get_mut(domain)
+        && same(e)
+    {
+        e.used = pass;
+        return e.vhost.clone();
+    }
+    stats.virtual_hosts_built += 1;
+    let vhost = Arc::new(virtual_host(port, domain, &chosen));
+    entries.insert(
+        domain.to_string(),
+        VhostEntry {
+            chosen: chosen.into_iter().cloned().collect(),
+            vhost: vhost.clone(),
+            used: pass,
+        },
+    );
+    vhost
 }
 
 /// Builds Gateway `gi`'s resources.
@@ -128,17 +136,17 @@ pub(crate) fn gateway_resources(
             &route_name,
             listeners,
             attachments,
-            routes,
             vhosts,
             (reader.pass(), &mut *stats),
             &mut needed,
         ));
         let https = listeners[0].1.protocol == Some(Protocol::Https);
+        let filters = option_filters(gi, listeners, attachments, routes);
         out.listeners.push(Arc::new(listener(
-            *port,
-            &route_name,
+            (*port, &route_name),
             listeners,
             https,
+            &filters,
             &mut secrets,
         )));
     }
@@ -191,8 +199,7 @@ fn route_table<'a>(
     (gi, gateway, port): (usize, &ObjectKey, u16),
     name: &str,
     listeners: &[(usize, &ListenerPlan)],
-    attachments: &Attachments,
-    routes: &'a BTreeMap<ObjectKey, Arc<RouteIr>>,
+    attachments: &'a Attachments,
     vhosts: &mut VhostCache,
     (pass, stats): (PassId, &mut PassStats),
     needed: &mut FastSet<&'a ClusterRef>,
@@ -201,9 +208,7 @@ fn route_table<'a>(
     let mut by_host: FastMap<&str, Vec<ByHost<'_>>> = FastMap::default();
     for (li, l) in listeners {
         for a in attachments.on(gi, *li) {
-            let Some(ir) = routes.get(&a.route) else {
-                continue;
-            };
+            let ir = &a.ir;
             needed.extend(ir.clusters.iter());
             for h in &a.hostnames {
                 by_host
@@ -220,9 +225,10 @@ fn route_table<'a>(
         .map(|(_, l)| l.hostname.as_deref())
         .collect();
     let mut virtual_hosts = Vec::with_capacity(domains.len());
+    let cached = vhosts.port(gateway, port);
     for domain in domains {
         let best = hostnames::most_specific(listener_hosts.iter().copied(), domain);
-        let mut seen: BTreeSet<&ObjectKey> = BTreeSet::new();
+        let mut seen: FastSet<&ObjectKey> = FastSet::default();
         let mut chosen: Vec<&Arc<RouteIr>> = Vec::new();
         for c in hostnames::covering(domain) {
             for (lh, ir) in by_host.get(c.as_str()).into_iter().flatten() {
@@ -231,7 +237,7 @@ fn route_table<'a>(
                 }
             }
         }
-        virtual_hosts.push(vhosts.get_or_build((gateway, port, domain), chosen, pass, stats));
+        virtual_hosts.push(get_or_build(cached, (port, domain), chosen, pass, stats));
     }
     RouteTable::new(name, virtual_hosts)
 }
@@ -262,7 +268,48 @@ fn virtual_host(port: u16, domain: &str, chosen: &[&Arc<RouteIr>]) -> VirtualHos
     }
 }
 
-fn hcm_filter(port: u16, route_name: &str) -> Filter {
+/// The HTTP filters the options of the routes attached to these listeners need, one per
+/// name, ordered by stage then name.
+fn option_filters<'a>(
+    gi: usize,
+    listeners: &[(usize, &ListenerPlan)],
+    attachments: &Attachments,
+    routes: &'a BTreeMap<ObjectKey, Arc<RouteIr>>,
+) -> Vec<&'a OptionFilter> {
+    let mut by_name: BTreeMap<&str, &OptionFilter> = BTreeMap::new();
+    for (li, _) in listeners {
+        for a in attachments.on(gi, *li) {
+            let Some(ir) = routes.get(&a.route) else {
+                continue;
+            };
+            for f in &ir.http_filters {
+                by_name.entry(f.name.as_str()).or_insert(f);
+            }
+        }
+    }
+    let mut filters: Vec<&OptionFilter> = by_name.into_values().collect();
+    filters.sort_by(|a, b| (a.stage, &a.name).cmp(&(b.stage, &b.name)));
+    filters
+}
+
+/// The HTTP connection manager: the options' filters (by stage, then name), router last.
+fn hcm_filter(port: u16, route_name: &str, filters: &[&OptionFilter]) -> Filter {
+    let mut http_filters: Vec<HttpFilter> = filters
+        .iter()
+        .map(|f| HttpFilter {
+            name: f.name.clone(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(f.config.clone())),
+            disabled: f.disabled,
+            ..Default::default()
+        })
+        .collect();
+    http_filters.push(HttpFilter {
+        name: "envoy.filters.http.router".to_string(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(to_any(
+            &Router::default(),
+        ))),
+        ..Default::default()
+    });
     let hcm = HttpConnectionManager {
         stat_prefix: format!("http_{port}"),
         codec_type: http_connection_manager::CodecType::Auto as i32,
@@ -270,13 +317,7 @@ fn hcm_filter(port: u16, route_name: &str) -> Filter {
             config_source: Some(ads()),
             route_config_name: route_name.to_string(),
         })),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".to_string(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(to_any(
-                &Router::default(),
-            ))),
-            ..Default::default()
-        }],
+        http_filters,
         upgrade_configs: vec![http_connection_manager::UpgradeConfig {
             upgrade_type: "websocket".to_string(),
             ..Default::default()
@@ -290,10 +331,10 @@ fn hcm_filter(port: u16, route_name: &str) -> Filter {
 }
 
 fn listener(
-    port: u16,
-    route_name: &str,
+    (port, route_name): (u16, &str),
     listeners: &[(usize, &ListenerPlan)],
     https: bool,
+    filters: &[&OptionFilter],
     secrets: &mut BTreeMap<String, Arc<TlsSecret>>,
 ) -> Listener {
     let mut filter_chains = Vec::new();
@@ -341,7 +382,7 @@ fn listener(
                     name: "envoy.transport_sockets.tls".to_string(),
                     config_type: Some(transport_socket::ConfigType::TypedConfig(to_any(&tls))),
                 }),
-                filters: vec![hcm_filter(port, route_name)],
+                filters: vec![hcm_filter(port, route_name, filters)],
                 ..Default::default()
             });
         }
@@ -349,7 +390,7 @@ fn listener(
     } else {
         filter_chains.push(FilterChain {
             name: "http".to_string(),
-            filters: vec![hcm_filter(port, route_name)],
+            filters: vec![hcm_filter(port, route_name, filters)],
             ..Default::default()
         });
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::FastMap;
 use crate::model::gateway_api::{EndpointSlice, ReferenceGrant, Service};
-use crate::model::{DirectResponse, Kind, ObjectKey, SecretObject, Upstream};
+use crate::model::{DirectResponse, Kind, ObjectKey, RouteOption, SecretObject, Upstream};
 use crate::store::{ContentHash, Store};
 
 /// Something memoised work read.
@@ -189,6 +189,20 @@ impl<'s> Recorder<'s> {
     pub(crate) fn route_option_exists(&mut self, ns: &str, name: &str) -> bool {
         self.note(Kind::RouteOption, ns, name);
         self.store.route_option(ns, name).is_some()
+    }
+
+    /// The RouteOption `ns/name`, with its content hash.
+    pub(crate) fn route_option(
+        &mut self,
+        ns: &str,
+        name: &str,
+    ) -> Option<(&'s Arc<RouteOption>, ContentHash)> {
+        self.note(Kind::RouteOption, ns, name);
+        let option = self.store.route_option(ns, name)?;
+        let hash = self
+            .store
+            .hash(&ObjectKey::namespaced(Kind::RouteOption, ns, name))?;
+        Some((option, hash))
     }
 
     /// The Secret `ns/name`.

@@ -468,6 +468,8 @@ pub(crate) struct ParentOutcome {
 #[derive(Clone, Debug)]
 pub(crate) struct Attached {
     pub(crate) route: ObjectKey,
+    /// The route's translation (saves a lookup by key per attachment in assembly).
+    pub(crate) ir: Arc<RouteIr>,
     pub(crate) hostnames: Vec<String>,
 }
 
@@ -528,6 +530,7 @@ pub(crate) fn attach_routes(
                     }
                     None => list.push(Attached {
                         route: key.clone(),
+                        ir: ir.clone(),
                         hostnames: hosts,
                     }),
                 }

@@ -27,14 +27,14 @@ use crate::model::gateway_api::httproutes::{HttpRouteParentRefs, HttpRouteRules}
 use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, weir_ref_kind};
 use crate::store::{ContentHash, Store};
 
-use super::FastMap;
-use super::PassStats;
 use super::cluster::ClusterRef;
 use super::conditions::*;
 use super::deps::{DepSnapshot, PassId, PassReader, Recorder, RefFrom, RefTo, reference_permitted};
 use super::filters::{self, FilterSet, Redirect};
 use super::hostnames;
 use super::matches::{self, PathMatch, Specificity};
+use super::options::{self, Attached, OptionError, TargetIndex};
+use super::{FastMap, FilterPlugins, OptionFilter, PassStats, UpstreamPlugins};
 
 /// The cluster name unresolved backends' share of traffic goes to; it never exists, so
 /// Envoy answers 500 for it.
@@ -68,6 +68,10 @@ pub(crate) struct RouteIr {
     pub(crate) resolved: Result<(), Problem>,
     pub(crate) entries: Vec<RouteEntry>,
     pub(crate) clusters: BTreeSet<ClusterRef>,
+    /// HTTP filters the route's options need on the listener (one per name).
+    pub(crate) http_filters: Vec<OptionFilter>,
+    /// RouteOption keys that could not be applied, by the RouteOption they came from.
+    pub(crate) option_errors: Vec<OptionError>,
 }
 
 impl RouteIr {
@@ -91,6 +95,10 @@ struct CacheEntry {
     deps: DepSnapshot,
     /// The pass that last built or checked this entry.
     checked: PassId,
+    /// The RouteOptions whose targetRefs named the route (with their hashes).
+    targeting: Vec<Attached>,
+    /// The plugin generation, when some option went through a plugin.
+    plugins: Option<u64>,
     ir: Arc<RouteIr>,
 }
 
@@ -115,10 +123,13 @@ impl RouteCache {
     pub(crate) fn translate_all(
         &mut self,
         reader: &mut PassReader<'_>,
+        plugins: &mut dyn UpstreamPlugins,
+        index: &TargetIndex,
         stats: &mut PassStats,
     ) -> BTreeMap<ObjectKey, Arc<RouteIr>> {
         let store = reader.store;
         let pass = reader.pass();
+        let generation = plugins.generation();
         // The store iterates in key order, so collecting a sorted Vec builds the map in
         // linear time.
         let mut out = Vec::new();
@@ -126,8 +137,11 @@ impl RouteCache {
             let Some(route) = object.as_http_route() else {
                 continue;
             };
+            let targeting = index.targeting(key);
             if let Some(e) = self.entries.get_mut(key)
                 && e.hash == hash
+                && e.plugins.is_none_or(|g| g == generation)
+                && e.targeting == targeting
                 && reader.unchanged(e.checked, &e.deps)
             {
                 e.checked = pass;
@@ -139,7 +153,20 @@ impl RouteCache {
             let ns = key.namespace.clone().unwrap_or_default();
             let name = key.name.clone();
             let mut rec = reader.recorder();
-            let ir = Arc::new(translate_route(&mut rec, route, key.clone(), ns, name));
+            let mut opts = RouteOptions {
+                plugins: plugins.filter_plugins(),
+                targeting,
+                used: false,
+            };
+            let ir = Arc::new(translate_route(
+                &mut rec,
+                &mut opts,
+                route,
+                key.clone(),
+                ns,
+                name,
+            ));
+            let used = opts.used;
             let deps = reader.snapshot(rec);
             self.entries.insert(
                 key.clone(),
@@ -147,6 +174,8 @@ impl RouteCache {
                     hash,
                     deps,
                     checked: pass,
+                    targeting: targeting.to_vec(),
+                    plugins: used.then_some(generation),
                     ir: ir.clone(),
                 },
             );
@@ -163,9 +192,20 @@ fn first(slot: &mut Result<(), Problem>, p: Problem) {
     }
 }
 
+/// What a route's translation needs to apply RouteOptions.
+pub(crate) struct RouteOptions<'p, 't> {
+    /// The option plugins, if any.
+    pub(crate) plugins: Option<&'p mut dyn FilterPlugins>,
+    /// The RouteOptions whose targetRefs name this route, in precedence order.
+    pub(crate) targeting: &'t [Attached],
+    /// Set when some option key was applied (or failed to be).
+    pub(crate) used: bool,
+}
+
 /// Translates one HTTPRoute.
 pub(crate) fn translate_route(
     rec: &mut Recorder<'_>,
+    opts: &mut RouteOptions<'_, '_>,
     route: &HttpRoute,
     key: ObjectKey,
     namespace: String,
@@ -185,6 +225,8 @@ pub(crate) fn translate_route(
         resolved: Ok(()),
         entries: Vec::new(),
         clusters: BTreeSet::new(),
+        http_filters: Vec::new(),
+        option_errors: Vec::new(),
         namespace,
         name,
     };
@@ -197,13 +239,15 @@ pub(crate) fn translate_route(
         }
     }
     for (ri, rule) in route.spec.rules.iter().flatten().enumerate() {
-        translate_rule(rec, &mut ir, ri, rule);
+        translate_rule(rec, opts, &mut ir, ri, rule);
     }
     if ir.accepted.is_err() {
         // An invalid route programs nothing.
         ir.entries.clear();
         ir.clusters.clear();
+        ir.http_filters.clear();
     }
+    options::sort_filters(&mut ir.http_filters);
     ir
 }
 
@@ -215,7 +259,13 @@ struct Backend {
     filters: FilterSet,
 }
 
-fn translate_rule(rec: &mut Recorder<'_>, ir: &mut RouteIr, ri: usize, rule: &HttpRouteRules) {
+fn translate_rule(
+    rec: &mut Recorder<'_>,
+    opts: &mut RouteOptions<'_, '_>,
+    ir: &mut RouteIr,
+    ri: usize,
+    rule: &HttpRouteRules,
+) {
     let path = format!("spec.rules[{ri}]");
     let timeouts = match rule_timeouts(rule, &path) {
         Ok(t) => t,
@@ -250,6 +300,7 @@ fn translate_rule(rec: &mut Recorder<'_>, ir: &mut RouteIr, ri: usize, rule: &Ht
         let mut route = route;
         route.name = format!("{}_{}_rule{ri}_match{mi}", ir.namespace, ir.name);
         route.r#match = Some(translated.route_match);
+        let route = apply_route_options(rec, opts, ir, &set, route);
         ir.entries.push(RouteEntry {
             route,
             specificity: translated.specificity,
@@ -258,6 +309,45 @@ fn translate_rule(rec: &mut Recorder<'_>, ir: &mut RouteIr, ri: usize, rule: &Ht
             redirect: set.redirect.clone(),
         });
     }
+}
+
+/// Applies the RouteOptions of this rule (ExtensionRef) and of the whole route
+/// (targetRef) to one Envoy route.
+fn apply_route_options(
+    rec: &mut Recorder<'_>,
+    opts: &mut RouteOptions<'_, '_>,
+    ir: &mut RouteIr,
+    set: &FilterSet,
+    route: Route,
+) -> Route {
+    let mut by_ref: Vec<Attached> = Vec::new();
+    for e in &set.extension_refs {
+        if weir_ref_kind(&e.group, &e.kind) != Some(Kind::RouteOption) {
+            continue;
+        }
+        let key = ObjectKey::namespaced(Kind::RouteOption, &ir.namespace, &e.name);
+        if by_ref.iter().any(|a| a.key == key) {
+            continue;
+        }
+        if let Some((option, hash)) = rec.route_option(&ir.namespace, &e.name)
+            && let Some(a) = Attached::of(key, hash, option)
+        {
+            by_ref.push(a);
+        }
+    }
+    options::sort_by_precedence(&mut by_ref);
+    let merged = options::merge(by_ref.iter().chain(opts.targeting));
+    if merged.is_empty() {
+        return route;
+    }
+    opts.used = true;
+    options::apply_to_route(
+        &mut opts.plugins,
+        route,
+        &merged,
+        &mut ir.http_filters,
+        &mut ir.option_errors,
+    )
 }
 
 /// `(request, backendRequest)` timeouts.
@@ -533,8 +623,8 @@ fn build_route(
                 },
             },
             Some(Kind::RouteOption) => {
-                // TODO(route-options): RouteOption translation arrives with the options
-                // issue; the reference is checked now so a typo shows in status.
+                // Applied after the route is built (`apply_route_options`); a missing
+                // one breaks the rule like any unresolved reference.
                 if !rec.route_option_exists(&ir.namespace, &e.name) {
                     broken = true;
                     first(

@@ -286,7 +286,13 @@ pub trait FilterPlugins {
     fn apply_route(
         &mut self,
         request: &RouteOptionRequest<'_>,
-    ) -> Result<(envoy_types::pb::envoy::config::route::v3::Route, Vec<OptionFilter>), String>;
+    ) -> Result<
+        (
+            envoy_types::pb::envoy::config::route::v3::Route,
+            Vec<OptionFilter>,
+        ),
+        String,
+    >;
 }
 
 /// No plugins at all: every Upstream is rejected as having an unknown type.
@@ -329,6 +335,8 @@ pub struct Translator {
     clusters: cluster::ClusterCache,
     vhosts: assemble::VhostCache,
     route_statuses: status::RouteStatusCache,
+    /// RouteOptions by the HTTPRoute their targetRefs name.
+    route_options: options::TargetIndex,
     stats: PassStats,
     /// The number of the last pass (0: none yet).
     pass: deps::PassId,
@@ -378,7 +386,11 @@ impl Translator {
             .translate_upstreams(&mut reader, plugins, &mut self.stats);
         let classes = gateway::our_classes(store);
         let mut plans = gateway::plan_gateways(store, &classes);
-        let routes = self.routes.translate_all(&mut reader, &mut self.stats);
+        self.route_options
+            .refresh(store, stable.contains(Kind::RouteOption));
+        let routes =
+            self.routes
+                .translate_all(&mut reader, plugins, &self.route_options, &mut self.stats);
         let attachments = gateway::attach_routes(store, &mut plans, &routes);
 
         for (gi, plan) in plans.iter().enumerate() {

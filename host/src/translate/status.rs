@@ -83,6 +83,16 @@ pub(crate) fn write_all(
         };
         out.insert(key.clone(), Arc::new(json!({ "conditions": [c] })));
     }
+    // RouteOption keys that failed on some route, per RouteOption.
+    let mut option_errors: BTreeMap<&ObjectKey, Vec<&str>> = BTreeMap::new();
+    for ir in routes.values() {
+        for e in &ir.option_errors {
+            let list = option_errors.entry(&e.option).or_default();
+            if !list.contains(&e.message.as_str()) {
+                list.push(&e.message);
+            }
+        }
+    }
     for kind in [
         Kind::RouteOption,
         Kind::VirtualHostOption,
@@ -91,7 +101,7 @@ pub(crate) fn write_all(
         Kind::DirectResponse,
     ] {
         for o in store.of_kind(kind) {
-            let result = validate_weir(o);
+            let result = validate_weir(o).and_then(|()| route_option_problem(o, &option_errors));
             let c = stamp.of_result(
                 ACCEPTED,
                 R_ACCEPTED,
@@ -183,6 +193,28 @@ impl RouteStatusCache {
             let used = &self.used;
             self.entries.retain(|k, _| used.contains(k));
         }
+    }
+}
+
+/// A valid RouteOption's problems from attachment: a target outside its namespace, or keys
+/// that no plugin claims or whose plugin rejected the value.
+fn route_option_problem(
+    o: &Object,
+    option_errors: &BTreeMap<&ObjectKey, Vec<&str>>,
+) -> Result<(), Problem> {
+    let Object::RouteOption(option) = o else {
+        return Ok(());
+    };
+    if let Some(message) = super::options::target_problem(option) {
+        return Err(Problem::new(R_INVALID_SPEC, message));
+    }
+    match option_errors.get(&o.key()) {
+        Some(errors) => {
+            let mut errors = errors.clone();
+            errors.sort_unstable();
+            Err(Problem::new(R_INVALID_SPEC, errors.join("; ")))
+        }
+        None => Ok(()),
     }
 }
 

