@@ -10,13 +10,15 @@ mod backend;
 #[path = "support/envoy.rs"]
 #[allow(dead_code)]
 mod envoy;
+#[path = "support/http.rs"]
+mod http;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use http::get;
 use serde_json::Value;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -45,30 +47,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// `GET path` on `port`: the status code and body, or why it failed.
-fn get(port: u16, path: &str) -> Result<(u16, String), String> {
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not HTTP: {response:?}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// Standard base64 (what proto3 JSON prints `bytes` as).

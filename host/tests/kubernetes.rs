@@ -13,6 +13,8 @@ mod envoy;
 #[path = "support/fake_apiserver.rs"]
 #[allow(dead_code)]
 mod fake_apiserver;
+#[path = "support/http.rs"]
+mod http;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -862,31 +864,6 @@ impl Drop for Running {
     }
 }
 
-/// `GET path` on `port`: status code and body.
-fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not HTTP: {response:?}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
 fn wait_http(
     port: u16,
     path: &str,
@@ -899,7 +876,7 @@ fn wait_http(
     let mut last = Err("no request yet".to_string());
     while start.elapsed() < Duration::from_secs(60) {
         assert!(envoy.is_running(), "Envoy exited:\n{}", envoy.log());
-        last = http_get(port, path);
+        last = http::get(port, path);
         if let Ok((got, got_body)) = &last
             && *got == status
             && body.is_none_or(|b| b == got_body)
@@ -984,7 +961,7 @@ fn weir_serve_kubernetes_routes_through_envoy_to_endpoint_slices_and_reports_sta
             .expect("weir serve starts"),
     );
     let start = Instant::now();
-    while !matches!(http_get(admin_port, "/readyz"), Ok((200, _))) {
+    while !matches!(http::get(admin_port, "/readyz"), Ok((200, _))) {
         if let Ok(Some(status)) = weir.0.try_wait() {
             panic!(
                 "weir serve exited ({status}):\n{}",

@@ -8,11 +8,14 @@ mod backend;
 #[path = "support/envoy.rs"]
 #[allow(dead_code)]
 mod envoy;
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/weir.rs"]
 #[allow(dead_code)]
 mod weir;
 
-use weir::{Weir, free_port, get};
+use http::get;
+use weir::{Weir, free_port};
 
 /// Class, Gateway `default/gw` on `port`, Service `alpha` on `backend`, and HTTPRoute
 /// `default/app` sending `/` to it.

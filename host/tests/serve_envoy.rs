@@ -9,6 +9,8 @@ mod backend;
 #[path = "support/envoy.rs"]
 #[allow(dead_code)]
 mod envoy;
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/weir.rs"]
 #[allow(dead_code)]
 mod weir;
@@ -18,7 +20,8 @@ use std::net::{IpAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weir::{LOOPBACK, Weir, free_port, get, request};
+use http::{LOOPBACK, get, request};
+use weir::{Weir, free_port};
 
 // === Manifests ===
 
@@ -263,7 +266,7 @@ fn https_get(
             Err(e) => return Err(e.to_string()),
         }
     }
-    weir::parse_response(&String::from_utf8_lossy(&response))
+    http::parse_response(&String::from_utf8_lossy(&response))
 }
 
 fn https_serves_the_secret(delta: bool) {

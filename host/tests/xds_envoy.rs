@@ -8,9 +8,10 @@ mod backend;
 #[path = "support/envoy.rs"]
 #[allow(dead_code)]
 mod envoy;
+#[path = "support/http.rs"]
+mod http;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener as StdListener, TcpStream};
+use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,33 +63,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `GET /` through Envoy: the status code and body, or why it failed.
-fn get(port: u16) -> Result<(u16, String), String> {
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    conn.write_all(b"GET / HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not HTTP: {response:?}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
 async fn wait_for_body(port: u16, want: &str, envoy: &mut envoy::RunningEnvoy) {
     let started = Instant::now();
     let mut last = Err("no request yet".to_string());
     while started.elapsed() < DEADLINE {
         assert!(envoy.is_running(), "Envoy exited:\n{}", envoy.log());
-        last = tokio::task::spawn_blocking(move || get(port))
+        last = tokio::task::spawn_blocking(move || http::get(port, "/"))
             .await
             .unwrap();
         if matches!(&last, Ok((200, body)) if body == want) {

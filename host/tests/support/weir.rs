@@ -2,13 +2,13 @@
 //! real Envoy, and speaks plain HTTP/1.1 to what Envoy serves. Every wait polls against
 //! a deadline (never a fixed sleep), so the tests hold on a loaded machine.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::envoy::{self, RunningEnvoy};
+use super::http::{LOOPBACK, get, request};
 
 /// The `weir` binary under test.
 pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -212,41 +212,4 @@ impl Drop for Weir {
             let _ = child.wait();
         }
     }
-}
-
-/// 127.0.0.1.
-pub const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-
-/// `GET path` on 127.0.0.1:`port` with host `example.com`.
-pub fn get(port: u16, path: &str) -> Result<(u16, String), String> {
-    request(LOOPBACK, port, "example.com", path)
-}
-
-/// `GET path` with `host` on `ip`:`port`: the status code and body, or why it failed.
-pub fn request(ip: IpAddr, port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
-    let mut conn = TcpStream::connect((ip, port)).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    parse_response(&response)
-}
-
-/// The status code and body of an HTTP/1.1 response (read to its end).
-pub fn parse_response(response: &str) -> Result<(u16, String), String> {
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not HTTP: {response:?}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }

@@ -1,0 +1,43 @@
+//! Plain HTTP/1.1 to a local port (Envoy's listeners, `weir serve`'s admin address), for
+//! end-to-end tests: one request per connection, the status code and body back.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::time::Duration;
+
+/// 127.0.0.1.
+pub const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// `GET path` on 127.0.0.1:`port` with host `example.com`.
+pub fn get(port: u16, path: &str) -> Result<(u16, String), String> {
+    request(LOOPBACK, port, "example.com", path)
+}
+
+/// `GET path` with `host` on `ip`:`port`: the status code and body, or why it failed.
+pub fn request(ip: IpAddr, port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    let mut conn = TcpStream::connect((ip, port)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    parse_response(&response)
+}
+
+/// The status code and body of an HTTP/1.1 response (read to its end).
+pub fn parse_response(response: &str) -> Result<(u16, String), String> {
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not HTTP: {response:?}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
