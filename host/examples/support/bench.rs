@@ -297,7 +297,11 @@ pub fn start_serve(dir: &Path, work: &Path) -> anyhow::Result<Serve> {
             &format!("--admin-addr=127.0.0.1:{admin_port}"),
         ])
         .env("XDG_CACHE_HOME", work.join("cache"))
-        .env("RUST_LOG", "warn")
+        // `WEIR_BENCH_LOG=info` shows each pass in the log (`weir.log`, kept on failure).
+        .env(
+            "RUST_LOG",
+            std::env::var("WEIR_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
