@@ -480,8 +480,17 @@ pub fn request(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> R
     }
     req.push_str("\r\n");
     conn.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // Read the status line only: waiting for the close would measure Envoy's
+    // `delayed_close_timeout` (1 s) after every response it generates itself (a 404).
     let mut response = Vec::new();
-    conn.read_to_end(&mut response).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 512];
+    while !response.windows(2).any(|w| w == b"\r\n") {
+        let n = conn.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+    }
     let text = String::from_utf8_lossy(&response);
     text.split(' ')
         .nth(1)
