@@ -20,9 +20,12 @@
 //!
 //! Translation runs on its own thread, not on the async runtime: it is CPU-bound and
 //! calls WebAssembly plugins synchronously. It watches the directory with `notify`
-//! (inotify on Linux, recursive): events are collected until none has arrived for
-//! [`AppConfig::debounce`] (at most [`MAX_BATCH_DELAY`] after the first), then only the
-//! files they name are re-read ([`DirSource::update`]) and translated. If the watcher
+//! (inotify on Linux, recursive). A burst of events is translated as soon as every file
+//! it names is *settled* (closed after writing, renamed into place or removed: the usual
+//! ways editors and tools finish a file), after taking whatever else is already queued;
+//! while some file is still being written, events are collected until none has arrived
+//! for [`AppConfig::debounce`] (at most [`MAX_BATCH_DELAY`] after the first). Then only
+//! the files they name are re-read ([`DirSource::update`]) and translated. If the watcher
 //! cannot be set up or fails (the directory moved away, the inotify limit), the thread
 //! falls back to rescanning the directory every [`AppConfig::rescan_interval`] and
 //! retries the watcher each time. A directory that cannot be read is logged once per
@@ -248,8 +251,14 @@ fn kubernetes_time(now: k8s_openapi::jiff::Timestamp) -> String {
 /// What wakes the translation thread.
 #[derive(Debug)]
 enum Wake {
-    /// The watcher saw these paths change.
-    Changed(Vec<PathBuf>),
+    /// The watcher saw these paths change; `settled` when the change finishes a write
+    /// (close after writing, rename, removal), so no more writes are expected.
+    Changed {
+        /// The paths the event names.
+        paths: Vec<PathBuf>,
+        /// Whether the event finishes a write.
+        settled: bool,
+    },
     /// The watcher lost events (queue overflow): everything must be rescanned.
     Rescan,
     /// The watcher failed; fall back to rescanning.
@@ -274,10 +283,43 @@ impl Pending {
         match (this.as_mut(), wake) {
             (_, Wake::Stop | Wake::Source(_)) => {}
             (Some(Pending::Rescan), _) => {}
-            (Some(Pending::Paths(paths)), Wake::Changed(new)) => paths.extend(new),
-            (None, Wake::Changed(new)) => *this = Some(Pending::Paths(new.into_iter().collect())),
+            (Some(Pending::Paths(paths)), Wake::Changed { paths: new, .. }) => paths.extend(new),
+            (None, Wake::Changed { paths: new, .. }) => {
+                *this = Some(Pending::Paths(new.into_iter().collect()))
+            }
             (_, Wake::Rescan | Wake::WatchFailed(_)) => *this = Some(Pending::Rescan),
         }
+    }
+}
+
+/// The files of a burst that may still be written to: a pass waits for the debounce
+/// while there is any (or a rescan, which may follow lost events).
+#[derive(Debug, Default)]
+struct Writing {
+    unsettled: BTreeSet<PathBuf>,
+    rescan: bool,
+}
+
+impl Writing {
+    fn note(&mut self, wake: &Wake) {
+        match wake {
+            Wake::Changed {
+                paths,
+                settled: true,
+            } => paths.iter().for_each(|p| {
+                self.unsettled.remove(p);
+            }),
+            Wake::Changed {
+                paths,
+                settled: false,
+            } => self.unsettled.extend(paths.iter().cloned()),
+            Wake::Rescan | Wake::WatchFailed(_) => self.rescan = true,
+            Wake::Source(_) | Wake::Stop => {}
+        }
+    }
+
+    fn is_settled(&self) -> bool {
+        self.unsettled.is_empty() && !self.rescan
     }
 }
 
@@ -370,8 +412,7 @@ impl Translation {
                         tracing::warn!(error = %err, "the directory watcher failed; rescanning");
                         watcher = None;
                     }
-                    Pending::add(&mut pending, wake);
-                    if self.collect_burst(&wake_rx, &mut pending).is_err() {
+                    if self.collect_burst(wake, &wake_rx, &mut pending).is_err() {
                         return;
                     }
                 }
@@ -379,21 +420,32 @@ impl Translation {
         }
     }
 
-    /// Adds the events of a burst to `pending`, until none arrived for the debounce time
+    /// Adds `first` and the rest of its burst to `pending`: everything already queued
+    /// once every file named is settled, else until none arrived for the debounce time
     /// (or [`MAX_BATCH_DELAY`] passed). `Err` means stop.
     fn collect_burst(
         &self,
+        first: Wake,
         wake_rx: &mpsc::Receiver<Wake>,
         pending: &mut Option<Pending>,
     ) -> Result<(), ()> {
         let deadline = Instant::now() + MAX_BATCH_DELAY;
+        let mut writing = Writing::default();
+        writing.note(&first);
+        Pending::add(pending, first);
         loop {
-            let wait = self
-                .debounce
-                .min(deadline.saturating_duration_since(Instant::now()));
+            let quiet_for = if writing.is_settled() {
+                Duration::ZERO
+            } else {
+                self.debounce
+            };
+            let wait = quiet_for.min(deadline.saturating_duration_since(Instant::now()));
             match wake_rx.recv_timeout(wait) {
                 Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(()),
-                Ok(wake) => Pending::add(pending, wake),
+                Ok(wake) => {
+                    writing.note(&wake);
+                    Pending::add(pending, wake);
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => return Ok(()),
             }
         }
@@ -575,18 +627,25 @@ fn watch(
     wake_tx: mpsc::Sender<Wake>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     use notify::EventKind;
-    use notify::event::{AccessKind, AccessMode};
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let wake = match event {
             Err(err) => Wake::WatchFailed(err.to_string()),
             Ok(event) if event.need_rescan() => Wake::Rescan,
-            Ok(event) => match event.kind {
-                EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-                    Wake::Changed(event.paths)
+            Ok(event) => {
+                let settled = match event.kind {
+                    EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                    EventKind::Access(_) => return,
+                    EventKind::Create(CreateKind::Folder) => true,
+                    EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Metadata(_)) => true,
+                    EventKind::Remove(_) => true,
+                    _ => false,
+                };
+                Wake::Changed {
+                    paths: event.paths,
+                    settled,
                 }
-                EventKind::Access(_) => return,
-                _ => Wake::Changed(event.paths),
-            },
+            }
         };
         // The thread is gone only when shutting down.
         let _ = wake_tx.send(wake);

@@ -43,6 +43,23 @@ pub struct DirSource {
 struct CachedFile {
     stamp: Stamp,
     parsed: ParsedFile,
+    /// Where each key sits in `parsed.objects`, so looking a key up does not scan the
+    /// file (a file of N objects would otherwise cost N² per change).
+    index: BTreeMap<ObjectKey, Vec<usize>>,
+}
+
+impl CachedFile {
+    fn new(stamp: Stamp, parsed: ParsedFile) -> Self {
+        let mut index: BTreeMap<ObjectKey, Vec<usize>> = BTreeMap::new();
+        for (position, (object, _)) in parsed.objects.iter().enumerate() {
+            index.entry(object.key()).or_default().push(position);
+        }
+        Self {
+            stamp,
+            parsed,
+            index,
+        }
+    }
 }
 
 /// What one refresh changed.
@@ -141,11 +158,22 @@ impl DirSource {
             }
         }
         let mut read = Vec::new();
-        let mut removed: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|f| scopes.iter().any(|s| f.starts_with(s)) && !present.contains(*f))
+        // A scope's files are one contiguous range of the path-ordered map.
+        let mut removed: Vec<PathBuf> = scopes
+            .iter()
+            .flat_map(|scope| {
+                self.files
+                    .range::<Path, _>((
+                        std::ops::Bound::Included(scope.as_path()),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .map(|(file, _)| file)
+                    .take_while(move |file| file.starts_with(scope))
+            })
+            .filter(|file| !present.contains(*file))
             .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         for file in present {
             let stamp = match std::fs::metadata(&file) {
@@ -161,7 +189,7 @@ impl DirSource {
                 continue;
             }
             match read_file(&file) {
-                Ok(parsed) => read.push((file, CachedFile { stamp, parsed })),
+                Ok(parsed) => read.push((file, CachedFile::new(stamp, parsed))),
                 Err(Error::Read { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
@@ -181,32 +209,24 @@ impl DirSource {
         for file in removed {
             if let Some(old) = self.files.remove(&file) {
                 refresh.files_removed += 1;
-                self.forget(&file, &old.parsed, &mut touched);
+                self.forget(&file, old, &mut touched);
             }
         }
         for (file, cached) in read {
             refresh
                 .diagnostics
                 .extend(cached.parsed.diagnostics.iter().cloned());
-            for (object, _) in &cached.parsed.objects {
-                let key = object.key();
+            for key in cached.index.keys() {
                 self.defined_in
                     .entry(key.clone())
                     .or_default()
                     .insert(file.clone());
-                touched.insert(key);
+                touched.insert(key.clone());
             }
             if let Some(old) = self.files.insert(file.clone(), cached) {
                 // Keys the file still defines keep their `defined_in` entry.
-                let still: BTreeSet<ObjectKey> = self.files[&file]
-                    .parsed
-                    .objects
-                    .iter()
-                    .map(|(o, _)| o.key())
-                    .collect();
-                for (object, _) in &old.parsed.objects {
-                    let key = object.key();
-                    if !still.contains(&key) {
+                for key in old.index.into_keys() {
+                    if !self.files[&file].index.contains_key(&key) {
                         self.undefine(&key, &file);
                     }
                     touched.insert(key);
@@ -223,9 +243,8 @@ impl DirSource {
         Ok(refresh)
     }
 
-    fn forget(&mut self, file: &Path, parsed: &ParsedFile, touched: &mut BTreeSet<ObjectKey>) {
-        for (object, _) in &parsed.objects {
-            let key = object.key();
+    fn forget(&mut self, file: &Path, old: CachedFile, touched: &mut BTreeSet<ObjectKey>) {
+        for key in old.index.into_keys() {
             self.undefine(&key, file);
             touched.insert(key);
         }
@@ -250,12 +269,11 @@ impl DirSource {
             .into_iter()
             .flatten()
             .flat_map(|file| {
-                self.files[file]
-                    .parsed
-                    .objects
-                    .iter()
-                    .filter(|(o, _)| o.key() == *key)
-                    .map(move |(o, line)| (file.as_path(), *line, o))
+                let cached = &self.files[file];
+                cached.index.get(key).into_iter().flatten().map(move |&at| {
+                    let (object, line) = &cached.parsed.objects[at];
+                    (file.as_path(), *line, object)
+                })
             })
     }
 
