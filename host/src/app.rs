@@ -412,41 +412,10 @@ impl Translation {
                         tracing::warn!(error = %err, "the directory watcher failed; rescanning");
                         watcher = None;
                     }
-                    if self.collect_burst(wake, &wake_rx, &mut pending).is_err() {
+                    if collect_burst(wake, &wake_rx, &mut pending, self.debounce).is_err() {
                         return;
                     }
                 }
-            }
-        }
-    }
-
-    /// Adds `first` and the rest of its burst to `pending`: everything already queued
-    /// once every file named is settled, else until none arrived for the debounce time
-    /// (or [`MAX_BATCH_DELAY`] passed). `Err` means stop.
-    fn collect_burst(
-        &self,
-        first: Wake,
-        wake_rx: &mpsc::Receiver<Wake>,
-        pending: &mut Option<Pending>,
-    ) -> Result<(), ()> {
-        let deadline = Instant::now() + MAX_BATCH_DELAY;
-        let mut writing = Writing::default();
-        writing.note(&first);
-        Pending::add(pending, first);
-        loop {
-            let quiet_for = if writing.is_settled() {
-                Duration::ZERO
-            } else {
-                self.debounce
-            };
-            let wait = quiet_for.min(deadline.saturating_duration_since(Instant::now()));
-            match wake_rx.recv_timeout(wait) {
-                Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(()),
-                Ok(wake) => {
-                    writing.note(&wake);
-                    Pending::add(pending, wake);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(()),
             }
         }
     }
@@ -521,6 +490,37 @@ impl Translation {
             "translated and published"
         );
         true
+    }
+}
+
+/// Adds `first` and the rest of its burst to `pending`: everything already queued once
+/// every file named is settled, else until none arrived for `debounce` (or
+/// [`MAX_BATCH_DELAY`] passed). `Err` means stop.
+fn collect_burst(
+    first: Wake,
+    wake_rx: &mpsc::Receiver<Wake>,
+    pending: &mut Option<Pending>,
+    debounce: Duration,
+) -> Result<(), ()> {
+    let deadline = Instant::now() + MAX_BATCH_DELAY;
+    let mut writing = Writing::default();
+    writing.note(&first);
+    Pending::add(pending, first);
+    loop {
+        let quiet_for = if writing.is_settled() {
+            Duration::ZERO
+        } else {
+            debounce
+        };
+        let wait = quiet_for.min(deadline.saturating_duration_since(Instant::now()));
+        match wake_rx.recv_timeout(wait) {
+            Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(()),
+            Ok(wake) => {
+                writing.note(&wake);
+                Pending::add(pending, wake);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => return Ok(()),
+        }
     }
 }
 
@@ -626,30 +626,118 @@ fn watch(
     dir: &std::path::Path,
     wake_tx: mpsc::Sender<Wake>,
 ) -> notify::Result<notify::RecommendedWatcher> {
-    use notify::EventKind;
-    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let wake = match event {
-            Err(err) => Wake::WatchFailed(err.to_string()),
-            Ok(event) if event.need_rescan() => Wake::Rescan,
-            Ok(event) => {
-                let settled = match event.kind {
-                    EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-                    EventKind::Access(_) => return,
-                    EventKind::Create(CreateKind::Folder) => true,
-                    EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Metadata(_)) => true,
-                    EventKind::Remove(_) => true,
-                    _ => false,
-                };
-                Wake::Changed {
-                    paths: event.paths,
-                    settled,
-                }
-            }
-        };
-        // The thread is gone only when shutting down.
-        let _ = wake_tx.send(wake);
+        if let Some(wake) = wake_for(event) {
+            // The thread is gone only when shutting down.
+            let _ = wake_tx.send(wake);
+        }
     })?;
     watcher.watch(dir, notify::RecursiveMode::Recursive)?;
     Ok(watcher)
+}
+
+/// What a watcher event means for the translation thread; `None` for reads.
+fn wake_for(event: notify::Result<notify::Event>) -> Option<Wake> {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+    let event = match event {
+        Err(err) => return Some(Wake::WatchFailed(err.to_string())),
+        Ok(event) if event.need_rescan() => return Some(Wake::Rescan),
+        Ok(event) => event,
+    };
+    let settled = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => return None,
+        EventKind::Create(CreateKind::Folder) => true,
+        EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Metadata(_)) => true,
+        EventKind::Remove(_) => true,
+        _ => false,
+    };
+    Some(Wake::Changed {
+        paths: event.paths,
+        settled,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, EventKind, ModifyKind, RenameMode,
+    };
+
+    fn event(kind: EventKind, path: &str) -> Wake {
+        let event = notify::Event::new(kind).add_path(PathBuf::from(path));
+        wake_for(Ok(event)).expect("a change")
+    }
+
+    fn written(path: &str) -> [Wake; 3] {
+        [
+            event(EventKind::Create(CreateKind::File), path),
+            event(EventKind::Modify(ModifyKind::Data(DataChange::Any)), path),
+            event(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                path,
+            ),
+        ]
+    }
+
+    /// Runs `collect_burst` on `first` with `queued` already waiting and the sender kept
+    /// open: the paths collected and how long it took.
+    fn burst(first: Wake, queued: Vec<Wake>, debounce: Duration) -> (Vec<PathBuf>, Duration) {
+        let (tx, rx) = mpsc::channel();
+        for wake in queued {
+            tx.send(wake).unwrap();
+        }
+        let mut pending = None;
+        let started = Instant::now();
+        collect_burst(first, &rx, &mut pending, debounce).expect("not stopped");
+        let elapsed = started.elapsed();
+        drop(tx);
+        match pending {
+            Some(Pending::Paths(paths)) => (paths.into_iter().collect(), elapsed),
+            other => panic!("expected paths, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_wake_nothing() {
+        let read = notify::Event::new(EventKind::Access(AccessKind::Close(AccessMode::Read)));
+        assert!(wake_for(Ok(read)).is_none());
+    }
+
+    #[test]
+    fn a_file_written_and_closed_is_translated_without_waiting_for_the_debounce() {
+        let [create, modify, close] = written("/d/a.yaml");
+        let (paths, elapsed) = burst(create, vec![modify, close], Duration::from_secs(600));
+        assert_eq!(paths, [PathBuf::from("/d/a.yaml")]);
+        assert!(elapsed < Duration::from_secs(60), "waited {elapsed:?}");
+    }
+
+    #[test]
+    fn a_file_renamed_into_place_or_removed_is_settled_and_the_queue_is_taken_along() {
+        let renamed = event(
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            "/d/b.yaml",
+        );
+        let removed = event(
+            EventKind::Remove(notify::event::RemoveKind::File),
+            "/d/c.yaml",
+        );
+        let (paths, elapsed) = burst(renamed, vec![removed], Duration::from_secs(600));
+        assert_eq!(
+            paths,
+            [PathBuf::from("/d/b.yaml"), PathBuf::from("/d/c.yaml")]
+        );
+        assert!(elapsed < Duration::from_secs(60), "waited {elapsed:?}");
+    }
+
+    #[test]
+    fn a_file_still_being_written_waits_for_the_debounce() {
+        let [create, modify, _] = written("/d/a.yaml");
+        let debounce = Duration::from_millis(300);
+        let (paths, elapsed) = burst(create, vec![modify], debounce);
+        assert_eq!(paths, [PathBuf::from("/d/a.yaml")]);
+        assert!(elapsed >= debounce, "returned after {elapsed:?}");
+    }
 }
