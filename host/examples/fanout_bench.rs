@@ -275,7 +275,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let dir = work.path().join("manifests");
     synthetic.write_yaml_dir(&dir, 0..synthetic.routes, &mut |m| local.edit(m))?;
-    bench::split_big_files(&dir)?;
     let serve = bench::start_serve(&dir, work.path())?;
     let pid = serve.process.pid();
     println!(

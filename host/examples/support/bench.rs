@@ -525,11 +525,15 @@ impl World {
         delta: bool,
     ) -> anyhow::Result<Self> {
         let local = Local::new(start_backends(backends)?)?;
-        let work = tempfile::tempdir()?;
+        let mut work = tempfile::tempdir()?;
+        if std::env::var_os("WEIR_BENCH_LOG").is_some() {
+            // Keep the log (`weir.log`) and manifests to read afterwards.
+            work.disable_cleanup(true);
+            println!("work directory:      {}", work.path().display());
+        }
         let dir = work.path().join("manifests");
         let started = Instant::now();
         synthetic.write_yaml_dir(&dir, initial, &mut |m| local.edit(m))?;
-        split_big_files(&dir)?;
         println!("manifests written:   {}", ms(started.elapsed()));
         let started = Instant::now();
         let serve = start_serve(&dir, work.path())?;
@@ -565,40 +569,4 @@ impl World {
         self.local.edit(&mut m);
         m
     }
-}
-
-/// Splits any `*.yaml` file directly in `dir` holding more than 100 documents into
-/// `DIR/split/NAME-NNNN.yaml` files of 100: `weir serve` reads a file of many documents
-/// in time quadratic in their number (`DirSource::refresh`).
-pub fn split_big_files(dir: &Path) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_none_or(|e| e != "yaml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)?;
-        let docs: Vec<&str> = text
-            .split("---\n")
-            .filter(|d| !d.trim().is_empty())
-            .collect();
-        if docs.len() <= 100 {
-            continue;
-        }
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("file")
-            .to_string();
-        std::fs::create_dir_all(dir.join("split"))?;
-        for (i, chunk) in docs.chunks(100).enumerate() {
-            let mut out = String::new();
-            for doc in chunk {
-                out.push_str("---\n");
-                out.push_str(doc);
-            }
-            std::fs::write(dir.join(format!("split/{stem}-{i:04}.yaml")), out)?;
-        }
-        std::fs::remove_file(&path)?;
-    }
-    Ok(())
 }

@@ -46,6 +46,17 @@ impl View {
         }
     }
 
+    /// Whether `other` is this very view (the same snapshot and rebound listeners, by
+    /// identity, not by content).
+    pub fn same(&self, other: &View) -> bool {
+        Arc::ptr_eq(&self.snapshot, &other.snapshot)
+            && match (&self.listeners, &other.listeners) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+
     /// The snapshot's version.
     pub fn version(&self) -> &str {
         self.snapshot.version()

@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 
 use crate::xds::bind::View;
-use crate::xds::stream::{Machine, StreamCtx, Subscription, walk};
+use crate::xds::stream::{Machine, PlanMemo, StreamCtx, Subscription, walk};
 use crate::xds::{Resource, ResourceType};
 
 /// One delta stream.
@@ -40,6 +40,46 @@ struct TypeState {
     absent: BTreeSet<String>,
     /// Whether anything was sent for this type on this stream.
     sent_once: bool,
+    /// Whether there was anything to send, per view.
+    memo: PlanMemo<bool>,
+}
+
+impl TypeState {
+    /// What the proxy lacks of this type in `view`, if anything; `retain_stale` keeps
+    /// what it holds that left the view.
+    fn diff(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Plan> {
+        let current = view.resources(ty);
+        let updated: Vec<Arc<Resource>> = current
+            .iter()
+            .filter(|r| self.sub.wants(&r.name) && self.held.get(&r.name) != Some(&r.version))
+            .cloned()
+            .collect();
+        let mut removed: Vec<String> = if retain_stale {
+            Vec::new()
+        } else {
+            self.held
+                .keys()
+                .filter(|name| current.get(name).is_none())
+                .cloned()
+                .collect()
+        };
+        // Subscribed by name, never held, not in the snapshot: "does not exist".
+        removed.extend(
+            self.sub
+                .names
+                .iter()
+                .filter(|name| {
+                    current.get(name).is_none()
+                        && !self.held.contains_key(*name)
+                        && !self.absent.contains(*name)
+                })
+                .cloned(),
+        );
+        // A wildcard subscription is always answered once, even with nothing.
+        let first_wildcard = self.sub.wildcard && !self.sent_once;
+        (!updated.is_empty() || !removed.is_empty() || first_wildcard)
+            .then_some(Plan { updated, removed })
+    }
 }
 
 #[derive(Debug)]
@@ -113,6 +153,7 @@ impl Delta {
                 state.absent.remove(name);
             }
         }
+        state.memo.changed();
         self.respond()
     }
 
@@ -157,39 +198,16 @@ impl Machine for Delta {
         if !state.sub.requested {
             return None;
         }
-        let current = view.resources(ty);
-        let updated: Vec<Arc<Resource>> = current
-            .iter()
-            .filter(|r| state.sub.wants(&r.name) && state.held.get(&r.name) != Some(&r.version))
-            .cloned()
-            .collect();
-        let mut removed: Vec<String> = if retain_stale {
-            Vec::new()
-        } else {
-            state
-                .held
-                .keys()
-                .filter(|name| current.get(name).is_none())
-                .cloned()
-                .collect()
-        };
-        // Subscribed by name, never held, not in the snapshot: "does not exist".
-        removed.extend(
-            state
-                .sub
-                .names
-                .iter()
-                .filter(|name| {
-                    current.get(name).is_none()
-                        && !state.held.contains_key(*name)
-                        && !state.absent.contains(*name)
-                })
-                .cloned(),
-        );
-        // A wildcard subscription is always answered once, even with nothing.
-        let first_wildcard = state.sub.wildcard && !state.sent_once;
-        (!updated.is_empty() || !removed.is_empty() || first_wildcard)
-            .then_some(Plan { updated, removed })
+        let mut plan = None;
+        let any = state.memo.get_or(view, retain_stale, || {
+            plan = state.diff(ty, view, retain_stale);
+            plan.is_some()
+        });
+        match plan {
+            Some(plan) => Some(plan),
+            None if any => state.diff(ty, view, retain_stale),
+            None => None,
+        }
     }
 
     fn send(&mut self, ty: ResourceType, view: &View, plan: Plan) -> DeltaDiscoveryResponse {
@@ -215,6 +233,7 @@ impl Machine for Delta {
             }
         }
         state.sent_once = true;
+        state.memo.changed();
         state.in_flight = Some(InFlight {
             nonce: nonce.clone(),
             version: view.version().to_string(),

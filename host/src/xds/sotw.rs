@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 
 use crate::xds::bind::View;
 use crate::xds::snapshot::list_version;
-use crate::xds::stream::{Machine, StreamCtx, Subscription, walk};
+use crate::xds::stream::{Machine, PlanMemo, StreamCtx, Subscription, walk};
 use crate::xds::{Resource, ResourceType};
 
 /// One SotW stream.
@@ -28,6 +28,34 @@ struct TypeState {
     last: Option<Sent>,
     /// The latest version the proxy NACKed: never sent again on this stream.
     rejected: Option<String>,
+    /// The list version and size of what the proxy should have, per view.
+    memo: PlanMemo<(String, usize)>,
+}
+
+impl TypeState {
+    /// What the proxy should have of this type: the subscribed resources of `view`, and
+    /// with `retain_stale` those of the last response that left it.
+    fn select(
+        &self,
+        ty: ResourceType,
+        view: &View,
+        retain_stale: bool,
+    ) -> BTreeMap<String, Arc<Resource>> {
+        let mut resources: BTreeMap<String, Arc<Resource>> = view
+            .resources(ty)
+            .iter()
+            .filter(|r| self.sub.wants(&r.name))
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect();
+        if retain_stale && let Some(last) = &self.last {
+            for (name, r) in &last.resources {
+                if self.sub.wants(name) {
+                    resources.entry(name.clone()).or_insert_with(|| r.clone());
+                }
+            }
+        }
+        resources
+    }
 }
 
 #[derive(Debug)]
@@ -37,11 +65,11 @@ struct Sent {
     resources: BTreeMap<String, Arc<Resource>>,
 }
 
-/// The resources of one response and their list version.
+/// The list version of one response; its resources are gathered when it is sent.
 #[derive(Debug)]
 pub(crate) struct Plan {
     version: String,
-    resources: BTreeMap<String, Arc<Resource>>,
+    retain_stale: bool,
 }
 
 impl Sotw {
@@ -85,6 +113,7 @@ impl Sotw {
         let state = &mut self.types[ty.index()];
         state.in_flight = false;
         state.sub.sotw_update(&req.resource_names);
+        state.memo.changed();
         self.respond()
     }
 
@@ -129,54 +158,50 @@ impl Machine for Sotw {
         if !state.sub.requested {
             return None;
         }
-        let mut resources: BTreeMap<String, Arc<Resource>> = view
-            .resources(ty)
-            .iter()
-            .filter(|r| state.sub.wants(&r.name))
-            .map(|r| (r.name.clone(), r.clone()))
-            .collect();
-        if retain_stale && let Some(last) = &state.last {
-            for (name, r) in &last.resources {
-                if state.sub.wants(name) {
-                    resources.entry(name.clone()).or_insert_with(|| r.clone());
-                }
-            }
-        }
-        let version = list_version(resources.values().map(|r| (&*r.name, &*r.version)));
+        let (version, count) = state.memo.get_or(view, retain_stale, || {
+            let resources = state.select(ty, view, retain_stale);
+            let version = list_version(resources.values().map(|r| (&*r.name, &*r.version)));
+            (version, resources.len())
+        });
         if state.rejected.as_deref() == Some(version.as_str()) {
             return None;
         }
         match &state.last {
             Some(last) if last.version == version => None,
             // Named resources that do not exist yet: the proxy waits for them.
-            None if resources.is_empty() && !state.sub.wildcard => None,
-            _ => Some(Plan { version, resources }),
+            None if count == 0 && !state.sub.wildcard => None,
+            _ => Some(Plan {
+                version,
+                retain_stale,
+            }),
         }
     }
 
-    fn send(&mut self, ty: ResourceType, _view: &View, plan: Plan) -> DiscoveryResponse {
+    fn send(&mut self, ty: ResourceType, view: &View, plan: Plan) -> DiscoveryResponse {
+        let resources = self.types[ty.index()].select(ty, view, plan.retain_stale);
         let nonce = self.ctx.nonce();
         tracing::debug!(
             %ty,
             version = plan.version,
             nonce,
-            resources = plan.resources.len(),
+            resources = resources.len(),
             "sending"
         );
         self.ctx.metrics.pushed(ty);
         let response = DiscoveryResponse {
             version_info: plan.version.clone(),
-            resources: plan.resources.values().map(|r| r.body.clone()).collect(),
+            resources: resources.values().map(|r| r.body.clone()).collect(),
             type_url: ty.type_url().to_string(),
             nonce: nonce.clone(),
             ..Default::default()
         };
         let state = &mut self.types[ty.index()];
         state.in_flight = true;
+        state.memo.changed();
         state.last = Some(Sent {
             version: plan.version,
             nonce,
-            resources: plan.resources,
+            resources,
         });
         response
     }

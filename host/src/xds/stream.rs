@@ -1,6 +1,7 @@
 //! What the SotW and delta state machines share: the stream's identity and sinks, the
 //! subscription rules, and the make-before-break walk over resource types.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -120,6 +121,39 @@ impl Subscription {
     /// Whether the resource with this name is subscribed to.
     pub fn wants(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
+    }
+}
+
+/// Remembers what [`Machine::plan`] found for one type while nothing it depends on
+/// changed: the view served (by identity), the type's stream state (a generation bumped
+/// by [`PlanMemo::changed`] on every request and response of the type) and
+/// `retain_stale`. Every ACK and snapshot walks all types, several plans per walk, and a
+/// plan looks at every resource; the memo makes the walks that change nothing cheap.
+#[derive(Debug, Default)]
+pub(crate) struct PlanMemo<T> {
+    generation: u64,
+    last: RefCell<Option<(View, u64, bool, T)>>,
+}
+
+impl<T: Clone> PlanMemo<T> {
+    /// The type's stream state changed: what was remembered no longer holds.
+    pub fn changed(&mut self) {
+        self.generation += 1;
+    }
+
+    /// The remembered value for (`view`, `retain_stale`), else `compute()`'s, remembered.
+    pub fn get_or(&self, view: &View, retain_stale: bool, compute: impl FnOnce() -> T) -> T {
+        if let Some((v, generation, retain, value)) = &*self.last.borrow()
+            && v.same(view)
+            && *generation == self.generation
+            && *retain == retain_stale
+        {
+            return value.clone();
+        }
+        let value = compute();
+        *self.last.borrow_mut() =
+            Some((view.clone(), self.generation, retain_stale, value.clone()));
+        value
     }
 }
 
