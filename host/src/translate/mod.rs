@@ -159,22 +159,58 @@ impl RouteTable {
     /// The encoded `RouteConfiguration`, written without copying the virtual hosts:
     /// protobuf lets a repeated field's elements follow the other fields.
     pub fn encode_to_vec(&self) -> Vec<u8> {
+        self.encode_reusing(None).0
+    }
+
+    /// Like [`RouteTable::encode_to_vec`], but a virtual host that is the very same
+    /// `Arc` as one of `previous` (an earlier encoding and its layout) is copied from it
+    /// instead of encoded again: after a one-route change, all but one are. Returns the
+    /// bytes and where each virtual host sits in them.
+    pub fn encode_reusing(
+        &self,
+        previous: Option<(&[u8], &RouteLayout)>,
+    ) -> (Vec<u8>, RouteLayout) {
         use prost::Message;
         const VIRTUAL_HOSTS: u32 = 2;
+        let earlier: FastMap<*const VirtualHost, &std::ops::Range<usize>> = previous
+            .map(|(_, layout)| {
+                layout
+                    .pieces
+                    .iter()
+                    .map(|(v, range)| (Arc::as_ptr(v), range))
+                    .collect()
+            })
+            .unwrap_or_default();
         let base = self.base();
         let len = base.encoded_len()
             + self
                 .virtual_hosts
                 .iter()
-                .map(|v| prost::encoding::message::encoded_len(VIRTUAL_HOSTS, &**v))
+                .map(|v| match earlier.get(&Arc::as_ptr(v)) {
+                    Some(range) => range.len(),
+                    None => prost::encoding::message::encoded_len(VIRTUAL_HOSTS, &**v),
+                })
                 .sum::<usize>();
         let mut buf = Vec::with_capacity(len);
         base.encode_raw(&mut buf);
+        let mut pieces = Vec::with_capacity(self.virtual_hosts.len());
         for v in &self.virtual_hosts {
-            prost::encoding::message::encode(VIRTUAL_HOSTS, &**v, &mut buf);
+            let start = buf.len();
+            match (earlier.get(&Arc::as_ptr(v)), previous) {
+                (Some(range), Some((bytes, _))) => buf.extend_from_slice(&bytes[(*range).clone()]),
+                _ => prost::encoding::message::encode(VIRTUAL_HOSTS, &**v, &mut buf),
+            }
+            pieces.push((v.clone(), start..buf.len()));
         }
-        buf
+        (buf, RouteLayout { pieces })
     }
+}
+
+/// Where each virtual host of an encoded [`RouteTable`] sits in its bytes (the whole
+/// field: tag, length and message), so the next encoding can copy the unchanged ones.
+#[derive(Debug, Default)]
+pub struct RouteLayout {
+    pieces: Vec<(Arc<VirtualHost>, std::ops::Range<usize>)>,
 }
 
 // === Plugins ===

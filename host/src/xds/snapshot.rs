@@ -138,13 +138,19 @@ impl Resource {
 }
 
 /// The shared message a [`Resource`] was encoded from (kept alive, so its address cannot
-/// be reused by another message while we remember it). It takes no part in equality.
+/// be reused by another message while we remember it), or for a route table the layout
+/// of its virtual hosts. It takes no part in equality.
 #[derive(Clone, Default)]
 struct Origin(Option<Arc<dyn std::any::Any + Send + Sync>>);
 
 impl Origin {
     fn of<M: Send + Sync + 'static>(m: &Arc<M>) -> Self {
         Self(Some(m.clone()))
+    }
+
+    /// What it holds, if it is a `T` (a route table's [`crate::translate::RouteLayout`]).
+    fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        self.0.as_deref()?.downcast_ref()
     }
 
     /// Whether this is the very same message as `m`.
@@ -271,15 +277,20 @@ impl Snapshot {
                     .collect(),
             )
         }
+        let previous_routes = previous.map(|p| p.resources(ResourceType::Route));
         let routes = resources
             .routes
             .iter()
             .map(|t| {
+                let earlier = previous_routes
+                    .and_then(|p| p.get(&t.name))
+                    .and_then(|r| Some((r.body.value.as_slice(), r.origin.downcast_ref()?)));
+                let (bytes, layout) = t.encode_reusing(earlier);
                 let r = Resource::encode(
                     t.name.clone(),
                     ResourceType::Route.type_url(),
-                    t.encode_to_vec(),
-                    Origin::default(),
+                    bytes,
+                    Origin(Some(Arc::new(layout))),
                 );
                 (r.name.clone(), Arc::new(r))
             })
@@ -603,6 +614,42 @@ mod tests {
         assert_eq!(decoded, table.to_proto());
         assert_eq!(decoded.virtual_hosts[1].name, "b.example");
         assert!(decoded.ignore_port_in_host_matching);
+    }
+
+    #[test]
+    fn a_route_table_reencoded_after_a_change_matches_a_fresh_encoding() {
+        use crate::translate::{GatewayResources, RouteTable};
+        use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+        let vh = |n: &str, domain: &str| {
+            Arc::new(VirtualHost {
+                name: n.into(),
+                domains: vec![domain.into()],
+                ..Default::default()
+            })
+        };
+        let (a, b, c) = (
+            vh("a", "a.example"),
+            vh("b", "b.example"),
+            vh("c", "c.example"),
+        );
+        let with = |hosts: Vec<Arc<VirtualHost>>| GatewayResources {
+            routes: vec![RouteTable::new("route_80", hosts)],
+            ..Default::default()
+        };
+        let first = Snapshot::from_resources_reusing(&with(vec![a.clone(), b.clone()]), None);
+        // `b` changed (a new Arc with a longer domain), `c` is new, `a` is reused.
+        let changed = vec![a, vh("b", "b-is-longer-now.example"), c];
+        let second = Snapshot::from_resources_reusing(&with(changed.clone()), Some(&first));
+        let served = second
+            .resources(ResourceType::Route)
+            .get("route_80")
+            .unwrap();
+        let decoded = RouteConfiguration::decode(served.body.value.as_slice()).unwrap();
+        assert_eq!(
+            decoded,
+            RouteTable::new("route_80", changed.clone()).to_proto()
+        );
+        assert_eq!(second, Snapshot::from_resources(&with(changed)));
     }
 
     #[test]
