@@ -130,16 +130,26 @@ pub(crate) fn gateway_resources(
     let mut needed: FastSet<&ClusterRef> = FastSet::default();
     let mut secrets: BTreeMap<String, Arc<TlsSecret>> = BTreeMap::new();
     for (port, listeners) in &ports {
-        let route_name = format!("route_{port}");
-        out.routes.push(route_table(
+        let table = route_table(
             (gi, &plan.key, *port),
-            &route_name,
+            &format!("route_{port}"),
             listeners,
             attachments,
             vhosts,
             (reader.pass(), &mut *stats),
             &mut needed,
-        ));
+        );
+        // Ports serving the very same virtual hosts (an HTTP and an HTTPS listener with
+        // the same routes, the usual case) share one route configuration, so Envoy
+        // parses it once per change instead of once per listener.
+        let route_name = match out.routes.iter().find(|t| same_hosts(t, &table)) {
+            Some(shared) => shared.name.clone(),
+            None => {
+                let name = table.name.clone();
+                out.routes.push(table);
+                name
+            }
+        };
         let https = listeners[0].1.protocol == Some(Protocol::Https);
         let filters = option_filters(gi, listeners, attachments, routes);
         out.listeners.push(Arc::new(listener(
@@ -188,6 +198,15 @@ pub(crate) fn gateway_resources(
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.routes.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// Whether two route tables hold the same virtual hosts.
+fn same_hosts(a: &RouteTable, b: &RouteTable) -> bool {
+    a.virtual_hosts.len() == b.virtual_hosts.len()
+        && a.virtual_hosts
+            .iter()
+            .zip(&b.virtual_hosts)
+            .all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
 }
 
 /// A route attached through a listener with this hostname.

@@ -106,7 +106,8 @@ pub type Statuses = BTreeMap<ObjectKey, Arc<serde_json::Value>>;
 pub struct GatewayResources {
     /// One listener per port (`listener_<port>`).
     pub listeners: Vec<Arc<Listener>>,
-    /// One route configuration per port (`route_<port>`), served over RDS.
+    /// One route configuration per port (`route_<port>`), served over RDS; ports whose
+    /// virtual hosts are identical share the first one's.
     pub routes: Vec<RouteTable>,
     /// Clusters referenced by routes attached to this Gateway.
     pub clusters: Vec<Arc<Cluster>>,

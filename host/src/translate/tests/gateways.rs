@@ -256,3 +256,85 @@ fn gateway_with_only_invalid_listeners_is_not_accepted() {
         ("False", "ListenersNotValid")
     );
 }
+
+/// The route configuration each listener's connection manager names, by listener name.
+fn rds_names(res: &crate::translate::GatewayResources) -> Vec<(String, String)> {
+    use envoy_types::pb::envoy::config::listener::v3::filter;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpConnectionManager, http_connection_manager::RouteSpecifier,
+    };
+    use prost::Message;
+    let mut out = Vec::new();
+    for l in &res.listeners {
+        for chain in &l.filter_chains {
+            for f in &chain.filters {
+                if let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type
+                    && let Ok(hcm) = HttpConnectionManager::decode(any.value.as_slice())
+                    && let Some(RouteSpecifier::Rds(rds)) = hcm.route_specifier
+                {
+                    out.push((l.name.clone(), rds.route_config_name));
+                }
+            }
+        }
+    }
+    out.dedup();
+    out
+}
+
+#[test]
+fn ports_with_the_same_virtual_hosts_share_one_route_configuration() {
+    let gw = mk_gateway(
+        "infra",
+        "both",
+        "- {name: http, port: 80, protocol: HTTP}\n- name: https\n  port: 443\n  protocol: HTTPS\n  tls:\n    certificateRefs: [{name: cert}]",
+    );
+    let everywhere = mk_route(
+        "infra",
+        "r",
+        "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+    );
+    let base = format!(
+        "{}{gw}{}{everywhere}",
+        mk_base(),
+        mk_tls_secret("infra", "cert")
+    );
+    let t = run_yaml(&base);
+    let res = &t.gateways[&key(Kind::Gateway, "infra", "both")];
+    let tables: Vec<&str> = res.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(tables, ["route_80"]);
+    assert_eq!(
+        rds_names(res),
+        [
+            ("listener_443".to_string(), "route_80".to_string()),
+            ("listener_80".to_string(), "route_80".to_string())
+        ]
+    );
+
+    // A route on the HTTP listener only: the ports differ, each gets its own table.
+    let http_only = mk_route(
+        "infra",
+        "plain",
+        "parentRefs:\n- {name: both, sectionName: http}\nhostnames: [b.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+    );
+    let t = run_yaml(&format!("{base}{http_only}"));
+    let res = &t.gateways[&key(Kind::Gateway, "infra", "both")];
+    let hosts = |name: &str| -> Vec<String> {
+        res.routes
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap()
+            .virtual_hosts
+            .iter()
+            .map(|v| v.name.clone())
+            .collect()
+    };
+    assert_eq!(hosts("route_80"), ["a.example.com", "b.example.com"]);
+    assert_eq!(hosts("route_443"), ["a.example.com"]);
+    assert_eq!(
+        rds_names(res),
+        [
+            ("listener_443".to_string(), "route_443".to_string()),
+            ("listener_80".to_string(), "route_80".to_string())
+        ]
+    );
+}
