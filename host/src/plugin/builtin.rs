@@ -27,6 +27,10 @@ pub const ALL: &[Builtin] = &[
         file: "builtin:kube.wasm",
         bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_KUBE")),
     },
+    Builtin {
+        file: "builtin:routing.wasm",
+        bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_ROUTING")),
+    },
 ];
 
 /// Loads every built-in plugin into `runtime`.

@@ -15,6 +15,13 @@ pub fn get(port: u16, path: &str) -> Result<(u16, String), String> {
 
 /// `GET path` with `host` on `ip`:`port`: the status code and body, or why it failed.
 pub fn request(ip: IpAddr, port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    parse_response(&request_raw(ip, port, host, path)?)
+}
+
+/// `GET path` with `host` on `ip`:`port`: the whole response as text (status line,
+/// headers and body), or why it failed.
+#[allow(dead_code)]
+pub fn request_raw(ip: IpAddr, port: u16, host: &str, path: &str) -> Result<String, String> {
     let mut conn = TcpStream::connect((ip, port)).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
@@ -25,7 +32,7 @@ pub fn request(ip: IpAddr, port: u16, host: &str, path: &str) -> Result<(u16, St
     let mut response = String::new();
     conn.read_to_string(&mut response)
         .map_err(|e| e.to_string())?;
-    parse_response(&response)
+    Ok(response)
 }
 
 /// The status code and body of an HTTP/1.1 response (read to its end).
