@@ -36,7 +36,7 @@ fn mk_ref(kind: &str, name: &str) -> ObjectRef {
 #[test]
 fn readme_route_timeout_plugin_sets_the_route_timeout() {
     let runtime = mk_runtime();
-    let (_, plugin) = runtime.claimant(World::Options, "timeout").unwrap();
+    let (_, plugin) = runtime.claimant(World::Options, "requestTimeout").unwrap();
     assert_eq!(plugin.id.name, "route-timeout");
     let route = Route {
         action: Some(route::Action::Route(RouteAction::default())),
@@ -46,7 +46,7 @@ fn readme_route_timeout_plugin_sets_the_route_timeout() {
     let result = session
         .apply(
             HookLevel::Route,
-            "timeout",
+            "requestTimeout",
             r#"{"request":"15s"}"#,
             &mk_ref("RouteOption", "slow"),
             &route,
@@ -59,7 +59,7 @@ fn readme_route_timeout_plugin_sets_the_route_timeout() {
     assert!(result.http_filters.is_empty());
 
     let err = session
-        .validate(World::Options, "timeout", r#"{"request":"soon"}"#)
+        .validate(World::Options, "requestTimeout", r#"{"request":"soon"}"#)
         .unwrap_err();
     assert!(matches!(err, CallError::Declined { .. }), "{err}");
     assert!(err.to_string().contains("request"), "{err}");

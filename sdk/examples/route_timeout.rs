@@ -41,7 +41,7 @@ impl FilterPlugin for RouteTimeout {
     }
 }
 
-weir_plugin_sdk::export!(options: RouteTimeout, name: "route-timeout", keys: ["timeout"], schema: "examples/route_timeout.schema.json");
+weir_plugin_sdk::export!(options: RouteTimeout, name: "route-timeout", keys: ["requestTimeout"], schema: "examples/route_timeout.schema.json");
 
 #[cfg(test)]
 mod tests {
@@ -56,7 +56,7 @@ mod tests {
             ..Default::default()
         };
         let input = HookInput {
-            key: "timeout".into(),
+            key: "requestTimeout".into(),
             config: r#"{"request":"1.5s"}"#.into(),
             source: ObjectRef::default(),
             target: pack(&route),
