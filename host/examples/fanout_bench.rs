@@ -105,10 +105,13 @@ fn ack(response: &DeltaDiscoveryResponse) -> DeltaDiscoveryRequest {
 /// What the clients found in each (name, version) of a resource, decoded once for all of
 /// them: every client gets the same resources, and decoding 10,000 clusters for each of
 /// 1,000 clients would make this process, not `weir serve`, what the figures measure.
+/// The route configurations and secrets one listener names.
+type ListenerNeeds = (Vec<String>, Vec<String>);
+
 #[derive(Default)]
 struct Decoded {
     eds: Mutex<HashMap<(String, String), bool>>,
-    listeners: Mutex<HashMap<(String, String), (Vec<String>, Vec<String>)>>,
+    listeners: Mutex<HashMap<(String, String), ListenerNeeds>>,
 }
 
 /// The EDS clusters among `response`'s clusters.
@@ -136,10 +139,7 @@ fn eds_clusters(response: &DeltaDiscoveryResponse, decoded: &Decoded) -> Vec<Str
 }
 
 /// The route configurations and secrets `response`'s listeners name.
-fn listener_needs(
-    response: &DeltaDiscoveryResponse,
-    decoded: &Decoded,
-) -> (Vec<String>, Vec<String>) {
+fn listener_needs(response: &DeltaDiscoveryResponse, decoded: &Decoded) -> ListenerNeeds {
     let mut routes = Vec::new();
     let mut secrets = Vec::new();
     let mut cache = decoded.listeners.lock().unwrap();
@@ -161,7 +161,7 @@ fn listener_needs(
 }
 
 /// The route configurations and secrets one encoded listener names.
-fn one_listener_needs(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
+fn one_listener_needs(bytes: &[u8]) -> ListenerNeeds {
     let mut routes = Vec::new();
     let mut secrets = Vec::new();
     {

@@ -59,12 +59,13 @@ pub fn start_echo_backend() -> u16 {
                 if path.contains("slow") {
                     std::thread::sleep(Duration::from_secs(2));
                 }
-                let status =
-                    if path.contains("flaky") && FLAKY.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
-                        "503 Service Unavailable"
-                    } else {
-                        "200 OK"
-                    };
+                let status = if path.contains("flaky")
+                    && FLAKY.fetch_add(1, Ordering::SeqCst).is_multiple_of(2)
+                {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
                 let _ = write!(
                     conn,
                     "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
