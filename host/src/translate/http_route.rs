@@ -72,6 +72,8 @@ pub(crate) struct RouteIr {
     pub(crate) http_filters: Vec<OptionFilter>,
     /// RouteOption keys that could not be applied, by the RouteOption they came from.
     pub(crate) option_errors: Vec<OptionError>,
+    /// RouteOption keys another RouteOption overrode, by the RouteOption that lost.
+    pub(crate) option_warnings: Vec<OptionError>,
 }
 
 impl RouteIr {
@@ -227,6 +229,7 @@ pub(crate) fn translate_route(
         clusters: BTreeSet::new(),
         http_filters: Vec::new(),
         option_errors: Vec::new(),
+        option_warnings: Vec::new(),
         namespace,
         name,
     };
@@ -300,7 +303,7 @@ fn translate_rule(
         let mut route = route;
         route.name = format!("{}_{}_rule{ri}_match{mi}", ir.namespace, ir.name);
         route.r#match = Some(translated.route_match);
-        let route = apply_route_options(rec, opts, ir, &set, route);
+        let route = apply_route_options(rec, opts, ir, (ri, &set), route);
         ir.entries.push(RouteEntry {
             route,
             specificity: translated.specificity,
@@ -317,7 +320,7 @@ fn apply_route_options(
     rec: &mut Recorder<'_>,
     opts: &mut RouteOptions<'_, '_>,
     ir: &mut RouteIr,
-    set: &FilterSet,
+    (rule, set): (usize, &FilterSet),
     route: Route,
 ) -> Route {
     let mut by_ref: Vec<Attached> = Vec::new();
@@ -336,7 +339,16 @@ fn apply_route_options(
         }
     }
     options::sort_by_precedence(&mut by_ref);
-    let merged = options::merge(by_ref.iter().chain(opts.targeting));
+    let route_name = if by_ref.is_empty() {
+        format!("HTTPRoute {}/{}", ir.namespace, ir.name)
+    } else {
+        format!("HTTPRoute {}/{} rule {rule}", ir.namespace, ir.name)
+    };
+    let merged = options::merge(
+        by_ref.iter().chain(opts.targeting),
+        &route_name,
+        &mut ir.option_warnings,
+    );
     if merged.is_empty() {
         return route;
     }

@@ -5,7 +5,8 @@
 //! one rule by an `ExtensionRef` filter (group `gateway.weir.dev` or `gateway.solo.io`,
 //! kind `RouteOption`). Precedence follows K8sGateway: ExtensionRef over targetRef, then
 //! older (creationTimestamp, then name) over newer; a lower-priority source only fills
-//! keys no higher one set. Each winning key goes to the plugin that claims it
+//! keys no higher one set, and each key it set in vain is a warning on its status. Each
+//! winning key goes to the plugin that claims it
 //! ([`FilterPlugins::apply_route`]); a key nobody claims or a value its plugin rejects is
 //! an [`OptionError`] on the RouteOption it came from, and the route is served without it.
 //!
@@ -124,18 +125,41 @@ pub(crate) fn sort_by_precedence(options: &mut [Attached]) {
 pub(crate) type Merged<'a> = BTreeMap<&'a str, (&'a Value, &'a ObjectKey)>;
 
 /// Merges sources given highest priority first: each key is taken from the first source
-/// that sets it.
-pub(crate) fn merge<'a>(sources: impl IntoIterator<Item = &'a Attached>) -> Merged<'a> {
+/// that sets it. A key a later source also sets is a warning on that source, naming
+/// `route` (the HTTPRoute, and rule when it matters) and the winner.
+pub(crate) fn merge<'a>(
+    sources: impl IntoIterator<Item = &'a Attached>,
+    route: &str,
+    warnings: &mut Vec<OptionError>,
+) -> Merged<'a> {
     let mut out = Merged::new();
     for s in sources {
         for (k, v) in s.options.iter() {
-            out.entry(k.as_str()).or_insert((v, &s.key));
+            match out.entry(k.as_str()) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert((v, &s.key));
+                }
+                std::collections::btree_map::Entry::Occupied(e) if *e.get().1 != s.key => {
+                    let warning = OptionError {
+                        option: s.key.clone(),
+                        message: format!(
+                            "spec.options.{k}: overridden on {route} by {}, which takes precedence",
+                            e.get().1
+                        ),
+                    };
+                    if !warnings.contains(&warning) {
+                        warnings.push(warning);
+                    }
+                }
+                std::collections::btree_map::Entry::Occupied(_) => {}
+            }
         }
     }
     out
 }
 
-/// A RouteOption key that could not be applied.
+/// A RouteOption key that could not be applied (an error), or that lost to another
+/// RouteOption (a warning).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct OptionError {
     /// The RouteOption the key came from.

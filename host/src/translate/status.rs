@@ -1,6 +1,6 @@
 //! Status: the conditions each object we own should carry, in Kubernetes' shape.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -83,14 +83,21 @@ pub(crate) fn write_all(
         };
         out.insert(key.clone(), Arc::new(json!({ "conditions": [c] })));
     }
-    // RouteOption keys that failed on some route, per RouteOption.
+    // RouteOption keys that failed, or lost to another RouteOption, on some route.
     let mut option_errors: BTreeMap<&ObjectKey, Vec<&str>> = BTreeMap::new();
+    let mut option_warnings: BTreeMap<&ObjectKey, BTreeSet<&str>> = BTreeMap::new();
     for ir in routes.values() {
         for e in &ir.option_errors {
             let list = option_errors.entry(&e.option).or_default();
             if !list.contains(&e.message.as_str()) {
                 list.push(&e.message);
             }
+        }
+        for w in &ir.option_warnings {
+            option_warnings
+                .entry(&w.option)
+                .or_default()
+                .insert(&w.message);
         }
     }
     for kind in [
@@ -109,7 +116,11 @@ pub(crate) fn write_all(
                 result.as_ref().map(|_| ()),
                 o.metadata().generation,
             );
-            out.insert(o.key(), Arc::new(json!({ "conditions": [c] })));
+            let status = match option_warnings.get(&o.key()) {
+                Some(warnings) => json!({ "conditions": [c], "warnings": warnings }),
+                None => json!({ "conditions": [c] }),
+            };
+            out.insert(o.key(), Arc::new(status));
         }
     }
 }

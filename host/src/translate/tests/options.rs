@@ -246,6 +246,23 @@ fn extension_ref_applies_to_its_rule_and_wins_over_target_ref_key_by_key() {
         "{fault}"
     );
     assert_eq!(route_cond(&t, "infra", "r", 0, "ResolvedRefs").0, "True");
+    // The targetRef'd option lost `faults` on rule 0 only: a warning, still accepted.
+    assert_eq!(
+        warnings(&t, "whole"),
+        [
+            "spec.options.faults: overridden on HTTPRoute infra/r rule 0 by RouteOption/infra/rule, which takes precedence"
+        ]
+    );
+    assert_eq!(accepted(&t, "whole").0, "True");
+    assert!(warnings(&t, "rule").is_empty());
+}
+
+/// The warnings in RouteOption `infra/name`'s status.
+fn warnings(t: &Translation, name: &str) -> Vec<String> {
+    status(t, Kind::RouteOption, "infra", name)["warnings"]
+        .as_array()
+        .map(|w| w.iter().map(|m| m.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -281,6 +298,14 @@ fn older_target_ref_wins_then_name_and_newer_only_fills_unset_keys() {
     );
     let cors = per_filter(r, "envoy.filters.http.cors").unwrap();
     assert!(cors.ends_with("from newer"), "{cors}");
+    let lost = |winner: &str| {
+        vec![format!(
+            "spec.options.faults: overridden on HTTPRoute infra/r by RouteOption/infra/{winner}, which takes precedence"
+        )]
+    };
+    assert_eq!(warnings(&t, "newer"), lost("older-a"));
+    assert_eq!(warnings(&t, "older-b"), lost("older-a"));
+    assert!(warnings(&t, "older-a").is_empty());
 }
 
 #[test]
