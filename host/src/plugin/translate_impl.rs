@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
-use envoy_types::pb::envoy::config::route::v3::Route;
+use envoy_types::pb::envoy::config::route::v3::{Route, VirtualHost};
 
-use crate::model::WEIR_GROUP;
+use crate::model::{ObjectKey, WEIR_GROUP};
 use crate::translate::{
     FilterPlugins, OptionFilter, RouteOptionRequest, UpstreamPlugins, UpstreamRequest,
+    VirtualHostOptionRequest,
 };
 
 use super::bindings::{ObjectRef, PluginError};
@@ -89,10 +90,24 @@ impl FilterPlugins for Session<'_> {
             HookLevel::Route,
             request.key,
             &request.config.to_string(),
-            &option_ref(request),
+            &option_ref(request.source),
             request.route,
         );
-        route_result(request.key, result)
+        hook_result(request.key, result)
+    }
+
+    fn apply_virtual_host(
+        &mut self,
+        request: &VirtualHostOptionRequest<'_>,
+    ) -> Result<(VirtualHost, Vec<OptionFilter>), String> {
+        let result = self.apply(
+            HookLevel::VirtualHost,
+            request.key,
+            &request.config.to_string(),
+            &option_ref(request.source),
+            request.virtual_host,
+        );
+        hook_result(request.key, result)
     }
 }
 
@@ -101,15 +116,44 @@ impl FilterPlugins for ObservedSession<'_, '_> {
         &mut self,
         request: &RouteOptionRequest<'_>,
     ) -> Result<(Route, Vec<OptionFilter>), String> {
-        let key = request.key;
+        let (key, config, source) = (request.key, request.config, request.source);
+        self.observed(key, |s| {
+            s.apply(
+                HookLevel::Route,
+                key,
+                &config.to_string(),
+                &option_ref(source),
+                request.route,
+            )
+        })
+    }
+
+    fn apply_virtual_host(
+        &mut self,
+        request: &VirtualHostOptionRequest<'_>,
+    ) -> Result<(VirtualHost, Vec<OptionFilter>), String> {
+        let (key, config, source) = (request.key, request.config, request.source);
+        self.observed(key, |s| {
+            s.apply(
+                HookLevel::VirtualHost,
+                key,
+                &config.to_string(),
+                &option_ref(source),
+                request.virtual_host,
+            )
+        })
+    }
+}
+
+impl ObservedSession<'_, '_> {
+    /// Runs one hook `call` for option `key`, timing it and reporting it to the observer.
+    fn observed<M>(
+        &mut self,
+        key: &str,
+        call: impl FnOnce(&mut Session<'_>) -> Result<HookResult<M>, CallError>,
+    ) -> Result<(M, Vec<OptionFilter>), String> {
         let started = Instant::now();
-        let result = self.session.apply(
-            HookLevel::Route,
-            key,
-            &request.config.to_string(),
-            &option_ref(request),
-            request.route,
-        );
+        let result = call(&mut self.session);
         let elapsed = started.elapsed();
         let plugin = match &result {
             Err(error) => error.plugin().map(|p| p.name.clone()),
@@ -122,25 +166,25 @@ impl FilterPlugins for ObservedSession<'_, '_> {
             let error = result.as_ref().err().map(error_kind);
             self.observer.plugin_call(&plugin, elapsed, error);
         }
-        route_result(key, result)
+        hook_result(key, result)
     }
 }
 
-/// The RouteOption a hook's value came from.
-fn option_ref(request: &RouteOptionRequest<'_>) -> ObjectRef {
+/// The option object (RouteOption, VirtualHostOption) a hook's value came from.
+fn option_ref(source: &ObjectKey) -> ObjectRef {
     ObjectRef {
         group: WEIR_GROUP.to_string(),
-        kind: "RouteOption".to_string(),
-        namespace: request.source.namespace.clone().unwrap_or_default(),
-        name: request.source.name.clone(),
+        kind: source.kind.to_string(),
+        namespace: source.namespace.clone().unwrap_or_default(),
+        name: source.name.clone(),
     }
 }
 
-/// A route hook's answer as the translator takes it.
-fn route_result(
+/// A hook's answer as the translator takes it.
+fn hook_result<M>(
     key: &str,
-    result: Result<HookResult<Route>, CallError>,
-) -> Result<(Route, Vec<OptionFilter>), String> {
+    result: Result<HookResult<M>, CallError>,
+) -> Result<(M, Vec<OptionFilter>), String> {
     result
         .map(|r| {
             let filters = r.http_filters.into_iter().map(option_filter).collect();

@@ -37,7 +37,8 @@ use super::deps::{PassId, PassReader};
 use super::gateway::{Attachments, GatewayPlan, ListenerPlan, Protocol};
 use super::hostnames;
 use super::http_route::RouteIr;
-use super::{FastMap, FastSet, OptionFilter};
+use super::options::{self, Attached, GatewayTargets, OptionError};
+use super::{FastMap, FastSet, FilterPlugins, OptionFilter, VirtualHostOptionRequest};
 use super::{GatewayResources, PassStats, RouteTable};
 
 /// The virtual-host memo: one entry per (Gateway, port, domain), reused while the same
@@ -52,7 +53,11 @@ pub(crate) struct VhostCache {
 struct VhostEntry {
     /// The routes the virtual host was built from, in precedence input order.
     chosen: Vec<Arc<RouteIr>>,
+    /// The VirtualHostOptions applied (object and content), and the plugin generation.
+    options: OptionsUsed,
     vhost: Arc<VirtualHost>,
+    /// What applying the options produced besides the virtual host.
+    applied: Applied,
     /// The pass that last used this entry.
     used: PassId,
 }
@@ -72,35 +77,142 @@ impl VhostCache {
     }
 }
 
+/// The VirtualHostOptions a virtual host was built with and the plugin generation.
+type OptionsUsed = (Vec<(ObjectKey, crate::store::ContentHash)>, u64);
+
+/// What applying VirtualHostOptions to one virtual host produced besides it.
+#[derive(Clone, Default)]
+struct Applied {
+    filters: Vec<OptionFilter>,
+    errors: Vec<OptionError>,
+    warnings: Vec<OptionError>,
+}
+
+/// What assembly needs to apply VirtualHostOptions, and what it reports back.
+pub(crate) struct VhostOptions<'t, 'p> {
+    /// The VirtualHostOptions by Gateway and listener.
+    pub(crate) targets: &'t GatewayTargets,
+    /// The option plugins; without them every key is unclaimed.
+    pub(crate) plugins: Option<&'p mut dyn FilterPlugins>,
+    /// The plugins' generation (memoised virtual hosts built with others are rebuilt).
+    pub(crate) generation: u64,
+    /// Keys that could not be applied, by VirtualHostOption.
+    pub(crate) errors: Vec<OptionError>,
+    /// Keys a higher-precedence VirtualHostOption overrode, by the one that lost.
+    pub(crate) warnings: Vec<OptionError>,
+}
+
+/// The virtual host for one domain and the listener serving it.
+struct VhostSpec<'a, 'b> {
+    port: u16,
+    domain: &'a str,
+    /// The Gateway and the listener serving the domain (its `sectionName`).
+    listener: (&'a ObjectKey, &'a str),
+    chosen: Vec<&'a Arc<RouteIr>>,
+    options: Vec<&'b Attached>,
+}
+
 /// One port's slice of the [`VhostCache`].
 fn get_or_build(
     entries: &mut FastMap<String, VhostEntry>,
-    (port, domain): (u16, &str),
-    chosen: Vec<&Arc<RouteIr>>,
-    pass: PassId,
-    stats: &mut PassStats,
+    spec: VhostSpec<'_, '_>,
+    ctx: &mut VhostOptions<'_, '_>,
+    port_filters: &mut Vec<OptionFilter>,
+    (pass, stats): (PassId, &mut PassStats),
 ) -> Arc<VirtualHost> {
+    let chosen = &spec.chosen;
+    let used: OptionsUsed = (
+        spec.options
+            .iter()
+            .map(|a| (a.key.clone(), a.hash))
+            .collect(),
+        ctx.generation,
+    );
     let same = |e: &VhostEntry| {
         e.chosen.len() == chosen.len()
-            && e.chosen.iter().zip(&chosen).all(|(a, b)| Arc::ptr_eq(a, b))
+            && e.chosen.iter().zip(chosen).all(|(a, b)| Arc::ptr_eq(a, b))
+            && e.options == used
     };
-    if let Some(e) = entries.get_mut(domain)
+    let report = |applied: &Applied,
+                  ctx: &mut VhostOptions<'_, '_>,
+                  port_filters: &mut Vec<OptionFilter>| {
+        for f in &applied.filters {
+            if !port_filters.iter().any(|g| g.name == f.name) {
+                port_filters.push(f.clone());
+            }
+        }
+        ctx.errors.extend(applied.errors.iter().cloned());
+        ctx.warnings.extend(applied.warnings.iter().cloned());
+    };
+    if let Some(e) = entries.get_mut(spec.domain)
         && same(e)
     {
         e.used = pass;
+        report(&e.applied, ctx, port_filters);
         return e.vhost.clone();
     }
     stats.virtual_hosts_built += 1;
-    let vhost = Arc::new(virtual_host(port, domain, &chosen));
+    let (vhost, applied) = apply_vhost_options(
+        virtual_host(spec.port, spec.domain, chosen),
+        &spec.options,
+        spec.listener,
+        ctx,
+    );
+    report(&applied, ctx, port_filters);
+    let vhost = Arc::new(vhost);
     entries.insert(
-        domain.to_string(),
+        spec.domain.to_string(),
         VhostEntry {
-            chosen: chosen.into_iter().cloned().collect(),
+            chosen: spec.chosen.into_iter().cloned().collect(),
+            options: used,
             vhost: vhost.clone(),
+            applied,
             used: pass,
         },
     );
     vhost
+}
+
+/// Applies the merged keys of `options` (highest precedence first) to `vhost` through the
+/// option plugins; a key that fails is left out and reported.
+fn apply_vhost_options(
+    mut vhost: VirtualHost,
+    sources: &[&Attached],
+    (gateway, section): (&ObjectKey, &str),
+    ctx: &mut VhostOptions<'_, '_>,
+) -> (VirtualHost, Applied) {
+    let mut applied = Applied::default();
+    if sources.is_empty() {
+        return (vhost, applied);
+    }
+    let listener = format!("{gateway} listener {section}");
+    let merged = options::merge(sources.iter().copied(), &listener, &mut applied.warnings);
+    for (key, (config, source)) in merged {
+        let result = match ctx.plugins.as_deref_mut() {
+            None => Err(options::unclaimed(key)),
+            Some(p) => p.apply_virtual_host(&VirtualHostOptionRequest {
+                source,
+                key,
+                config,
+                virtual_host: &vhost,
+            }),
+        };
+        match result {
+            Ok((modified, filters)) => {
+                vhost = modified;
+                for f in filters {
+                    if !applied.filters.iter().any(|g| g.name == f.name) {
+                        applied.filters.push(f);
+                    }
+                }
+            }
+            Err(message) => applied.errors.push(OptionError {
+                option: source.clone(),
+                message,
+            }),
+        }
+    }
+    (vhost, applied)
 }
 
 /// Builds Gateway `gi`'s resources.
@@ -112,6 +224,7 @@ pub(crate) fn gateway_resources(
     routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
     clusters: &mut ClusterCache,
     vhosts: &mut VhostCache,
+    vhost_options: &mut VhostOptions<'_, '_>,
     upstreams: &Upstreams,
     reader: &mut PassReader<'_>,
     stats: &mut PassStats,
@@ -130,12 +243,13 @@ pub(crate) fn gateway_resources(
     let mut needed: FastSet<&ClusterRef> = FastSet::default();
     let mut secrets: BTreeMap<String, Arc<TlsSecret>> = BTreeMap::new();
     for (port, listeners) in &ports {
+        let mut port_filters = Vec::new();
         let table = route_table(
             (gi, &plan.key, *port),
             &format!("route_{port}"),
             listeners,
             attachments,
-            vhosts,
+            (vhosts, &mut *vhost_options, &mut port_filters),
             (reader.pass(), &mut *stats),
             &mut needed,
         );
@@ -151,12 +265,12 @@ pub(crate) fn gateway_resources(
             }
         };
         let https = listeners[0].1.protocol == Some(Protocol::Https);
-        let filters = option_filters(gi, listeners, attachments, routes);
+        let filters = option_filters(gi, listeners, attachments, routes, port_filters);
         out.listeners.push(Arc::new(listener(
             (*port, &route_name),
             listeners,
             https,
-            &filters,
+            &filters.iter().collect::<Vec<_>>(),
             &mut secrets,
         )));
     }
@@ -219,7 +333,11 @@ fn route_table<'a>(
     name: &str,
     listeners: &[(usize, &ListenerPlan)],
     attachments: &'a Attachments,
-    vhosts: &mut VhostCache,
+    (vhosts, ctx, port_filters): (
+        &mut VhostCache,
+        &mut VhostOptions<'_, '_>,
+        &mut Vec<OptionFilter>,
+    ),
     (pass, stats): (PassId, &mut PassStats),
     needed: &mut FastSet<&'a ClusterRef>,
 ) -> RouteTable {
@@ -256,7 +374,27 @@ fn route_table<'a>(
                 }
             }
         }
-        virtual_hosts.push(get_or_build(cached, (port, domain), chosen, pass, stats));
+        // The listener serving this domain, whose VirtualHostOptions apply.
+        let section = listeners
+            .iter()
+            .find(|(_, l)| Some(l.hostname.as_deref()) == best)
+            .map(|(_, l)| l.name.as_str())
+            .unwrap_or_default();
+        let targets = ctx.targets;
+        let spec = VhostSpec {
+            port,
+            domain,
+            listener: (gateway, section),
+            chosen,
+            options: targets.for_listener(gateway, section),
+        };
+        virtual_hosts.push(get_or_build(
+            cached,
+            spec,
+            ctx,
+            port_filters,
+            (pass, &mut *stats),
+        ));
     }
     RouteTable::new(name, virtual_hosts)
 }
@@ -289,24 +427,28 @@ fn virtual_host(port: u16, domain: &str, chosen: &[&Arc<RouteIr>]) -> VirtualHos
 
 /// The HTTP filters the options of the routes attached to these listeners need, one per
 /// name, ordered by stage then name.
-fn option_filters<'a>(
+fn option_filters(
     gi: usize,
     listeners: &[(usize, &ListenerPlan)],
     attachments: &Attachments,
-    routes: &'a BTreeMap<ObjectKey, Arc<RouteIr>>,
-) -> Vec<&'a OptionFilter> {
-    let mut by_name: BTreeMap<&str, &OptionFilter> = BTreeMap::new();
+    routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
+    virtual_host_filters: Vec<OptionFilter>,
+) -> Vec<OptionFilter> {
+    let mut by_name: BTreeMap<String, OptionFilter> = virtual_host_filters
+        .into_iter()
+        .map(|f| (f.name.clone(), f))
+        .collect();
     for (li, _) in listeners {
         for a in attachments.on(gi, *li) {
             let Some(ir) = routes.get(&a.route) else {
                 continue;
             };
             for f in &ir.http_filters {
-                by_name.entry(f.name.as_str()).or_insert(f);
+                by_name.entry(f.name.clone()).or_insert_with(|| f.clone());
             }
         }
     }
-    let mut filters: Vec<&OptionFilter> = by_name.into_values().collect();
+    let mut filters: Vec<OptionFilter> = by_name.into_values().collect();
     filters.sort_by(|a, b| (a.stage, &a.name).cmp(&(b.stage, &b.name)));
     filters
 }

@@ -314,6 +314,19 @@ pub struct RouteOptionRequest<'a> {
     pub route: &'a envoy_types::pb::envoy::config::route::v3::Route,
 }
 
+/// One VirtualHostOption key to apply to one virtual host.
+#[derive(Clone, Copy, Debug)]
+pub struct VirtualHostOptionRequest<'a> {
+    /// The VirtualHostOption the value came from.
+    pub source: &'a ObjectKey,
+    /// The option key whose plugin must answer.
+    pub key: &'a str,
+    /// The option's value.
+    pub config: &'a serde_json::Value,
+    /// The Envoy virtual host to modify.
+    pub virtual_host: &'a VirtualHost,
+}
+
 /// How the translator reaches option (filter) plugins. The plugin runtime's
 /// [`Session`](crate::plugin::Session) implements it; tests use a fake.
 pub trait FilterPlugins {
@@ -330,6 +343,15 @@ pub trait FilterPlugins {
         ),
         String,
     >;
+
+    /// Applies one VirtualHostOption key to a virtual host: the modified virtual host
+    /// and the HTTP filters it needs; an error as for [`FilterPlugins::apply_route`].
+    fn apply_virtual_host(
+        &mut self,
+        request: &VirtualHostOptionRequest<'_>,
+    ) -> Result<(VirtualHost, Vec<OptionFilter>), String> {
+        Err(options::unclaimed(request.key))
+    }
 }
 
 /// No plugins at all: every Upstream is rejected as having an unknown type.
@@ -374,6 +396,8 @@ pub struct Translator {
     route_statuses: status::RouteStatusCache,
     /// RouteOptions by the HTTPRoute their targetRefs name.
     route_options: options::TargetIndex,
+    /// VirtualHostOptions by the Gateway (and listener) they target.
+    vhost_options: options::GatewayTargets,
     stats: PassStats,
     /// The number of the last pass (0: none yet).
     pass: deps::PassId,
@@ -430,6 +454,16 @@ impl Translator {
                 .translate_all(&mut reader, plugins, &self.route_options, &mut self.stats);
         let attachments = gateway::attach_routes(store, &mut plans, &routes);
 
+        self.vhost_options
+            .refresh(store, stable.contains(Kind::VirtualHostOption));
+        let generation = plugins.generation();
+        let mut vhost_options = assemble::VhostOptions {
+            targets: &self.vhost_options,
+            plugins: plugins.filter_plugins(),
+            generation,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
         for (gi, plan) in plans.iter().enumerate() {
             let resources = assemble::gateway_resources(
                 gi,
@@ -438,6 +472,7 @@ impl Translator {
                 &routes,
                 &mut self.clusters,
                 &mut self.vhosts,
+                &mut vhost_options,
                 &upstreams,
                 &mut reader,
                 &mut self.stats,
@@ -452,6 +487,7 @@ impl Translator {
             &routes,
             &attachments,
             &upstreams,
+            (&vhost_options.errors, &vhost_options.warnings),
             &mut self.route_statuses,
             &mut out.statuses,
         );

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::Route;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 use crate::model::options::Spec;
@@ -48,12 +49,11 @@ impl Attached {
     /// contributes nothing).
     pub(crate) fn of(key: ObjectKey, hash: ContentHash, option: &RouteOption) -> Option<Self> {
         let spec = Spec::try_from(option).ok()?;
-        Some(Self::from_spec(key, hash, option, spec))
+        Some(Self::from_spec(key, hash, &option.metadata, spec))
     }
 
-    fn from_spec(key: ObjectKey, hash: ContentHash, option: &RouteOption, spec: Spec) -> Self {
-        let created = option
-            .metadata
+    fn from_spec(key: ObjectKey, hash: ContentHash, meta: &ObjectMeta, spec: Spec) -> Self {
+        let created = meta
             .creation_timestamp
             .as_ref()
             .map(|t| t.0.as_nanosecond());
@@ -98,7 +98,7 @@ impl TargetIndex {
             if targets.is_empty() {
                 continue;
             }
-            let attached = Attached::from_spec(key.clone(), hash, option, spec);
+            let attached = Attached::from_spec(key.clone(), hash, &option.metadata, spec);
             for t in targets {
                 self.by_route.entry(t).or_default().push(attached.clone());
             }
@@ -113,6 +113,76 @@ impl TargetIndex {
     /// The RouteOptions targeting HTTPRoute `route`, in precedence order.
     pub(crate) fn targeting(&self, route: &ObjectKey) -> &[Attached] {
         self.by_route.get(route).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// VirtualHostOptions by the Gateway their `targetRefs` name (same namespace only), with
+/// the listener (`sectionName`) they are limited to.
+#[derive(Default)]
+pub(crate) struct GatewayTargets {
+    by_gateway: FastMap<ObjectKey, Vec<(Option<String>, Attached)>>,
+    built: bool,
+}
+
+impl GatewayTargets {
+    /// Rebuilds the index unless no VirtualHostOption changed since the last pass.
+    pub(crate) fn refresh(&mut self, store: &Store, stable: bool) {
+        if self.built && stable {
+            return;
+        }
+        self.by_gateway.clear();
+        for (key, object, hash) in store.of_kind_hashed(Kind::VirtualHostOption) {
+            let Some(option) = object.as_virtual_host_option() else {
+                continue;
+            };
+            let Ok(spec) = Spec::try_from(&**option) else {
+                continue;
+            };
+            let own_ns = key.namespace.as_deref().unwrap_or_default();
+            let targets: Vec<(ObjectKey, Option<String>)> = spec
+                .targets
+                .iter()
+                .filter(|t| t.group == GATEWAY_API_GROUP && t.kind == "Gateway")
+                .filter(|t| t.namespace == own_ns)
+                .map(|t| {
+                    (
+                        ObjectKey::namespaced(Kind::Gateway, &t.namespace, &t.name),
+                        t.section_name.clone(),
+                    )
+                })
+                .collect();
+            let attached = Attached::from_spec(key.clone(), hash, &option.metadata, spec);
+            for (gateway, section) in targets {
+                self.by_gateway
+                    .entry(gateway)
+                    .or_default()
+                    .push((section, attached.clone()));
+            }
+        }
+        for list in self.by_gateway.values_mut() {
+            list.sort_by(|a, b| a.1.order.cmp(&b.1.order));
+        }
+        self.built = true;
+    }
+
+    /// The VirtualHostOptions for listener `section` of `gateway`, highest precedence
+    /// first: those naming the listener, then those for the whole Gateway, each oldest
+    /// first.
+    pub(crate) fn for_listener(&self, gateway: &ObjectKey, section: &str) -> Vec<&Attached> {
+        let all = self
+            .by_gateway
+            .get(gateway)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let named = all.iter().filter(|(s, _)| s.as_deref() == Some(section));
+        let whole = all.iter().filter(|(s, _)| s.is_none());
+        let mut out: Vec<&Attached> = Vec::new();
+        for (_, a) in named.chain(whole) {
+            if !out.iter().any(|b| b.key == a.key) {
+                out.push(a);
+            }
+        }
+        out
     }
 }
 

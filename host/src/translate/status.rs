@@ -13,6 +13,7 @@ use super::cluster::Upstreams;
 use super::conditions::*;
 use super::gateway::{Attachments, Classes, GatewayPlan, ParentOutcome};
 use super::http_route::RouteIr;
+use super::options::OptionError;
 use super::{CONTROLLER_NAME, FastMap, FastSet, Statuses};
 
 /// Writes every status into `out`.
@@ -25,6 +26,7 @@ pub(crate) fn write_all(
     routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
     attachments: &Attachments,
     upstreams: &Upstreams,
+    (vhost_errors, vhost_warnings): (&[OptionError], &[OptionError]),
     route_memo: &mut RouteStatusCache,
     out: &mut Statuses,
 ) {
@@ -86,14 +88,17 @@ pub(crate) fn write_all(
     // RouteOption keys that failed, or lost to another RouteOption, on some route.
     let mut option_errors: BTreeMap<&ObjectKey, Vec<&str>> = BTreeMap::new();
     let mut option_warnings: BTreeMap<&ObjectKey, BTreeSet<&str>> = BTreeMap::new();
-    for ir in routes.values() {
-        for e in &ir.option_errors {
+    let route_notes = routes
+        .values()
+        .map(|ir| (&ir.option_errors[..], &ir.option_warnings[..]));
+    for (errors, warnings) in route_notes.chain([(vhost_errors, vhost_warnings)]) {
+        for e in errors {
             let list = option_errors.entry(&e.option).or_default();
             if !list.contains(&e.message.as_str()) {
                 list.push(&e.message);
             }
         }
-        for w in &ir.option_warnings {
+        for w in warnings {
             option_warnings
                 .entry(&w.option)
                 .or_default()
@@ -207,16 +212,15 @@ impl RouteStatusCache {
     }
 }
 
-/// A valid RouteOption's problems from attachment: a target outside its namespace, or keys
-/// that no plugin claims or whose plugin rejected the value.
+/// A valid option object's problems from attachment: a RouteOption target outside its
+/// namespace, or keys that no plugin claims or whose plugin rejected the value.
 fn route_option_problem(
     o: &Object,
     option_errors: &BTreeMap<&ObjectKey, Vec<&str>>,
 ) -> Result<(), Problem> {
-    let Object::RouteOption(option) = o else {
-        return Ok(());
-    };
-    if let Some(message) = super::options::target_problem(option) {
+    if let Object::RouteOption(option) = o
+        && let Some(message) = super::options::target_problem(option)
+    {
         return Err(Problem::new(R_INVALID_SPEC, message));
     }
     match option_errors.get(&o.key()) {

@@ -8,7 +8,7 @@ use prost::Message;
 
 use super::*;
 use crate::model::Object;
-use crate::translate::{FilterPlugins, OptionFilter, RouteOptionRequest};
+use crate::translate::{FilterPlugins, OptionFilter, RouteOptionRequest, VirtualHostOptionRequest};
 
 /// A fake option host: `faults` records its value in the route's per-filter config and
 /// needs the fault filter (stage fault); `cors` the same at stage cors; `faults` with
@@ -38,8 +38,37 @@ impl FilterPlugins for FakeOptions {
         &mut self,
         r: &RouteOptionRequest<'_>,
     ) -> Result<(Route, Vec<OptionFilter>), String> {
+        let mut route = r.route.clone();
+        let f = self.fake_apply(
+            (r.key, r.config, r.source),
+            &mut route.typed_per_filter_config,
+        )?;
+        Ok((route, vec![f]))
+    }
+
+    fn apply_virtual_host(
+        &mut self,
+        r: &VirtualHostOptionRequest<'_>,
+    ) -> Result<(VirtualHost, Vec<OptionFilter>), String> {
+        let mut vhost = r.virtual_host.clone();
+        let f = self.fake_apply(
+            (r.key, r.config, r.source),
+            &mut vhost.typed_per_filter_config,
+        )?;
+        Ok((vhost, vec![f]))
+    }
+}
+
+impl FakeOptions {
+    /// Records option `key`'s value (and where it came from) in `per_filter`; the filter
+    /// it needs.
+    fn fake_apply(
+        &mut self,
+        (key, config, source): (&str, &serde_json::Value, &ObjectKey),
+        per_filter: &mut std::collections::HashMap<String, Any>,
+    ) -> Result<OptionFilter, String> {
         self.calls += 1;
-        let (filter, stage) = match r.key {
+        let (filter, stage) = match key {
             "faults" => ("envoy.filters.http.fault", (0, 1)),
             "cors" => ("envoy.filters.http.cors", (1, 1)),
             other => {
@@ -48,19 +77,15 @@ impl FilterPlugins for FakeOptions {
                 ));
             }
         };
-        if let Some(s) = r
-            .config
-            .pointer("/abort/httpStatus")
-            .and_then(|v| v.as_i64())
+        if let Some(s) = config.pointer("/abort/httpStatus").and_then(|v| v.as_i64())
             && !(200..=599).contains(&s)
         {
             return Err(format!(
                 "plugin `faults` rejected the option: spec.options.faults.abort.httpStatus: must be an HTTP status between 200 and 599, got {s}"
             ));
         }
-        let mut route = r.route.clone();
-        let value = format!("{} from {}", r.config, r.source.name).into_bytes();
-        route.typed_per_filter_config.insert(
+        let value = format!("{} from {}", config, source.name).into_bytes();
+        per_filter.insert(
             filter.to_string(),
             Any {
                 type_url: "type.googleapis.com/test.Value".to_string(),
@@ -76,7 +101,7 @@ impl FilterPlugins for FakeOptions {
             },
             disabled: false,
         };
-        Ok((route, vec![f]))
+        Ok(f)
     }
 }
 
@@ -571,4 +596,119 @@ proptest::proptest! {
             proptest::prop_assert_eq!(incremental, run_opts(&store));
         }
     }
+}
+
+/// A VirtualHostOption `infra/name`; `created` is its creationTimestamp, `spec` the YAML
+/// under `spec`.
+fn mk_vho(name: &str, created: &str, spec: &str) -> String {
+    mk_option(name, created, spec).replacen("kind: RouteOption", "kind: VirtualHostOption", 1)
+}
+
+/// The per-filter config `filter` of `infra/gw`'s virtual host for any host on port 80.
+fn vhost_filter(t: &Translation, filter: &str) -> Option<String> {
+    vhost(t, "infra", "gw", 80, "*")
+        .typed_per_filter_config
+        .get(filter)
+        .map(|a| String::from_utf8(a.value.clone()).unwrap())
+}
+
+fn vho_status<'a>(t: &'a Translation, name: &str) -> &'a serde_json::Value {
+    status(t, Kind::VirtualHostOption, "infra", name)
+}
+
+const TARGET_GW: &str =
+    "targetRefs:\n- group: gateway.networking.k8s.io\n  kind: Gateway\n  name: gw\n";
+
+#[test]
+fn virtual_host_options_apply_listener_specific_first_then_whole_gateway() {
+    let yaml = format!(
+        "{}{}{}{}{}",
+        mk_base(),
+        mk_two_rules(""),
+        // Older but for the whole Gateway: the listener's own option wins `faults`.
+        mk_vho(
+            "whole",
+            "2020-01-01T00:00:00Z",
+            &format!(
+                "{TARGET_GW}options:\n  faults: {{abort: {{httpStatus: 503}}}}\n  cors: {{allowOrigin: [x]}}"
+            )
+        ),
+        mk_vho(
+            "listener",
+            "2024-01-01T00:00:00Z",
+            &format!(
+                "{TARGET_GW}  sectionName: http\noptions:\n  faults: {{abort: {{httpStatus: 418}}}}"
+            )
+        ),
+        mk_vho(
+            "elsewhere",
+            "2019-01-01T00:00:00Z",
+            "targetRefs:\n- {kind: Gateway, name: other}\noptions:\n  faults: {abort: {httpStatus: 500}}"
+        ),
+    );
+    let t = run_opts(&mk_store(&yaml));
+    let fault = vhost_filter(&t, "envoy.filters.http.fault").unwrap();
+    assert!(
+        fault.contains("418") && fault.ends_with("from listener"),
+        "{fault}"
+    );
+    let cors = vhost_filter(&t, "envoy.filters.http.cors").unwrap();
+    assert!(cors.ends_with("from whole"), "{cors}");
+    assert_eq!(
+        http_filters(&t),
+        [
+            "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert_eq!(
+        vho_status(&t, "whole")["warnings"],
+        serde_json::json!([
+            "spec.options.faults: overridden on Gateway/infra/gw listener http by VirtualHostOption/infra/listener, which takes precedence"
+        ])
+    );
+    for name in ["whole", "listener", "elsewhere"] {
+        assert_eq!(
+            csr(cond(vho_status(&t, name), "Accepted")).0,
+            "True",
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn virtual_host_option_key_problems_are_in_its_status_and_changes_reapply() {
+    let option = |status: u16| {
+        mk_vho(
+            "vho",
+            "2024-01-01T00:00:00Z",
+            &format!(
+                "{TARGET_GW}options:\n  faults: {{abort: {{httpStatus: {status}}}}}\n  telepathy: {{on: true}}"
+            ),
+        )
+    };
+    let base = format!("{}{}", mk_base(), mk_two_rules(""));
+    let mut translator = Translator::new();
+    let t = run_opts_with(
+        &mut translator,
+        &mk_store(&format!("{base}{}", option(418))),
+    );
+    let (status, _, message) = csr(cond(vho_status(&t, "vho"), "Accepted"));
+    assert_eq!(status, "False");
+    assert!(message.contains("spec.options.telepathy"), "{message}");
+    // The claimed key still applies.
+    let fault = vhost_filter(&t, "envoy.filters.http.fault").unwrap();
+    assert!(fault.contains("418"), "{fault}");
+
+    // A changed value reaches the (memoised) virtual host; removing the option clears it.
+    let t = run_opts_with(
+        &mut translator,
+        &mk_store(&format!("{base}{}", option(429))),
+    );
+    let fault = vhost_filter(&t, "envoy.filters.http.fault").unwrap();
+    assert!(fault.contains("429"), "{fault}");
+    let t = run_opts_with(&mut translator, &mk_store(&base));
+    assert_eq!(vhost_filter(&t, "envoy.filters.http.fault"), None);
+    assert_eq!(http_filters(&t), ["envoy.filters.http.router"]);
 }
