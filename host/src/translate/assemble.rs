@@ -363,6 +363,11 @@ fn route_table<'a>(
         .collect();
     let mut virtual_hosts = Vec::with_capacity(domains.len());
     let cached = vhosts.port(gateway, port);
+    let targets = ctx.targets;
+    let listener_options: Vec<Vec<&Attached>> = listeners
+        .iter()
+        .map(|(_, l)| targets.for_listener(gateway, &l.name))
+        .collect();
     for domain in domains {
         let best = hostnames::most_specific(listener_hosts.iter().copied(), domain);
         let mut seen: FastSet<&ObjectKey> = FastSet::default();
@@ -375,18 +380,16 @@ fn route_table<'a>(
             }
         }
         // The listener serving this domain, whose VirtualHostOptions apply.
-        let section = listeners
+        let serving = listeners
             .iter()
-            .find(|(_, l)| Some(l.hostname.as_deref()) == best)
-            .map(|(_, l)| l.name.as_str())
+            .position(|(_, l)| Some(l.hostname.as_deref()) == best)
             .unwrap_or_default();
-        let targets = ctx.targets;
         let spec = VhostSpec {
             port,
             domain,
-            listener: (gateway, section),
+            listener: (gateway, listeners[serving].1.name.as_str()),
             chosen,
-            options: targets.for_listener(gateway, section),
+            options: listener_options[serving].clone(),
         };
         virtual_hosts.push(get_or_build(
             cached,
