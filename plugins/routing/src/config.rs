@@ -166,18 +166,12 @@ impl RouteSettings {
     /// does not forward (a redirect, a direct response) as it is.
     pub fn apply_to_route(&self, route: &mut Route) -> Result<(), PluginError> {
         if let Self::Headers(headers) = self {
-            route
-                .request_headers_to_add
-                .extend(headers.request_to_add());
-            route
-                .request_headers_to_remove
-                .extend(headers.request_headers_to_remove.iter().cloned());
-            route
-                .response_headers_to_add
-                .extend(headers.response_to_add());
-            route
-                .response_headers_to_remove
-                .extend(headers.response_headers_to_remove.iter().cloned());
+            headers.add_to(HeaderLists {
+                request_add: &mut route.request_headers_to_add,
+                request_remove: &mut route.request_headers_to_remove,
+                response_add: &mut route.response_headers_to_add,
+                response_remove: &mut route.response_headers_to_remove,
+            });
             return Ok(());
         }
         let regex_match = matches!(
@@ -307,6 +301,18 @@ impl Retries {
     }
 }
 
+/// The four header lists Envoy's `Route` and `VirtualHost` both have.
+pub struct HeaderLists<'a> {
+    /// `request_headers_to_add`.
+    pub request_add: &'a mut Vec<HeaderValueOption>,
+    /// `request_headers_to_remove`.
+    pub request_remove: &'a mut Vec<String>,
+    /// `response_headers_to_add`.
+    pub response_add: &'a mut Vec<HeaderValueOption>,
+    /// `response_headers_to_remove`.
+    pub response_remove: &'a mut Vec<String>,
+}
+
 // === impl HeaderManipulation ===
 
 impl HeaderManipulation {
@@ -333,6 +339,18 @@ impl HeaderManipulation {
             }
         }
         problems
+    }
+
+    /// Appends these changes to a route's or virtual host's header lists.
+    pub fn add_to(&self, lists: HeaderLists<'_>) {
+        lists.request_add.extend(self.request_to_add());
+        lists
+            .request_remove
+            .extend(self.request_headers_to_remove.iter().cloned());
+        lists.response_add.extend(self.response_to_add());
+        lists
+            .response_remove
+            .extend(self.response_headers_to_remove.iter().cloned());
     }
 
     /// `requestHeadersToAdd` as Envoy header options.

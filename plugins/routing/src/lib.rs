@@ -24,7 +24,7 @@ pub mod config;
 use weir_plugin_sdk::envoy::config::route::v3::{Route, VirtualHost, route};
 use weir_plugin_sdk::{FilterPlugin, HookInput, HookOutput, PluginError};
 
-use crate::config::RouteSettings;
+use crate::config::{HeaderLists, RouteSettings};
 
 /// The routing options.
 pub struct RoutingPlugin;
@@ -46,20 +46,12 @@ impl FilterPlugin for RoutingPlugin {
         let mut virtual_host: VirtualHost = input.decode_target()?;
         match RouteSettings::from_json(&input.key, &input.config)? {
             RouteSettings::Retries(retries) => virtual_host.retry_policy = Some(retries.to_proto()),
-            RouteSettings::Headers(headers) => {
-                virtual_host
-                    .request_headers_to_add
-                    .extend(headers.request_to_add());
-                virtual_host
-                    .request_headers_to_remove
-                    .extend(headers.request_headers_to_remove.iter().cloned());
-                virtual_host
-                    .response_headers_to_add
-                    .extend(headers.response_to_add());
-                virtual_host
-                    .response_headers_to_remove
-                    .extend(headers.response_headers_to_remove.iter().cloned());
-            }
+            RouteSettings::Headers(headers) => headers.add_to(HeaderLists {
+                request_add: &mut virtual_host.request_headers_to_add,
+                request_remove: &mut virtual_host.request_headers_to_remove,
+                response_add: &mut virtual_host.response_headers_to_add,
+                response_remove: &mut virtual_host.response_headers_to_remove,
+            }),
             _ => {
                 return Err(PluginError::invalid(
                     "",
