@@ -96,6 +96,18 @@ fn accepted(weir: &Weir, name: &str) -> Result<(String, String), String> {
     ))
 }
 
+/// Waits until RouteOption `default/name` is `Accepted=False`; its message.
+fn rejected(weir: &Weir, envoy: &mut envoy::RunningEnvoy, name: &str) -> String {
+    weir.until(
+        &format!("{name} is rejected in status"),
+        envoy,
+        || match accepted(weir, name)? {
+            (s, m) if s == "False" => Ok(m),
+            other => Err(format!("{other:?}")),
+        },
+    )
+}
+
 #[test]
 fn fault_abort_route_option_answers_its_status_and_removing_it_restores_the_backend() {
     let weir = Weir::start(None);
@@ -126,14 +138,7 @@ fn fault_abort_route_option_answers_its_status_and_removing_it_restores_the_back
         ),
     );
     weir.wait_for(&mut envoy, listen, "example.com", "/", 200, Some("alpha"));
-    let message = weir.until(
-        "the rejected value is in status",
-        &mut envoy,
-        || match accepted(&weir, "teapot")? {
-            (s, m) if s == "False" => Ok(m),
-            other => Err(format!("{other:?}")),
-        },
-    );
+    let message = rejected(&weir, &mut envoy, "teapot");
     assert!(
         message.contains("spec.options.faults.abort.httpStatus"),
         "{message}"
@@ -148,14 +153,7 @@ fn fault_abort_route_option_answers_its_status_and_removing_it_restores_the_back
         ),
     );
     weir.wait_for(&mut envoy, listen, "example.com", "/", 418, None);
-    let message = weir.until(
-        "the unclaimed key is in status",
-        &mut envoy,
-        || match accepted(&weir, "teapot")? {
-            (s, m) if s == "False" => Ok(m),
-            other => Err(format!("{other:?}")),
-        },
-    );
+    let message = rejected(&weir, &mut envoy, "teapot");
     assert!(message.contains("spec.options.telepathy"), "{message}");
 
     std::fs::remove_file(weir.manifests.join("option.yaml")).unwrap();
@@ -211,14 +209,7 @@ fn routing_options_rewrite_add_headers_retry_and_time_out() {
         "option.yaml",
         &route_option("routing", "    timeout: soon\n"),
     );
-    let message = weir.until(
-        "the bad timeout is in status",
-        &mut envoy,
-        || match accepted(&weir, "routing")? {
-            (s, m) if s == "False" => Ok(m),
-            other => Err(format!("{other:?}")),
-        },
-    );
+    let message = rejected(&weir, &mut envoy, "routing");
     assert!(message.contains("spec.options.timeout"), "{message}");
     weir.until("the path is no longer rewritten", &mut envoy, || {
         let (code, body) = get(listen, "/hello")?;
