@@ -10,6 +10,7 @@
 //! `removed_resources` (the protocol's "resource does not exist"), so the proxy stops
 //! waiting for it; it is sent when it appears.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -42,12 +43,91 @@ struct TypeState {
     sent_once: bool,
     /// Whether there was anything to send, per view.
     memo: PlanMemo<bool>,
+    /// A view the proxy holds exactly (every subscribed resource at its version, nothing
+    /// else) since the subscription last changed: the next diff walks it against the new
+    /// view by pointer instead of looking up every name.
+    synced: RefCell<Option<View>>,
+    /// The proxy may hold resources it no longer subscribes to (it dropped a wildcard):
+    /// what it holds is then not a view's subscribed set, so `synced` stays unused.
+    stray: bool,
 }
 
 impl TypeState {
     /// What the proxy lacks of this type in `view`, if anything; `retain_stale` keeps
     /// what it holds that left the view.
     fn diff(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Plan> {
+        let synced = self.synced.borrow().clone().filter(|_| !self.stray);
+        let plan = match synced {
+            Some(from) if !retain_stale => {
+                let fast = self.diff_from(ty, &from, view);
+                debug_assert_eq!(
+                    fast.as_ref().map(Plan::summary),
+                    self.full_diff(ty, view, retain_stale)
+                        .as_ref()
+                        .map(Plan::summary),
+                    "the walk from the synced view and the full diff disagree"
+                );
+                fast
+            }
+            _ => self.full_diff(ty, view, retain_stale),
+        };
+        if plan.is_none() && !retain_stale && !self.stray {
+            // Nothing to send: the proxy holds exactly this view.
+            self.synced.replace(Some(view.clone()));
+        }
+        plan.map(|p| Plan {
+            complete: (!retain_stale && !self.stray).then(|| view.clone()),
+            ..p
+        })
+    }
+
+    /// What changed between `from` (which the proxy holds exactly) and `to`, among the
+    /// subscribed resources: a walk of both name-ordered lists, equal resources told by
+    /// pointer.
+    fn diff_from(&self, ty: ResourceType, from: &View, to: &View) -> Option<Plan> {
+        let mut updated = Vec::new();
+        let mut removed = Vec::new();
+        let mut old = from.resources(ty).iter().peekable();
+        let mut new = to.resources(ty).iter().peekable();
+        loop {
+            match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some(o), Some(n)) if Arc::ptr_eq(o, n) => {
+                    old.next();
+                    new.next();
+                }
+                (Some(o), Some(n)) if o.name == n.name => {
+                    if o.version != n.version && self.sub.wants(&n.name) {
+                        updated.push((*n).clone());
+                    }
+                    old.next();
+                    new.next();
+                }
+                (Some(o), n) if n.is_none_or(|n| o.name < n.name) => {
+                    if self.sub.wants(&o.name) {
+                        removed.push(o.name.clone());
+                    }
+                    old.next();
+                }
+                (_, Some(n)) => {
+                    if self.sub.wants(&n.name) {
+                        updated.push((*n).clone());
+                    }
+                    new.next();
+                }
+                (Some(_), None) => unreachable!("handled above"),
+            }
+        }
+        let first_wildcard = self.sub.wildcard && !self.sent_once;
+        (!updated.is_empty() || !removed.is_empty() || first_wildcard).then_some(Plan {
+            updated,
+            removed,
+            complete: None,
+        })
+    }
+
+    /// What the proxy lacks, looked up name by name against what it holds.
+    fn full_diff(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Plan> {
         let current = view.resources(ty);
         let updated: Vec<Arc<Resource>> = current
             .iter()
@@ -77,8 +157,26 @@ impl TypeState {
         );
         // A wildcard subscription is always answered once, even with nothing.
         let first_wildcard = self.sub.wildcard && !self.sent_once;
-        (!updated.is_empty() || !removed.is_empty() || first_wildcard)
-            .then_some(Plan { updated, removed })
+        (!updated.is_empty() || !removed.is_empty() || first_wildcard).then_some(Plan {
+            updated,
+            removed,
+            complete: None,
+        })
+    }
+}
+
+impl Plan {
+    /// Names and versions updated and names removed, sorted (to compare plans).
+    fn summary(&self) -> (Vec<(String, String)>, Vec<String>) {
+        let mut updated: Vec<(String, String)> = self
+            .updated
+            .iter()
+            .map(|r| (r.name.clone(), r.version.clone()))
+            .collect();
+        updated.sort();
+        let mut removed = self.removed.clone();
+        removed.sort();
+        (updated, removed)
     }
 }
 
@@ -94,6 +192,8 @@ struct InFlight {
 pub(crate) struct Plan {
     updated: Vec<Arc<Resource>>,
     removed: Vec<String>,
+    /// The plan brings the proxy exactly to this view (nothing stale kept).
+    complete: Option<View>,
 }
 
 impl Delta {
@@ -118,6 +218,7 @@ impl Delta {
         if !state.sub.requested {
             // Only the first request of a type on a stream carries what the proxy has.
             state.held = req.initial_resource_versions.into_iter().collect();
+            state.synced.replace(None);
         }
         if !req.response_nonce.is_empty() {
             if state
@@ -143,10 +244,15 @@ impl Delta {
             }
         }
         let state = &mut self.types[ty.index()];
+        if !req.resource_names_subscribe.is_empty() || !req.resource_names_unsubscribe.is_empty() {
+            state.synced.replace(None);
+        }
+        let was_wildcard = state.sub.wildcard;
         state.sub.delta_update(
             &req.resource_names_subscribe,
             &req.resource_names_unsubscribe,
         );
+        state.stray |= was_wildcard && !state.sub.wildcard;
         for name in &req.resource_names_unsubscribe {
             if !state.sub.wants(name) {
                 state.held.remove(name);
@@ -233,6 +339,7 @@ impl Machine for Delta {
             }
         }
         state.sent_once = true;
+        state.synced.replace(plan.complete.clone());
         state.memo.changed();
         state.in_flight = Some(InFlight {
             nonce: nonce.clone(),
