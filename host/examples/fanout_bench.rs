@@ -13,7 +13,9 @@
 //! endpoints for its EDS clusters; the route configurations and secrets its listeners
 //! name; every response ACKed. Once all are in sync, `--changes` times one route's file
 //! is rewritten (through a rename) with a new path; the time runs from the write to each
-//! client's first route-configuration update. `weir serve` runs as its own process so its
+//! client's first route-configuration update. A client whose connection fails (1,000
+//! connecting at once can overflow the listen backlog) reconnects after a back-off, as
+//! Envoy does. `weir serve` runs as its own process so its
 //! RSS (`/proc/PID/status`) counts no client memory. Targets: change → all clients p99
 //! ≤ 1 s, control-plane RSS ≤ 200 MiB.
 
@@ -334,8 +336,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let tx = updates_tx.clone();
             let decoded = decoded.clone();
             tokio::spawn(async move {
-                if let Err(err) = client(id, xds, tx, decoded).await {
-                    eprintln!("client {id}: {err:#}");
+                // As Envoy does, a client whose connection fails (1,000 connecting at
+                // once overflow the listen backlog) reconnects after a back-off.
+                for attempt in 1..=10u64 {
+                    match client(id, xds.clone(), tx.clone(), decoded.clone()).await {
+                        Ok(()) => return,
+                        Err(err) if attempt == 10 => eprintln!("client {id}: {err:#}"),
+                        Err(_) => {
+                            let jitter = (id as u64 * 37) % 250;
+                            tokio::time::sleep(Duration::from_millis(250 * attempt + jitter)).await
+                        }
+                    }
                 }
             })
         })
