@@ -290,14 +290,34 @@ pub(crate) fn sort_filters(filters: &mut [OptionFilter]) {
     filters.sort_by(|a, b| (a.stage, &a.name).cmp(&(b.stage, &b.name)));
 }
 
-/// A RouteOption's problem beyond its spec: a target outside its namespace.
-pub(crate) fn target_problem(option: &RouteOption) -> Option<String> {
-    let spec = Spec::try_from(option).ok()?;
-    let own_ns = option.metadata.namespace.as_deref().unwrap_or("default");
-    let path: fn(usize) -> String = if option.spec.target_ref.is_some() {
-        |_| "spec.targetRef".to_string()
-    } else {
-        |i: usize| format!("spec.targetRefs[{i}]")
+/// An option object's problem beyond its spec: a target outside its namespace (a
+/// RouteOption attaches only to HTTPRoutes, a VirtualHostOption only to Gateways, in its
+/// own namespace).
+pub(crate) fn target_problem(object: &crate::model::Object) -> Option<String> {
+    use crate::model::Object;
+    let (spec, single_ref, meta, targets) = match object {
+        Object::RouteOption(o) => (
+            Spec::try_from(&**o).ok()?,
+            o.spec.target_ref.is_some(),
+            &o.metadata,
+            "HTTPRoutes",
+        ),
+        Object::VirtualHostOption(o) => (
+            Spec::try_from(&**o).ok()?,
+            o.spec.target_ref.is_some(),
+            &o.metadata,
+            "Gateways",
+        ),
+        _ => return None,
+    };
+    let kind = object.kind();
+    let own_ns = meta.namespace.as_deref().unwrap_or("default");
+    let path = |i: usize| {
+        if single_ref {
+            "spec.targetRef".to_string()
+        } else {
+            format!("spec.targetRefs[{i}]")
+        }
     };
     spec.targets
         .iter()
@@ -305,7 +325,7 @@ pub(crate) fn target_problem(option: &RouteOption) -> Option<String> {
         .find(|(_, t)| t.namespace != own_ns)
         .map(|(i, t)| {
             format!(
-                "{}.namespace: a RouteOption attaches only to HTTPRoutes in its own namespace ({own_ns}), not {}",
+                "{}.namespace: a {kind} attaches only to {targets} in its own namespace ({own_ns}), not {}",
                 path(i),
                 t.namespace
             )

@@ -224,9 +224,7 @@ fn route_option_problem(
     o: &Object,
     option_errors: &BTreeMap<&ObjectKey, Vec<&str>>,
 ) -> Result<(), Problem> {
-    if let Object::RouteOption(option) = o
-        && let Some(message) = super::options::target_problem(option)
-    {
+    if let Some(message) = super::options::target_problem(o) {
         return Err(Problem::new(R_INVALID_SPEC, message));
     }
     match option_errors.get(&o.key()) {

@@ -712,3 +712,25 @@ fn virtual_host_option_key_problems_are_in_its_status_and_changes_reapply() {
     assert_eq!(vhost_filter(&t, "envoy.filters.http.fault"), None);
     assert_eq!(http_filters(&t), ["envoy.filters.http.router"]);
 }
+
+#[test]
+fn virtual_host_option_targeting_another_namespace_is_not_accepted_and_does_not_apply() {
+    let yaml = format!(
+        "{}{}{}",
+        mk_base(),
+        mk_two_rules(""),
+        mk_vho(
+            "far",
+            "2024-01-01T00:00:00Z",
+            "targetRefs:\n- {kind: Gateway, name: gw, namespace: apps}\noptions:\n  faults: {abort: {httpStatus: 418}}"
+        ),
+    );
+    let t = run_opts(&mk_store(&yaml));
+    let (status, _, message) = csr(cond(vho_status(&t, "far"), "Accepted"));
+    assert_eq!(status, "False");
+    assert_eq!(
+        message,
+        "spec.targetRefs[0].namespace: a VirtualHostOption attaches only to Gateways in its own namespace (infra), not apps"
+    );
+    assert_eq!(vhost_filter(&t, "envoy.filters.http.fault"), None);
+}
