@@ -63,16 +63,10 @@ fn parse_args() -> anyhow::Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        let mut value = |name: &str| -> anyhow::Result<usize> {
-            it.next()
-                .with_context(|| format!("{name} needs a value"))?
-                .parse()
-                .with_context(|| format!("{name} takes a number"))
-        };
         match a.as_str() {
-            "--clients" => args.clients = value("--clients")?.max(1),
-            "--routes" => args.routes = value("--routes")?.max(1),
-            "--changes" => args.changes = value("--changes")?.max(1),
+            "--clients" => args.clients = bench::number(&mut it, "--clients")?.max(1),
+            "--routes" => args.routes = bench::number(&mut it, "--routes")?.max(1),
+            "--changes" => args.changes = bench::number(&mut it, "--changes")?.max(1),
             other => bail!(
                 "unknown argument {other}; usage: fanout_bench [--clients N] [--routes N] [--changes N]"
             ),

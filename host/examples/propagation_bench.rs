@@ -24,7 +24,7 @@ mod bench;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::json;
 use weir::translate::synthetic::Synthetic;
 
@@ -46,16 +46,10 @@ fn parse_args() -> anyhow::Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        let mut value = |name: &str| -> anyhow::Result<usize> {
-            it.next()
-                .with_context(|| format!("{name} needs a value"))?
-                .parse()
-                .with_context(|| format!("{name} takes a number"))
-        };
         match a.as_str() {
-            "--routes" => args.routes = value("--routes")?.max(1),
-            "--changes" => args.changes = value("--changes")?.max(1),
-            "--backends" => args.backends = value("--backends")?.max(1),
+            "--routes" => args.routes = bench::number(&mut it, "--routes")?.max(1),
+            "--changes" => args.changes = bench::number(&mut it, "--changes")?.max(1),
+            "--backends" => args.backends = bench::number(&mut it, "--backends")?.max(1),
             "--delta" => args.delta = true,
             other => bail!(
                 "unknown argument {other}; usage: propagation_bench [--routes N] [--changes N] [--backends N] [--delta]"

@@ -21,7 +21,7 @@ mod bench;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use weir::translate::synthetic::Synthetic;
 
 use bench::{Probe, World, mean, ms, percentile};
@@ -32,14 +32,7 @@ fn main() -> anyhow::Result<()> {
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--routes" => {
-                routes = it
-                    .next()
-                    .context("--routes needs a value")?
-                    .parse::<usize>()
-                    .context("--routes takes a number")?
-                    .max(1)
-            }
+            "--routes" => routes = bench::number(&mut it, "--routes")?.max(1),
             "--delta" => delta = true,
             other => {
                 bail!(

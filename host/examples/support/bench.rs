@@ -23,6 +23,14 @@ pub const BACKEND_ADDRESSES: [Ipv4Addr; 3] = [
     Ipv4Addr::new(127, 0, 0, 3),
 ];
 
+/// The number that follows flag `name` on the command line (`it` yields the arguments).
+pub fn number(it: &mut impl Iterator<Item = String>, name: &str) -> anyhow::Result<usize> {
+    it.next()
+        .with_context(|| format!("{name} needs a value"))?
+        .parse()
+        .with_context(|| format!("{name} takes a number"))
+}
+
 /// The 1-, 5- and 15-minute load averages.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
