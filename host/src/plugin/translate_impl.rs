@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
+use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::{Route, VirtualHost};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+use prost::{Message, Name};
 
 use crate::model::{ObjectKey, WEIR_GROUP};
 use crate::translate::{
-    FilterPlugins, OptionFilter, RouteOptionRequest, UpstreamPlugins, UpstreamRequest,
-    VirtualHostOptionRequest,
+    FilterPlugins, HttpListenerOptionRequest, ListenerOptionRequest, OptionFilter, OptionRequest,
+    OptionResult, RouteOptionRequest, UpstreamPlugins, UpstreamRequest, VirtualHostOptionRequest,
 };
 
 use super::bindings::{ObjectRef, PluginError};
@@ -81,79 +84,76 @@ impl UpstreamPlugins for Session<'_> {
     }
 }
 
-impl FilterPlugins for Session<'_> {
-    fn apply_route(
-        &mut self,
-        request: &RouteOptionRequest<'_>,
-    ) -> Result<(Route, Vec<OptionFilter>), String> {
-        let result = self.apply(
-            HookLevel::Route,
-            request.key,
-            &request.config.to_string(),
-            &option_ref(request.source),
-            request.route,
-        );
-        hook_result(request.key, result)
-    }
+/// Implements [`FilterPlugins`] for a type with a `hook` method, one level per method.
+macro_rules! filter_plugins_by_hook {
+    ($ty:ty) => {
+        impl FilterPlugins for $ty {
+            fn apply_route(&mut self, request: &RouteOptionRequest<'_>) -> OptionResult<Route> {
+                self.hook(HookLevel::Route, request)
+            }
 
-    fn apply_virtual_host(
-        &mut self,
-        request: &VirtualHostOptionRequest<'_>,
-    ) -> Result<(VirtualHost, Vec<OptionFilter>), String> {
-        let result = self.apply(
-            HookLevel::VirtualHost,
-            request.key,
-            &request.config.to_string(),
-            &option_ref(request.source),
-            request.virtual_host,
-        );
-        hook_result(request.key, result)
-    }
+            fn apply_virtual_host(
+                &mut self,
+                request: &VirtualHostOptionRequest<'_>,
+            ) -> OptionResult<VirtualHost> {
+                self.hook(HookLevel::VirtualHost, request)
+            }
+
+            fn apply_http_connection_manager(
+                &mut self,
+                request: &HttpListenerOptionRequest<'_>,
+            ) -> OptionResult<HttpConnectionManager> {
+                self.hook(HookLevel::HttpConnectionManager, request)
+            }
+
+            fn apply_listener(
+                &mut self,
+                request: &ListenerOptionRequest<'_>,
+            ) -> OptionResult<Listener> {
+                self.hook(HookLevel::Listener, request)
+            }
+        }
+    };
 }
 
-impl FilterPlugins for ObservedSession<'_, '_> {
-    fn apply_route(
-        &mut self,
-        request: &RouteOptionRequest<'_>,
-    ) -> Result<(Route, Vec<OptionFilter>), String> {
-        let (key, config, source) = (request.key, request.config, request.source);
-        self.observed(key, |s| {
-            s.apply(
-                HookLevel::Route,
-                key,
-                &config.to_string(),
-                &option_ref(source),
-                request.route,
-            )
-        })
-    }
+filter_plugins_by_hook!(Session<'_>);
+filter_plugins_by_hook!(ObservedSession<'_, '_>);
 
-    fn apply_virtual_host(
+impl Session<'_> {
+    /// Calls the `level` hook of the plugin claiming `request.key`.
+    fn hook<M: Message + Name + Default>(
         &mut self,
-        request: &VirtualHostOptionRequest<'_>,
-    ) -> Result<(VirtualHost, Vec<OptionFilter>), String> {
-        let (key, config, source) = (request.key, request.config, request.source);
-        self.observed(key, |s| {
-            s.apply(
-                HookLevel::VirtualHost,
-                key,
-                &config.to_string(),
-                &option_ref(source),
-                request.virtual_host,
-            )
-        })
+        level: HookLevel,
+        request: &OptionRequest<'_, M>,
+    ) -> OptionResult<M> {
+        let result = self.apply(
+            level,
+            request.key,
+            &request.config.to_string(),
+            &option_ref(request.source),
+            request.target,
+        );
+        hook_result(request.key, result)
     }
 }
 
 impl ObservedSession<'_, '_> {
-    /// Runs one hook `call` for option `key`, timing it and reporting it to the observer.
-    fn observed<M>(
+    /// Calls the `level` hook of the plugin claiming `request.key`, timing the call and
+    /// reporting it to the observer.
+    fn hook<M: Message + Name + Default>(
         &mut self,
-        key: &str,
-        call: impl FnOnce(&mut Session<'_>) -> Result<HookResult<M>, CallError>,
-    ) -> Result<(M, Vec<OptionFilter>), String> {
+        level: HookLevel,
+        request: &OptionRequest<'_, M>,
+    ) -> OptionResult<M> {
+        let key = request.key;
         let started = Instant::now();
-        let result = call(&mut self.session);
+        let result = self.session.apply(
+            level,
+            key,
+            &request.config.to_string(),
+            &option_ref(request.source),
+            request.target,
+        );
         let elapsed = started.elapsed();
         let plugin = match &result {
             Err(error) => error.plugin().map(|p| p.name.clone()),
@@ -170,7 +170,7 @@ impl ObservedSession<'_, '_> {
     }
 }
 
-/// The option object (RouteOption, VirtualHostOption) a hook's value came from.
+/// The option object (RouteOption, VirtualHostOption, …) a hook's value came from.
 fn option_ref(source: &ObjectKey) -> ObjectRef {
     ObjectRef {
         group: WEIR_GROUP.to_string(),

@@ -37,8 +37,8 @@ use super::deps::{PassId, PassReader};
 use super::gateway::{Attachments, GatewayPlan, ListenerPlan, Protocol};
 use super::hostnames;
 use super::http_route::RouteIr;
-use super::options::{self, Attached, GatewayTargets, OptionError};
-use super::{FastMap, FastSet, FilterPlugins, OptionFilter, VirtualHostOptionRequest};
+use super::options::{self, Attached, GatewayOptionIndexes, OptionError};
+use super::{FastMap, FastSet, FilterPlugins, OptionFilter, OptionRequest, OptionResult};
 use super::{GatewayResources, PassStats, RouteTable};
 
 /// The virtual-host memo: one entry per (Gateway, port, domain), reused while the same
@@ -88,18 +88,32 @@ struct Applied {
     warnings: Vec<OptionError>,
 }
 
-/// What assembly needs to apply VirtualHostOptions, and what it reports back.
-pub(crate) struct VhostOptions<'t, 'p> {
-    /// The VirtualHostOptions by Gateway and listener.
-    pub(crate) targets: &'t GatewayTargets,
+/// What assembly needs to apply VirtualHostOptions, HttpListenerOptions and
+/// ListenerOptions, and what it reports back.
+pub(crate) struct GatewayOptions<'t, 'p> {
+    /// The options by Gateway and listener.
+    pub(crate) targets: &'t GatewayOptionIndexes,
     /// The option plugins; without them every key is unclaimed.
     pub(crate) plugins: Option<&'p mut dyn FilterPlugins>,
     /// The plugins' generation (memoised virtual hosts built with others are rebuilt).
     pub(crate) generation: u64,
-    /// Keys that could not be applied, by VirtualHostOption.
+    /// Keys that could not be applied, by option object.
     pub(crate) errors: Vec<OptionError>,
-    /// Keys a higher-precedence VirtualHostOption overrode, by the one that lost.
+    /// Keys a higher-precedence option overrode, by the one that lost.
     pub(crate) warnings: Vec<OptionError>,
+}
+
+impl GatewayOptions<'_, '_> {
+    /// Records the errors and warnings of applying options; the filters they need.
+    fn report(&mut self, applied: Applied) -> Vec<OptionFilter> {
+        for e in applied.errors {
+            if !self.errors.contains(&e) {
+                self.errors.push(e);
+            }
+        }
+        self.warnings.extend(applied.warnings);
+        applied.filters
+    }
 }
 
 /// The virtual host for one domain and the listener serving it.
@@ -116,7 +130,7 @@ struct VhostSpec<'a, 'b> {
 fn get_or_build(
     entries: &mut FastMap<String, VhostEntry>,
     spec: VhostSpec<'_, '_>,
-    ctx: &mut VhostOptions<'_, '_>,
+    ctx: &mut GatewayOptions<'_, '_>,
     port_filters: &mut Vec<OptionFilter>,
     (pass, stats): (PassId, &mut PassStats),
 ) -> Arc<VirtualHost> {
@@ -134,7 +148,7 @@ fn get_or_build(
             && e.options == used
     };
     let report = |applied: &Applied,
-                  ctx: &mut VhostOptions<'_, '_>,
+                  ctx: &mut GatewayOptions<'_, '_>,
                   port_filters: &mut Vec<OptionFilter>| {
         for f in &applied.filters {
             if !port_filters.iter().any(|g| g.name == f.name) {
@@ -173,33 +187,65 @@ fn get_or_build(
     vhost
 }
 
-/// Applies the merged keys of `options` (highest precedence first) to `vhost` through the
+/// Applies the merged keys of `sources` (highest precedence first) to `vhost` through the
 /// option plugins; a key that fails is left out and reported.
 fn apply_vhost_options(
-    mut vhost: VirtualHost,
+    vhost: VirtualHost,
     sources: &[&Attached],
     (gateway, section): (&ObjectKey, &str),
-    ctx: &mut VhostOptions<'_, '_>,
+    ctx: &mut GatewayOptions<'_, '_>,
 ) -> (VirtualHost, Applied) {
+    let label = format!("{gateway} listener {section}");
+    apply_options(
+        vhost,
+        sources,
+        &label,
+        &mut ctx.plugins,
+        |p, r| p.apply_virtual_host(r),
+        |_, _, _| None,
+    )
+}
+
+/// Applies the merged keys of `sources` (highest precedence first; `label` names what
+/// they were merged for) to `target`, one `hook` call per key in key order. A key whose
+/// plugin fails, or whose result `check` (before, after, filters) rejects with a reason,
+/// is left out and reported as an error on the option object it came from.
+fn apply_options<T>(
+    mut target: T,
+    sources: &[&Attached],
+    label: &str,
+    plugins: &mut Option<&mut dyn FilterPlugins>,
+    hook: impl Fn(&mut dyn FilterPlugins, &OptionRequest<'_, T>) -> OptionResult<T>,
+    check: impl Fn(&T, &T, &[OptionFilter]) -> Option<&'static str>,
+) -> (T, Applied) {
     let mut applied = Applied::default();
     if sources.is_empty() {
-        return (vhost, applied);
+        return (target, applied);
     }
-    let listener = format!("{gateway} listener {section}");
-    let merged = options::merge(sources.iter().copied(), &listener, &mut applied.warnings);
+    let merged = options::merge(sources.iter().copied(), label, &mut applied.warnings);
     for (key, (config, source)) in merged {
-        let result = match ctx.plugins.as_deref_mut() {
+        let result = match plugins.as_deref_mut() {
             None => Err(options::unclaimed(key)),
-            Some(p) => p.apply_virtual_host(&VirtualHostOptionRequest {
-                source,
-                key,
-                config,
-                virtual_host: &vhost,
-            }),
+            Some(p) => hook(
+                p,
+                &OptionRequest {
+                    source,
+                    key,
+                    config,
+                    target: &target,
+                },
+            ),
         };
+        let result =
+            result.and_then(
+                |(modified, filters)| match check(&target, &modified, &filters) {
+                    Some(reason) => Err(format!("spec.options.{key}: {reason}")),
+                    None => Ok((modified, filters)),
+                },
+            );
         match result {
             Ok((modified, filters)) => {
-                vhost = modified;
+                target = modified;
                 for f in filters {
                     if !applied.filters.iter().any(|g| g.name == f.name) {
                         applied.filters.push(f);
@@ -212,7 +258,7 @@ fn apply_vhost_options(
             }),
         }
     }
-    (vhost, applied)
+    (target, applied)
 }
 
 /// Builds Gateway `gi`'s resources.
@@ -224,7 +270,7 @@ pub(crate) fn gateway_resources(
     routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
     clusters: &mut ClusterCache,
     vhosts: &mut VhostCache,
-    vhost_options: &mut VhostOptions<'_, '_>,
+    gateway_options: &mut GatewayOptions<'_, '_>,
     upstreams: &Upstreams,
     reader: &mut PassReader<'_>,
     stats: &mut PassStats,
@@ -249,7 +295,7 @@ pub(crate) fn gateway_resources(
             &format!("route_{port}"),
             listeners,
             attachments,
-            (vhosts, &mut *vhost_options, &mut port_filters),
+            (vhosts, &mut *gateway_options, &mut port_filters),
             (reader.pass(), &mut *stats),
             &mut needed,
         );
@@ -266,13 +312,18 @@ pub(crate) fn gateway_resources(
         };
         let https = listeners[0].1.protocol == Some(Protocol::Https);
         let filters = option_filters(gi, listeners, attachments, routes, port_filters);
-        out.listeners.push(Arc::new(listener(
-            (*port, &route_name),
-            listeners,
-            https,
-            &filters.iter().collect::<Vec<_>>(),
-            &mut secrets,
-        )));
+        let mut hcm = |sections: &[&str]| {
+            hcm_filter(
+                (&plan.key, *port, &route_name),
+                sections,
+                &filters,
+                &mut *gateway_options,
+            )
+        };
+        let built = listener(*port, listeners, https, &mut hcm, &mut secrets);
+        let sections: Vec<&str> = listeners.iter().map(|(_, l)| l.name.as_str()).collect();
+        let built = apply_listener_options(built, &plan.key, &sections, &mut *gateway_options);
+        out.listeners.push(Arc::new(built));
     }
 
     let mut built_clusters: Vec<Arc<Built>> = Vec::with_capacity(needed.len());
@@ -335,7 +386,7 @@ fn route_table<'a>(
     attachments: &'a Attachments,
     (vhosts, ctx, port_filters): (
         &mut VhostCache,
-        &mut VhostOptions<'_, '_>,
+        &mut GatewayOptions<'_, '_>,
         &mut Vec<OptionFilter>,
     ),
     (pass, stats): (PassId, &mut PassStats),
@@ -366,7 +417,7 @@ fn route_table<'a>(
     let targets = ctx.targets;
     let listener_options: Vec<Vec<&Attached>> = listeners
         .iter()
-        .map(|(_, l)| targets.for_listener(gateway, &l.name))
+        .map(|(_, l)| targets.virtual_hosts.for_listener(gateway, &l.name))
         .collect();
     for domain in domains {
         let best = hostnames::most_specific(listener_hosts.iter().copied(), domain);
@@ -456,49 +507,120 @@ fn option_filters(
     filters
 }
 
-/// The HTTP connection manager: the options' filters (by stage, then name), router last.
-fn hcm_filter(port: u16, route_name: &str, filters: &[&OptionFilter]) -> Filter {
-    let mut http_filters: Vec<HttpFilter> = filters
-        .iter()
-        .map(|f| HttpFilter {
-            name: f.name.clone(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(f.config.clone())),
-            disabled: f.disabled,
-            ..Default::default()
-        })
-        .collect();
-    http_filters.push(HttpFilter {
-        name: "envoy.filters.http.router".to_string(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(to_any(
-            &Router::default(),
-        ))),
-        ..Default::default()
-    });
-    let hcm = HttpConnectionManager {
+/// The HTTP filter every chain ends with.
+const ROUTER: &str = "envoy.filters.http.router";
+
+/// The HTTP connection manager of one filter chain of `gateway`'s listener on `port`,
+/// serving the Gateway listeners `sections`: their HttpListenerOptions applied, then the
+/// HTTP filters — those the HttpListenerOptions need, then those the routes and virtual
+/// hosts need (`route_filters`), one per name — by stage then name, router last.
+fn hcm_filter(
+    (gateway, port, route_name): (&ObjectKey, u16, &str),
+    sections: &[&str],
+    route_filters: &[OptionFilter],
+    ctx: &mut GatewayOptions<'_, '_>,
+) -> Filter {
+    let base = HttpConnectionManager {
         stat_prefix: format!("http_{port}"),
         codec_type: http_connection_manager::CodecType::Auto as i32,
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
             config_source: Some(ads()),
             route_config_name: route_name.to_string(),
         })),
-        http_filters,
+        http_filters: vec![HttpFilter {
+            name: ROUTER.to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(to_any(
+                &Router::default(),
+            ))),
+            ..Default::default()
+        }],
         upgrade_configs: vec![http_connection_manager::UpgradeConfig {
             upgrade_type: "websocket".to_string(),
             ..Default::default()
         }],
         ..Default::default()
     };
+    let sources = ctx.targets.http_listeners.for_listeners(gateway, sections);
+    let label = format!("{gateway} listener {}", sections.join(", "));
+    let (mut hcm, applied) = apply_options(
+        base,
+        &sources,
+        &label,
+        &mut ctx.plugins,
+        |p, r| p.apply_http_connection_manager(r),
+        |before, after, _| {
+            let chain_kept = after.http_filters.len() == 1 && after.http_filters[0].name == ROUTER;
+            let routes_kept = after.route_specifier == before.route_specifier;
+            (!(chain_kept && routes_kept)).then_some(
+                "the plugin changed the HTTP filter chain or the route configuration, which \
+                 Weir owns; a plugin adds HTTP filters by returning them",
+            )
+        },
+    );
+    let mut filters = ctx.report(applied);
+    for f in route_filters {
+        if !filters.iter().any(|g| g.name == f.name) {
+            filters.push(f.clone());
+        }
+    }
+    options::sort_filters(&mut filters);
+    let router = hcm.http_filters.pop();
+    hcm.http_filters = filters
+        .into_iter()
+        .map(|f| HttpFilter {
+            name: f.name,
+            config_type: Some(http_filter::ConfigType::TypedConfig(f.config)),
+            disabled: f.disabled,
+            ..Default::default()
+        })
+        .chain(router)
+        .collect();
     Filter {
         name: "envoy.filters.network.http_connection_manager".to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(to_any(&hcm))),
     }
 }
 
+/// `built` (the Envoy listener serving Gateway listeners `sections` of `gateway`) with
+/// their ListenerOptions applied.
+fn apply_listener_options(
+    built: Listener,
+    gateway: &ObjectKey,
+    sections: &[&str],
+    ctx: &mut GatewayOptions<'_, '_>,
+) -> Listener {
+    let sources = ctx.targets.listeners.for_listeners(gateway, sections);
+    let label = format!("{gateway} listener {}", sections.join(", "));
+    let (built, applied) = apply_options(
+        built,
+        &sources,
+        &label,
+        &mut ctx.plugins,
+        |p, r| p.apply_listener(r),
+        |before, after, filters| {
+            if after.name != before.name || after.address != before.address {
+                Some("the plugin changed the listener's name or address, which Weir owns")
+            } else if !filters.is_empty() {
+                Some(
+                    "a ListenerOption cannot add HTTP filters; set this key on an HttpListenerOption",
+                )
+            } else {
+                None
+            }
+        },
+    );
+    ctx.report(applied);
+    built
+}
+
+/// The Envoy listener on `port` for Gateway listeners `listeners`: one filter chain per
+/// HTTPS listener (by SNI), or one shared by every HTTP listener; `hcm` builds the HTTP
+/// connection manager of a chain from the Gateway listeners it serves.
 fn listener(
-    (port, route_name): (u16, &str),
+    port: u16,
     listeners: &[(usize, &ListenerPlan)],
     https: bool,
-    filters: &[&OptionFilter],
+    hcm: &mut dyn FnMut(&[&str]) -> Filter,
     secrets: &mut BTreeMap<String, Arc<TlsSecret>>,
 ) -> Listener {
     let mut filter_chains = Vec::new();
@@ -546,7 +668,7 @@ fn listener(
                     name: "envoy.transport_sockets.tls".to_string(),
                     config_type: Some(transport_socket::ConfigType::TypedConfig(to_any(&tls))),
                 }),
-                filters: vec![hcm_filter(port, route_name, filters)],
+                filters: vec![hcm(&[l.name.as_str()])],
                 ..Default::default()
             });
         }
@@ -554,7 +676,10 @@ fn listener(
     } else {
         filter_chains.push(FilterChain {
             name: "http".to_string(),
-            filters: vec![hcm_filter(port, route_name, filters)],
+            filters: vec![hcm(&listeners
+                .iter()
+                .map(|(_, l)| l.name.as_str())
+                .collect::<Vec<_>>())],
             ..Default::default()
         });
     }

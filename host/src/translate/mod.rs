@@ -59,7 +59,8 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as TlsSecret;
 use envoy_types::pb::google::protobuf::BoolValue;
 use k8s_openapi::jiff::Timestamp;
@@ -301,55 +302,71 @@ pub struct OptionFilter {
     pub disabled: bool,
 }
 
-/// What the translator asks an option plugin to apply to one Envoy route.
-#[derive(Clone, Copy, Debug)]
-pub struct RouteOptionRequest<'a> {
-    /// The RouteOption the value came from.
+/// One option key the translator asks an option plugin to apply to one Envoy message `T`:
+/// a route (RouteOption), virtual host (VirtualHostOption), HTTP connection manager
+/// (HttpListenerOption) or listener (ListenerOption).
+#[derive(Debug)]
+pub struct OptionRequest<'a, T> {
+    /// The option object the value came from.
     pub source: &'a ObjectKey,
     /// The option key (`faults`, …) whose plugin must answer.
     pub key: &'a str,
     /// The option's value.
     pub config: &'a serde_json::Value,
-    /// The Envoy route to modify.
-    pub route: &'a envoy_types::pb::envoy::config::route::v3::Route,
+    /// The Envoy message to modify.
+    pub target: &'a T,
 }
 
-/// One VirtualHostOption key to apply to one virtual host.
-#[derive(Clone, Copy, Debug)]
-pub struct VirtualHostOptionRequest<'a> {
-    /// The VirtualHostOption the value came from.
-    pub source: &'a ObjectKey,
-    /// The option key whose plugin must answer.
-    pub key: &'a str,
-    /// The option's value.
-    pub config: &'a serde_json::Value,
-    /// The Envoy virtual host to modify.
-    pub virtual_host: &'a VirtualHost,
+impl<T> Clone for OptionRequest<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
 }
+
+impl<T> Copy for OptionRequest<'_, T> {}
+
+/// A RouteOption key to apply to one Envoy route.
+pub type RouteOptionRequest<'a> = OptionRequest<'a, Route>;
+
+/// A VirtualHostOption key to apply to one virtual host.
+pub type VirtualHostOptionRequest<'a> = OptionRequest<'a, VirtualHost>;
+
+/// An HttpListenerOption key to apply to one HTTP connection manager.
+pub type HttpListenerOptionRequest<'a> = OptionRequest<'a, HttpConnectionManager>;
+
+/// A ListenerOption key to apply to one Envoy listener.
+pub type ListenerOptionRequest<'a> = OptionRequest<'a, Listener>;
+
+/// What an option hook answers: the modified message and the HTTP filters it needs, or a
+/// sentence naming the field at fault (`spec.options.<key>…`), which becomes the option
+/// object's `Accepted=False` condition.
+pub type OptionResult<T> = Result<(T, Vec<OptionFilter>), String>;
 
 /// How the translator reaches option (filter) plugins. The plugin runtime's
-/// [`Session`](crate::plugin::Session) implements it; tests use a fake.
+/// [`Session`](crate::plugin::Session) implements it; tests use a fake. Every level but
+/// routes defaults to "no plugin claims the key".
 pub trait FilterPlugins {
-    /// Applies one RouteOption key to a route: the modified route and the HTTP filters it
-    /// needs. An error is a sentence naming the field at fault (`spec.options.<key>…`);
-    /// it becomes the RouteOption's `Accepted=False` condition.
-    fn apply_route(
-        &mut self,
-        request: &RouteOptionRequest<'_>,
-    ) -> Result<
-        (
-            envoy_types::pb::envoy::config::route::v3::Route,
-            Vec<OptionFilter>,
-        ),
-        String,
-    >;
+    /// Applies one RouteOption key to a route.
+    fn apply_route(&mut self, request: &RouteOptionRequest<'_>) -> OptionResult<Route>;
 
-    /// Applies one VirtualHostOption key to a virtual host: the modified virtual host
-    /// and the HTTP filters it needs; an error as for [`FilterPlugins::apply_route`].
+    /// Applies one VirtualHostOption key to a virtual host.
     fn apply_virtual_host(
         &mut self,
         request: &VirtualHostOptionRequest<'_>,
-    ) -> Result<(VirtualHost, Vec<OptionFilter>), String> {
+    ) -> OptionResult<VirtualHost> {
+        Err(options::unclaimed(request.key))
+    }
+
+    /// Applies one HttpListenerOption key to an HTTP connection manager.
+    fn apply_http_connection_manager(
+        &mut self,
+        request: &HttpListenerOptionRequest<'_>,
+    ) -> OptionResult<HttpConnectionManager> {
+        Err(options::unclaimed(request.key))
+    }
+
+    /// Applies one ListenerOption key to a listener.
+    fn apply_listener(&mut self, request: &ListenerOptionRequest<'_>) -> OptionResult<Listener> {
         Err(options::unclaimed(request.key))
     }
 }
@@ -396,8 +413,9 @@ pub struct Translator {
     route_statuses: status::RouteStatusCache,
     /// RouteOptions by the HTTPRoute their targetRefs name.
     route_options: options::TargetIndex,
-    /// VirtualHostOptions by the Gateway (and listener) they target.
-    vhost_options: options::GatewayTargets,
+    /// VirtualHostOptions, HttpListenerOptions and ListenerOptions by the Gateway (and
+    /// listener) they target.
+    gateway_options: options::GatewayOptionIndexes,
     stats: PassStats,
     /// The number of the last pass (0: none yet).
     pass: deps::PassId,
@@ -454,11 +472,10 @@ impl Translator {
                 .translate_all(&mut reader, plugins, &self.route_options, &mut self.stats);
         let attachments = gateway::attach_routes(store, &mut plans, &routes);
 
-        self.vhost_options
-            .refresh(store, stable.contains(Kind::VirtualHostOption));
+        self.gateway_options.refresh(store, &stable);
         let generation = plugins.generation();
-        let mut vhost_options = assemble::VhostOptions {
-            targets: &self.vhost_options,
+        let mut gateway_options = assemble::GatewayOptions {
+            targets: &self.gateway_options,
             plugins: plugins.filter_plugins(),
             generation,
             errors: Vec::new(),
@@ -472,7 +489,7 @@ impl Translator {
                 &routes,
                 &mut self.clusters,
                 &mut self.vhosts,
-                &mut vhost_options,
+                &mut gateway_options,
                 &upstreams,
                 &mut reader,
                 &mut self.stats,
@@ -487,7 +504,7 @@ impl Translator {
             &routes,
             &attachments,
             &upstreams,
-            (&vhost_options.errors, &vhost_options.warnings),
+            (&gateway_options.errors, &gateway_options.warnings),
             &mut self.route_statuses,
             &mut out.statuses,
         );

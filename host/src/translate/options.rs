@@ -116,26 +116,33 @@ impl TargetIndex {
     }
 }
 
-/// VirtualHostOptions by the Gateway their `targetRefs` name (same namespace only), with
-/// the listener (`sectionName`) they are limited to.
-#[derive(Default)]
+/// One kind of Gateway-level option (VirtualHostOption, ListenerOption or
+/// HttpListenerOption) by the Gateway its `targetRefs` name (same namespace only), with
+/// the listener (`sectionName`) each is limited to.
 pub(crate) struct GatewayTargets {
+    kind: Kind,
     by_gateway: FastMap<ObjectKey, Vec<(Option<String>, Attached)>>,
     built: bool,
 }
 
 impl GatewayTargets {
-    /// Rebuilds the index unless no VirtualHostOption changed since the last pass.
-    pub(crate) fn refresh(&mut self, store: &Store, stable: bool) {
-        if self.built && stable {
+    /// An empty index of option kind `kind`.
+    pub(crate) fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            by_gateway: FastMap::default(),
+            built: false,
+        }
+    }
+
+    /// Rebuilds the index unless no object of its kind changed since the last pass.
+    pub(crate) fn refresh(&mut self, store: &Store, stable: &super::deps::KindSet) {
+        if self.built && stable.contains(self.kind) {
             return;
         }
         self.by_gateway.clear();
-        for (key, object, hash) in store.of_kind_hashed(Kind::VirtualHostOption) {
-            let Some(option) = object.as_virtual_host_option() else {
-                continue;
-            };
-            let Ok(spec) = Spec::try_from(&**option) else {
+        for (key, object, hash) in store.of_kind_hashed(self.kind) {
+            let Some((spec, meta)) = gateway_option(object) else {
                 continue;
             };
             let own_ns = key.namespace.as_deref().unwrap_or_default();
@@ -151,7 +158,7 @@ impl GatewayTargets {
                     )
                 })
                 .collect();
-            let attached = Attached::from_spec(key.clone(), hash, &option.metadata, spec);
+            let attached = Attached::from_spec(key.clone(), hash, meta, spec);
             for (gateway, section) in targets {
                 self.by_gateway
                     .entry(gateway)
@@ -165,16 +172,25 @@ impl GatewayTargets {
         self.built = true;
     }
 
-    /// The VirtualHostOptions for listener `section` of `gateway`, highest precedence
-    /// first: those naming the listener, then those for the whole Gateway, each oldest
-    /// first.
+    /// The options for listener `section` of `gateway`, highest precedence first: those
+    /// naming the listener, then those for the whole Gateway, each oldest first.
     pub(crate) fn for_listener(&self, gateway: &ObjectKey, section: &str) -> Vec<&Attached> {
+        self.for_listeners(gateway, &[section])
+    }
+
+    /// The options for the listeners `sections` of `gateway` (that share one Envoy
+    /// listener or filter chain), highest precedence first: those naming one of them (in
+    /// the order given), then those for the whole Gateway, each oldest first.
+    pub(crate) fn for_listeners(&self, gateway: &ObjectKey, sections: &[&str]) -> Vec<&Attached> {
         let all = self
             .by_gateway
             .get(gateway)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let named = all.iter().filter(|(s, _)| s.as_deref() == Some(section));
+        let named = sections.iter().flat_map(|section| {
+            all.iter()
+                .filter(move |(s, _)| s.as_deref() == Some(*section))
+        });
         let whole = all.iter().filter(|(s, _)| s.is_none());
         let mut out: Vec<&Attached> = Vec::new();
         for (_, a) in named.chain(whole) {
@@ -183,6 +199,47 @@ impl GatewayTargets {
             }
         }
         out
+    }
+}
+
+/// The Gateway-level option indexes, one per kind.
+pub(crate) struct GatewayOptionIndexes {
+    /// VirtualHostOptions.
+    pub(crate) virtual_hosts: GatewayTargets,
+    /// HttpListenerOptions.
+    pub(crate) http_listeners: GatewayTargets,
+    /// ListenerOptions.
+    pub(crate) listeners: GatewayTargets,
+}
+
+impl Default for GatewayOptionIndexes {
+    fn default() -> Self {
+        Self {
+            virtual_hosts: GatewayTargets::new(Kind::VirtualHostOption),
+            http_listeners: GatewayTargets::new(Kind::HttpListenerOption),
+            listeners: GatewayTargets::new(Kind::ListenerOption),
+        }
+    }
+}
+
+impl GatewayOptionIndexes {
+    /// Rebuilds the indexes whose kind changed since the last pass.
+    pub(crate) fn refresh(&mut self, store: &Store, stable: &super::deps::KindSet) {
+        self.virtual_hosts.refresh(store, stable);
+        self.http_listeners.refresh(store, stable);
+        self.listeners.refresh(store, stable);
+    }
+}
+
+/// The valid spec and metadata of a Gateway-level option object; `None` for other kinds
+/// and for an invalid spec (which already has `Accepted=False`).
+fn gateway_option(object: &crate::model::Object) -> Option<(Spec, &ObjectMeta)> {
+    use crate::model::Object;
+    match object {
+        Object::VirtualHostOption(o) => Some((Spec::try_from(&**o).ok()?, &o.metadata)),
+        Object::ListenerOption(o) => Some((Spec::try_from(&**o).ok()?, &o.metadata)),
+        Object::HttpListenerOption(o) => Some((Spec::try_from(&**o).ok()?, &o.metadata)),
+        _ => None,
     }
 }
 
@@ -254,7 +311,7 @@ pub(crate) fn apply_to_route(
                 source,
                 key,
                 config,
-                route: &route,
+                target: &route,
             }),
         };
         match result {
@@ -291,23 +348,25 @@ pub(crate) fn sort_filters(filters: &mut [OptionFilter]) {
 }
 
 /// An option object's problem beyond its spec: a target outside its namespace (a
-/// RouteOption attaches only to HTTPRoutes, a VirtualHostOption only to Gateways, in its
-/// own namespace).
+/// RouteOption attaches only to HTTPRoutes, the other option kinds only to Gateways, in
+/// their own namespace).
 pub(crate) fn target_problem(object: &crate::model::Object) -> Option<String> {
     use crate::model::Object;
+    macro_rules! parts {
+        ($o:expr, $targets:literal) => {
+            (
+                Spec::try_from(&**$o).ok()?,
+                $o.spec.target_ref.is_some(),
+                &$o.metadata,
+                $targets,
+            )
+        };
+    }
     let (spec, single_ref, meta, targets) = match object {
-        Object::RouteOption(o) => (
-            Spec::try_from(&**o).ok()?,
-            o.spec.target_ref.is_some(),
-            &o.metadata,
-            "HTTPRoutes",
-        ),
-        Object::VirtualHostOption(o) => (
-            Spec::try_from(&**o).ok()?,
-            o.spec.target_ref.is_some(),
-            &o.metadata,
-            "Gateways",
-        ),
+        Object::RouteOption(o) => parts!(o, "HTTPRoutes"),
+        Object::VirtualHostOption(o) => parts!(o, "Gateways"),
+        Object::ListenerOption(o) => parts!(o, "Gateways"),
+        Object::HttpListenerOption(o) => parts!(o, "Gateways"),
         _ => return None,
     };
     let kind = object.kind();

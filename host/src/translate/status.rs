@@ -114,12 +114,7 @@ pub(crate) fn write_all(
     ] {
         for o in store.of_kind(kind) {
             let result = validate_weir(o).and_then(|()| route_option_problem(o, &option_errors));
-            let accepted = match kind {
-                Kind::ListenerOption | Kind::HttpListenerOption => {
-                    format!("{kind} is accepted; not applied yet: Weir does not apply {kind}s")
-                }
-                _ => format!("{kind} is accepted"),
-            };
+            let accepted = format!("{kind} is accepted");
             let c = stamp.of_result(
                 ACCEPTED,
                 R_ACCEPTED,

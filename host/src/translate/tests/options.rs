@@ -1,14 +1,17 @@
 //! RouteOption attachment (targetRefs, ExtensionRef), precedence, plugin errors in status,
 //! the HTTP filters options add to the listener, and incremental re-translation.
 
-use envoy_types::pb::envoy::config::listener::v3::filter;
+use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
-use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::google::protobuf::{Any, UInt32Value};
 use prost::Message;
 
 use super::*;
 use crate::model::Object;
-use crate::translate::{FilterPlugins, OptionFilter, RouteOptionRequest, VirtualHostOptionRequest};
+use crate::translate::{
+    FilterPlugins, HttpListenerOptionRequest, ListenerOptionRequest, OptionFilter, OptionResult,
+    RouteOptionRequest, VirtualHostOptionRequest,
+};
 
 /// A fake option host: `faults` records its value in the route's per-filter config and
 /// needs the fault filter (stage fault); `cors` the same at stage cors; `faults` with
@@ -38,7 +41,7 @@ impl FilterPlugins for FakeOptions {
         &mut self,
         r: &RouteOptionRequest<'_>,
     ) -> Result<(Route, Vec<OptionFilter>), String> {
-        let mut route = r.route.clone();
+        let mut route = r.target.clone();
         let f = self.fake_apply(
             (r.key, r.config, r.source),
             &mut route.typed_per_filter_config,
@@ -50,12 +53,54 @@ impl FilterPlugins for FakeOptions {
         &mut self,
         r: &VirtualHostOptionRequest<'_>,
     ) -> Result<(VirtualHost, Vec<OptionFilter>), String> {
-        let mut vhost = r.virtual_host.clone();
+        let mut vhost = r.target.clone();
         let f = self.fake_apply(
             (r.key, r.config, r.source),
             &mut vhost.typed_per_filter_config,
         )?;
         Ok((vhost, vec![f]))
+    }
+
+    /// `serverName` sets the server name (noting the source); `gzip` needs the compressor
+    /// filter, enabled; `chain` adds a filter to the chain itself (which the host
+    /// refuses); anything else is unclaimed.
+    fn apply_http_connection_manager(
+        &mut self,
+        r: &HttpListenerOptionRequest<'_>,
+    ) -> OptionResult<HttpConnectionManager> {
+        self.calls += 1;
+        let mut hcm = r.target.clone();
+        let mut filters = Vec::new();
+        match r.key {
+            "serverName" => {
+                hcm.server_name = format!("{} from {}", r.config.as_str().unwrap(), r.source.name)
+            }
+            "gzip" => filters.push(OptionFilter {
+                name: "envoy.filters.http.compressor".to_string(),
+                stage: (6, 1),
+                config: Any::default(),
+                disabled: false,
+            }),
+            "chain" => hcm.http_filters.insert(0, Default::default()),
+            other => return Err(format!("spec.options.{other}: unclaimed")),
+        }
+        Ok((hcm, filters))
+    }
+
+    /// `perConnectionBufferLimitBytes` sets it; `rename` renames the listener (which the
+    /// host refuses); anything else is unclaimed.
+    fn apply_listener(&mut self, r: &ListenerOptionRequest<'_>) -> OptionResult<Listener> {
+        self.calls += 1;
+        let mut listener = r.target.clone();
+        match r.key {
+            "perConnectionBufferLimitBytes" => {
+                listener.per_connection_buffer_limit_bytes =
+                    r.config.as_u64().map(|n| UInt32Value { value: n as u32 })
+            }
+            "rename" => listener.name = "mine".to_string(),
+            other => return Err(format!("spec.options.{other}: unclaimed")),
+        }
+        Ok((listener, Vec::new()))
     }
 }
 
@@ -733,4 +778,176 @@ fn virtual_host_option_targeting_another_namespace_is_not_accepted_and_does_not_
         "spec.targetRefs[0].namespace: a VirtualHostOption attaches only to Gateways in its own namespace (infra), not apps"
     );
     assert_eq!(vhost_filter(&t, "envoy.filters.http.fault"), None);
+}
+
+/// An option object of `kind` (`HttpListenerOption`, `ListenerOption`) named `infra/name`.
+fn mk_gateway_option(kind: &str, name: &str, created: &str, spec: &str) -> String {
+    mk_option(name, created, spec).replacen("kind: RouteOption", &format!("kind: {kind}"), 1)
+}
+
+/// The HTTP connection manager of the port-80 listener of `infra/gw`.
+fn port_80_hcm(t: &Translation) -> HttpConnectionManager {
+    let l = port_80(t);
+    let Some(filter::ConfigType::TypedConfig(any)) = &l.filter_chains[0].filters[0].config_type
+    else {
+        panic!("no HCM config");
+    };
+    HttpConnectionManager::decode(any.value.as_slice()).unwrap()
+}
+
+fn port_80(t: &Translation) -> &Listener {
+    t.gateways[&key(Kind::Gateway, "infra", "gw")]
+        .listeners
+        .iter()
+        .find(|l| l.name == "listener_80")
+        .unwrap()
+}
+
+#[test]
+fn http_listener_options_change_the_connection_manager_and_add_enabled_filters_before_the_router() {
+    let yaml = format!(
+        "{}{}{}{}{}",
+        mk_base(),
+        mk_two_rules(""),
+        mk_option(
+            "o",
+            "2024-01-01T00:00:00Z",
+            &format!("{TARGET_R}options:\n  faults: {{abort: {{httpStatus: 418}}}}")
+        ),
+        mk_gateway_option(
+            "HttpListenerOption",
+            "whole",
+            "2020-01-01T00:00:00Z",
+            &format!("{TARGET_GW}options:\n  serverName: old\n  gzip: {{}}")
+        ),
+        mk_gateway_option(
+            "HttpListenerOption",
+            "listener",
+            "2024-01-01T00:00:00Z",
+            &format!("{TARGET_GW}  sectionName: http\noptions:\n  serverName: new")
+        ),
+    );
+    let t = run_opts(&mk_store(&yaml));
+    let hcm = port_80_hcm(&t);
+    // The listener's own option wins the key it shares with the whole-Gateway one.
+    assert_eq!(hcm.server_name, "new from listener");
+    let names: Vec<_> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "envoy.filters.http.fault",
+            "envoy.filters.http.compressor",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert!(!hcm.http_filters[1].disabled, "a listener's filter is on");
+    let whole = status(&t, Kind::HttpListenerOption, "infra", "whole");
+    assert_eq!(csr(cond(whole, "Accepted")).0, "True");
+    assert_eq!(
+        whole["warnings"],
+        serde_json::json!([
+            "spec.options.serverName: overridden on Gateway/infra/gw listener http by HttpListenerOption/infra/listener, which takes precedence"
+        ])
+    );
+}
+
+#[test]
+fn an_http_listener_option_that_edits_the_filter_chain_is_refused_and_the_rest_applies() {
+    let yaml = format!(
+        "{}{}{}",
+        mk_base(),
+        mk_two_rules(""),
+        mk_gateway_option(
+            "HttpListenerOption",
+            "h",
+            "2024-01-01T00:00:00Z",
+            &format!("{TARGET_GW}options:\n  chain: {{}}\n  serverName: s\n  telepathy: 1")
+        ),
+    );
+    let t = run_opts(&mk_store(&yaml));
+    let hcm = port_80_hcm(&t);
+    assert_eq!(hcm.server_name, "s from h");
+    assert_eq!(hcm.http_filters.len(), 1, "only the router");
+    let (accepted, _, message) = csr(cond(
+        status(&t, Kind::HttpListenerOption, "infra", "h"),
+        "Accepted",
+    ));
+    assert_eq!(accepted, "False");
+    assert!(
+        message.contains("spec.options.chain: the plugin changed the HTTP filter chain"),
+        "{message}"
+    );
+    assert!(message.contains("spec.options.telepathy"), "{message}");
+}
+
+#[test]
+fn listener_options_change_the_envoy_listener_but_not_its_name() {
+    let yaml = format!(
+        "{}{}{}",
+        mk_base(),
+        mk_two_rules(""),
+        mk_gateway_option(
+            "ListenerOption",
+            "l",
+            "2024-01-01T00:00:00Z",
+            &format!("{TARGET_GW}options:\n  perConnectionBufferLimitBytes: 4096\n  rename: {{}}")
+        ),
+    );
+    let mut translator = Translator::new();
+    let t = run_opts_with(&mut translator, &mk_store(&yaml));
+    let l = port_80(&t);
+    assert_eq!(
+        l.per_connection_buffer_limit_bytes,
+        Some(UInt32Value { value: 4096 })
+    );
+    let (accepted, _, message) = csr(cond(
+        status(&t, Kind::ListenerOption, "infra", "l"),
+        "Accepted",
+    ));
+    assert_eq!(accepted, "False");
+    assert_eq!(
+        message,
+        "spec.options.rename: the plugin changed the listener's name or address, which Weir owns"
+    );
+    // Removing the option restores the plain listener.
+    let t = run_opts_with(
+        &mut translator,
+        &mk_store(&format!("{}{}", mk_base(), mk_two_rules(""))),
+    );
+    assert_eq!(port_80(&t).per_connection_buffer_limit_bytes, None);
+}
+
+#[test]
+fn listener_options_targeting_another_namespace_are_not_accepted_and_do_not_apply() {
+    let far = "targetRefs:\n- {kind: Gateway, name: gw, namespace: apps}\noptions:\n  perConnectionBufferLimitBytes: 1";
+    let yaml = format!(
+        "{}{}{}{}",
+        mk_base(),
+        mk_two_rules(""),
+        mk_gateway_option("ListenerOption", "l", "2024-01-01T00:00:00Z", far),
+        mk_gateway_option(
+            "HttpListenerOption",
+            "h",
+            "2024-01-01T00:00:00Z",
+            &far.replace("perConnectionBufferLimitBytes: 1", "serverName: x")
+        ),
+    );
+    let t = run_opts(&mk_store(&yaml));
+    assert_eq!(port_80(&t).per_connection_buffer_limit_bytes, None);
+    assert_eq!(port_80_hcm(&t).server_name, "");
+    for kind in [Kind::ListenerOption, Kind::HttpListenerOption] {
+        let name = if kind == Kind::ListenerOption {
+            "l"
+        } else {
+            "h"
+        };
+        let (accepted, _, message) = csr(cond(status(&t, kind, "infra", name), "Accepted"));
+        assert_eq!(accepted, "False");
+        assert_eq!(
+            message,
+            format!(
+                "spec.targetRefs[0].namespace: a {kind} attaches only to Gateways in its own namespace (infra), not apps"
+            )
+        );
+    }
 }
