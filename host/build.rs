@@ -23,6 +23,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("weir-plugin-faults", "WEIR_PLUGIN_WASM_FAULTS"),
     ("weir-plugin-kube", "WEIR_PLUGIN_WASM_KUBE"),
     ("weir-plugin-routing", "WEIR_PLUGIN_WASM_ROUTING"),
+    ("weir-plugin-listener", "WEIR_PLUGIN_WASM_LISTENER"),
     (
         "weir-fixture-endless-loop",
         "WEIR_FIXTURE_WASM_ENDLESS_LOOP",

@@ -16,55 +16,12 @@ mod http;
 #[path = "support/weir.rs"]
 #[allow(dead_code)]
 mod weir;
+#[path = "support/world.rs"]
+mod world;
 
 use http::get;
 use weir::{Weir, free_port};
-
-/// Class, Gateway `default/gw` on `port`, Service `alpha` on `backend`, and HTTPRoute
-/// `default/app` sending `/` to it.
-fn world(port: u16, backend: u16) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: weir}}
-spec: {{controllerName: gateway.weir.dev/controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: weir
-  listeners:
-    - {{name: http, protocol: HTTP, port: {port}}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: alpha, namespace: default}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: {backend}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: alpha-local
-  namespace: default
-  labels: {{kubernetes.io/service-name: alpha}}
-addressType: IPv4
-ports: [{{name: http, port: {backend}}}]
-endpoints:
-  - addresses: ["127.0.0.1"]
-    conditions: {{ready: true}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-    - backendRefs: [{{name: alpha, port: 80}}]
-"#
-    )
-}
+use world::world;
 
 /// A RouteOption `name` attached to HTTPRoute `default/app` by targetRef, with `options`
 /// (YAML, indented under `options:`).

@@ -31,6 +31,10 @@ pub const ALL: &[Builtin] = &[
         file: "builtin:routing.wasm",
         bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_ROUTING")),
     },
+    Builtin {
+        file: "builtin:listener.wasm",
+        bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_LISTENER")),
+    },
 ];
 
 /// Loads every built-in plugin into `runtime`.

