@@ -37,6 +37,14 @@ const PLUGINS: &[(&str, &str)] = &[
         "weir-fixture-envoy-rejects",
         "WEIR_FIXTURE_WASM_ENVOY_REJECTS",
     ),
+    (
+        "weir-example-owner-header",
+        "WEIR_EXAMPLE_WASM_OWNER_HEADER",
+    ),
+    (
+        "weir-fixture-owner-header-v2",
+        "WEIR_FIXTURE_WASM_OWNER_HEADER_V2",
+    ),
 ];
 
 /// The SDK's example plugins (one per world; the README's walkthrough is one of them),
@@ -57,6 +65,7 @@ const INPUTS: &[&str] = &[
     "sdk/Cargo.toml",
     "plugins",
     "tests/fixtures/plugins",
+    "examples/plugins",
     "Cargo.toml",
     "Cargo.lock",
 ];

@@ -75,6 +75,9 @@ pub struct AppConfig {
     /// Kubernetes mode (`--source kubernetes`): when set, objects come from the API
     /// server instead of `source_dir` (see [`crate::source::kubernetes::serve`]).
     pub kubernetes: Option<crate::source::kubernetes::serve::KubeArgs>,
+    /// The directory the extra plugins were loaded from (`--plugin-dir`): watched, and
+    /// the plugins reloaded when a `*.wasm` file in it is added, replaced or removed.
+    pub plugin_dir: Option<PathBuf>,
 }
 
 /// A built and bound control plane, not yet running its loops.
@@ -122,6 +125,7 @@ pub async fn bind(config: AppConfig, runtime: PluginRuntime) -> anyhow::Result<B
             source: DirSource::new(config.source_dir),
             debounce: config.debounce,
             rescan_interval: config.rescan_interval,
+            plugins: PluginDir::new(config.plugin_dir.clone()),
             runtime,
             cache: cache.clone(),
             metrics: metrics.clone(),
@@ -328,6 +332,8 @@ struct Translation {
     source: DirSource,
     debounce: Duration,
     rescan_interval: Duration,
+    /// Where the extra plugins come from, and what was loaded.
+    plugins: PluginDir,
     runtime: PluginRuntime,
     cache: SnapshotCache,
     metrics: Arc<Metrics>,
@@ -370,7 +376,11 @@ impl Translation {
         let mut pending = Some(Pending::Rescan);
         loop {
             if watcher.is_none() {
-                match watch(self.source.absolute_root(), wake_tx.clone()) {
+                match watch(
+                    self.source.absolute_root(),
+                    self.plugins.dir.as_deref(),
+                    wake_tx.clone(),
+                ) {
                     Ok(w) => {
                         tracing::info!(
                             debounce_ms = self.debounce.as_millis() as u64,
@@ -424,11 +434,17 @@ impl Translation {
     /// could not be read (nothing changed then).
     fn pass(&mut self, what: Pending, passes: &mut Passes) -> bool {
         let started = Instant::now();
+        let plugins_reloaded = self.reload_plugins_if_changed(&what, passes);
         let refreshed = match &what {
             Pending::Rescan => self.source.rescan(),
-            Pending::Paths(paths) => self
-                .source
-                .update(&paths.iter().cloned().collect::<Vec<_>>()),
+            Pending::Paths(paths) => {
+                let manifests: Vec<PathBuf> = paths
+                    .iter()
+                    .filter(|p| !self.plugins.holds(p))
+                    .cloned()
+                    .collect();
+                self.source.update(&manifests)
+            }
         };
         let refresh: Refresh = match refreshed {
             Ok(refresh) => refresh,
@@ -459,7 +475,7 @@ impl Translation {
         for event in refresh.events {
             changed_objects += passes.store.handle(event).len();
         }
-        if changed_objects == 0 && passes.published {
+        if changed_objects == 0 && passes.published && !plugins_reloaded {
             tracing::debug!(files_read = refresh.files_read, "no object changed");
             return true;
         }
@@ -489,6 +505,102 @@ impl Translation {
             elapsed_us = elapsed.as_micros() as u64,
             "translated and published"
         );
+        true
+    }
+}
+
+impl Translation {
+    /// Reloads every plugin when `what` may have touched the plugin directory and its
+    /// `*.wasm` files changed (added, replaced or removed); the translator then starts
+    /// afresh, since anything it memoised may have come from an old plugin. A file that
+    /// fails to load is logged and skipped; objects using the keys it claimed become
+    /// `Accepted=False` ("no plugin claims"). Returns whether the plugins were reloaded.
+    fn reload_plugins_if_changed(&mut self, what: &Pending, passes: &mut Passes) -> bool {
+        let touched = match what {
+            Pending::Rescan => true,
+            Pending::Paths(paths) => paths.iter().any(|p| self.plugins.holds(p)),
+        };
+        if !touched || !self.plugins.changed() {
+            return false;
+        }
+        let config = self.runtime.config().clone();
+        match PluginRuntime::with_plugins(config, self.plugins.dir.as_deref()) {
+            Ok((runtime, errors)) => {
+                for err in errors {
+                    tracing::error!("plugin not loaded: {err}");
+                }
+                self.runtime = runtime;
+                passes.translator = Translator::new();
+                tracing::info!(plugins = self.runtime.plugins().len(), "plugins reloaded");
+                true
+            }
+            Err(err) => {
+                tracing::error!(
+                    "cannot reload the plugins; the ones loaded before keep working: {err:#}"
+                );
+                false
+            }
+        }
+    }
+}
+
+/// The `--plugin-dir` directory and what its `*.wasm` files looked like when last loaded.
+struct PluginDir {
+    dir: Option<PathBuf>,
+    /// Each file's name, size and modification time.
+    loaded: Vec<(PathBuf, u64, Option<std::time::SystemTime>)>,
+}
+
+impl PluginDir {
+    /// `dir` as loaded at start-up.
+    fn new(dir: Option<PathBuf>) -> Self {
+        // Canonical, as the watcher reports the paths under it.
+        let dir = dir.map(|d| std::fs::canonicalize(&d).unwrap_or(d));
+        let mut this = Self {
+            dir,
+            loaded: Vec::new(),
+        };
+        this.loaded = this.files();
+        this
+    }
+
+    /// Whether `path` is in the plugin directory.
+    fn holds(&self, path: &std::path::Path) -> bool {
+        self.dir
+            .as_deref()
+            .is_some_and(|d| path.parent() == Some(d) || path == d)
+    }
+
+    /// The directory's plugin files now.
+    fn files(&self) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .map(|p| {
+                let meta = std::fs::metadata(&p).ok();
+                let len = meta.as_ref().map_or(0, |m| m.len());
+                let modified = meta.and_then(|m| m.modified().ok());
+                (p, len, modified)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Whether the files differ from those last loaded (and remembers them if so).
+    fn changed(&mut self) -> bool {
+        let now = self.files();
+        if now == self.loaded {
+            return false;
+        }
+        self.loaded = now;
         true
     }
 }
@@ -620,10 +732,12 @@ fn report_once(last: &mut Option<String>, message: String, error: bool) {
     *last = Some(message);
 }
 
-/// Watches `dir` recursively, sending what changes to `wake_tx`. Reads (opens, closes
+/// Watches `dir` recursively (and `plugin_dir`, without its subdirectories), sending what
+/// changes to `wake_tx`. Reads (opens, closes
 /// without writing) are not changes, so the source reading its own files wakes nothing.
 fn watch(
     dir: &std::path::Path,
+    plugin_dir: Option<&std::path::Path>,
     wake_tx: mpsc::Sender<Wake>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -633,6 +747,9 @@ fn watch(
         }
     })?;
     watcher.watch(dir, notify::RecursiveMode::Recursive)?;
+    if let Some(plugin_dir) = plugin_dir {
+        watcher.watch(plugin_dir, notify::RecursiveMode::NonRecursive)?;
+    }
     Ok(watcher)
 }
 

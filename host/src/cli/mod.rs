@@ -131,25 +131,12 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 fn load_runtime(
     plugin_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<crate::plugin::PluginRuntime> {
-    let mut runtime = crate::plugin::PluginRuntime::new(crate::plugin::RuntimeConfig::default())?;
-    crate::plugin::builtin::load_all(&mut runtime)
-        .map_err(anyhow::Error::from)
-        .map_err(|e| e.context("cannot load the built-in plugins"))?;
-    if let Some(dir) = plugin_dir {
-        load_plugin_dir(&mut runtime, dir)?;
-    }
-    Ok(runtime)
-}
-
-fn load_plugin_dir(
-    runtime: &mut crate::plugin::PluginRuntime,
-    dir: &std::path::Path,
-) -> anyhow::Result<()> {
-    let errors = runtime
-        .load_dir(dir)
-        .map_err(|e| anyhow::anyhow!("cannot read plugin directory {}: {e}", dir.display()))?;
+    let (runtime, errors) = crate::plugin::PluginRuntime::with_plugins(
+        crate::plugin::RuntimeConfig::default(),
+        plugin_dir,
+    )?;
     for err in errors {
         eprintln!("skipped: {err}");
     }
-    Ok(())
+    Ok(runtime)
 }

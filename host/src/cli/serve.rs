@@ -25,7 +25,8 @@ pub struct ServeArgs {
     /// /debug/config?gateway=NS/NAME, /debug/status).
     #[arg(long, default_value = "127.0.0.1:19100")]
     pub admin_addr: SocketAddr,
-    /// A directory of extra plugins (*.wasm) to load next to the built-in ones.
+    /// A directory of extra plugins (*.wasm) to load next to the built-in ones; it is
+    /// watched, and the plugins reloaded when a file in it is added, replaced or removed.
     #[arg(long)]
     pub plugin_dir: Option<PathBuf>,
     /// Kubernetes mode's flags (used with `--source kubernetes`).
@@ -70,6 +71,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
         debounce: DEFAULT_DEBOUNCE,
         rescan_interval: DEFAULT_RESCAN_INTERVAL,
         kubernetes,
+        plugin_dir: args.plugin_dir.clone(),
     };
     let runtime = super::load_runtime(args.plugin_dir.as_deref())?;
     tokio::runtime::Builder::new_multi_thread()

@@ -129,6 +129,25 @@ impl PluginRuntime {
         Some((index, &self.plugins[index]))
     }
 
+    /// A runtime with the built-in plugins and, when given, every plugin of `dir`; the
+    /// files of `dir` that could not be loaded, each with why (the others still load).
+    pub fn with_plugins(
+        config: RuntimeConfig,
+        dir: Option<&Path>,
+    ) -> anyhow::Result<(Self, Vec<LoadError>)> {
+        let mut runtime = Self::new(config)?;
+        super::builtin::load_all(&mut runtime)
+            .map_err(anyhow::Error::from)
+            .map_err(|e| e.context("cannot load the built-in plugins"))?;
+        let errors = match dir {
+            Some(dir) => runtime.load_dir(dir).map_err(|e| {
+                anyhow::anyhow!("cannot read plugin directory {}: {e}", dir.display())
+            })?,
+            None => Vec::new(),
+        };
+        Ok((runtime, errors))
+    }
+
     /// Reads a plugin file and loads it (see [`PluginRuntime::load_bytes`]).
     pub fn load_file(&mut self, path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {

