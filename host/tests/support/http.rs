@@ -35,13 +35,21 @@ pub fn request_raw_with(
     path: &str,
     headers: &str,
 ) -> Result<String, String> {
+    exchange(
+        ip,
+        port,
+        &format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n{headers}\r\n"),
+    )
+}
+
+/// Sends `request` (a whole HTTP/1.1 request, which should ask to close the connection)
+/// to `ip`:`port`; the whole response as text, non-UTF-8 bytes replaced.
+#[allow(dead_code)]
+pub fn exchange(ip: IpAddr, port: u16, request: &str) -> Result<String, String> {
     let mut conn = TcpStream::connect((ip, port)).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n{headers}\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    conn.write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
     let mut response = Vec::new();
     conn.read_to_end(&mut response).map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&response).into_owned())
