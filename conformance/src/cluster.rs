@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -158,6 +158,16 @@ impl Cluster {
             cmd.env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default());
             for (k, v) in &env {
+                // Secret volumes are not materialised yet: TLS files the manifests name
+                // under their mount paths do not exist here, and the echo would refuse to
+                // start on them, so such pods serve plain HTTP (and h2c) only.
+                let tls_file = matches!(
+                    k.as_str(),
+                    "TLS_SERVER_CERT" | "TLS_SERVER_PRIVKEY" | "TLS_CLIENT_CACERTS"
+                );
+                if tls_file && !Path::new(v).exists() {
+                    continue;
+                }
                 let v = match v.as_str() {
                     "<metadata.name>" => pod_name.clone(),
                     "<metadata.namespace>" => ns.clone(),
