@@ -1,6 +1,7 @@
 //! The echo backend's HTTPS listener: a real `weir-echo` process with a generated server
 //! certificate, reached over TLS by a rustls client; the echoed JSON carries the
-//! connection's `tls` object (INVENTORY.md §3), the plain HTTP port's does not.
+//! connection's `tls` object (INVENTORY.md §3), the plain HTTP port's does not. And the
+//! harness: the base manifests' `tls-backend` pods serve HTTPS from their secret volume.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -182,4 +183,106 @@ fn a_client_certificate_from_another_ca_is_refused() {
         result.is_err(),
         "a certificate from an unknown CA was accepted"
     );
+}
+
+#[test]
+fn the_harness_tls_backend_pod_serves_https_from_its_secret_volume() {
+    let logs = tempfile::tempdir().unwrap();
+    let base = weir_conformance::manifests::default_dir().join("base/manifests.yaml");
+    let docs = weir_conformance::manifests::load(&base).unwrap();
+    let tls_backend: Vec<serde_json::Value> = docs
+        .into_iter()
+        .filter(|d| {
+            d["kind"] == "Deployment"
+                && d["metadata"]["name"] == "tls-backend"
+                && d["metadata"]["namespace"] == "gateway-conformance-infra"
+        })
+        .collect();
+    assert_eq!(tls_backend.len(), 1, "base manifests changed");
+    let mut docs = weir_conformance::certs::suite_secrets().unwrap();
+    docs.extend(tls_backend);
+    let mut cluster = weir_conformance::cluster::Cluster::new(
+        env!("CARGO_BIN_EXE_weir-echo").into(),
+        logs.path().to_path_buf(),
+    );
+    cluster.start_deployments("base", &docs).unwrap();
+    let pod = &cluster.pods[0];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tcp = loop {
+        match TcpStream::connect((pod.ip, 8443)) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} never served HTTPS: {e}\n{}",
+                    pod.name,
+                    pod.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    // The certificate is CA-signed for abc.example.com; what matters here is that the pod
+    // found its files and speaks TLS with the SNI the gateway would send.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from("abc.example.com").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let echo = get(rustls::StreamOwned::new(conn, tcp));
+    assert_eq!(echo["pod"], pod.name.as_str());
+    assert_eq!(echo["tls"]["serverName"], "abc.example.com", "{echo:#}");
+}
+
+/// Accepts any server certificate (the test above checks the pod's TLS, not its chain).
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
