@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,9 @@ pub struct Cluster {
     next_ip: u32,
     /// The running pods.
     pub pods: Vec<Pod>,
+    /// The Secrets seen in applied manifests, by (namespace, name): key → text, for the
+    /// secret volumes of the pods started after them.
+    secrets: BTreeMap<(String, String), BTreeMap<String, String>>,
 }
 
 impl Cluster {
@@ -71,6 +74,7 @@ impl Cluster {
             log_dir,
             next_ip: u32::from(Ipv4Addr::new(127, run_octet(), 1, 1)),
             pods: Vec::new(),
+            secrets: BTreeMap::new(),
         }
     }
 
@@ -78,6 +82,12 @@ impl Cluster {
     /// `owner`) and waits until each accepts connections.
     pub fn start_deployments(&mut self, owner: &str, docs: &[Value]) -> anyhow::Result<()> {
         let first_new = self.pods.len();
+        for doc in docs.iter().filter(|d| kind(d) == "Secret") {
+            self.secrets.insert(
+                (namespace(doc).to_string(), name(doc).to_string()),
+                secret_text(doc),
+            );
+        }
         for doc in docs.iter().filter(|d| kind(d) == "Deployment") {
             self.start_deployment(owner, doc)?;
         }
@@ -149,6 +159,8 @@ impl Cluster {
         }
         for i in 0..replicas {
             let pod_name = format!("{deployment}-weir-{i}");
+            let mounts = self.mount_secret_volumes(doc, container, &format!("{ns}_{pod_name}"))?;
+            let env = mounted_env(&env, &mounts);
             let ip = Ipv4Addr::from(self.next_ip);
             self.next_ip += 1;
             let log = self.log_dir.join(format!("{ns}_{pod_name}.log"));
@@ -158,6 +170,16 @@ impl Cluster {
             cmd.env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default());
             for (k, v) in &env {
+                // A TLS file of a secret volume whose Secret the harness does not have
+                // does not exist here, and the echo would refuse to start on it, so such
+                // a pod serves plain HTTP (and h2c) only.
+                let tls_file = matches!(
+                    k.as_str(),
+                    "TLS_SERVER_CERT" | "TLS_SERVER_PRIVKEY" | "TLS_CLIENT_CACERTS"
+                );
+                if tls_file && !Path::new(v).exists() {
+                    continue;
+                }
                 let v = match v.as_str() {
                     "<metadata.name>" => pod_name.clone(),
                     "<metadata.namespace>" => ns.clone(),
@@ -280,6 +302,142 @@ pub fn slice(service: &str, ns: &str, slice_name: &str, ports: Vec<Value>, pods:
         "ports": ports,
         "endpoints": endpoints,
     })
+}
+
+impl Cluster {
+    /// Writes the files of the pod's secret volumes that the container mounts (from the
+    /// Secrets seen so far; `items` select and rename keys) under the log directory;
+    /// returns (mount path, local directory) pairs. Volumes of unknown Secrets are left
+    /// out.
+    fn mount_secret_volumes(
+        &self,
+        deployment: &Value,
+        container: &Value,
+        pod: &str,
+    ) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        let ns = namespace(deployment);
+        let volumes = deployment
+            .pointer("/spec/template/spec/volumes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for m in container
+            .get("volumeMounts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(vol), Some(path)) = (
+                m.get("name").and_then(Value::as_str),
+                m.get("mountPath").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let Some(secret) = volumes
+                .iter()
+                .find(|v| v.get("name").and_then(Value::as_str) == Some(vol))
+                .and_then(|v| v.get("secret"))
+            else {
+                continue;
+            };
+            let secret_name = secret
+                .get("secretName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let Some(data) = self.secrets.get(&(ns.to_string(), secret_name.to_string())) else {
+                continue;
+            };
+            let files: Vec<(String, String)> = match secret.get("items").and_then(Value::as_array) {
+                Some(items) => items
+                    .iter()
+                    .filter_map(|it| {
+                        let key = it.get("key")?.as_str()?;
+                        let to = it.get("path")?.as_str()?;
+                        Some((to.to_string(), data.get(key)?.clone()))
+                    })
+                    .collect(),
+                None => data.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            };
+            let dir = self.log_dir.join("volumes").join(pod).join(vol);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for (file, text) in files {
+                std::fs::write(dir.join(&file), text)
+                    .with_context(|| format!("cannot write {}", dir.join(&file).display()))?;
+            }
+            out.push((path.trim_end_matches('/').to_string(), dir));
+        }
+        Ok(out)
+    }
+}
+
+/// The environment with paths under a mounted volume pointing at its local directory.
+fn mounted_env(env: &[(String, String)], mounts: &[(String, PathBuf)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| {
+            let local = mounts.iter().find_map(|(path, dir)| {
+                let rest = v.strip_prefix(path.as_str())?.strip_prefix('/')?;
+                Some(dir.join(rest).display().to_string())
+            });
+            (k.clone(), local.unwrap_or_else(|| v.clone()))
+        })
+        .collect()
+}
+
+/// A Secret's data as text: `stringData` as is, `data` base64-decoded (entries that are
+/// not valid base64 or UTF-8 are left out).
+fn secret_text(doc: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in doc
+        .get("data")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(text) = v
+            .as_str()
+            .and_then(base64_decode)
+            .and_then(|b| String::from_utf8(b).ok())
+        {
+            out.insert(k.clone(), text);
+        }
+    }
+    for (k, v) in doc
+        .get("stringData")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(text) = v.as_str() {
+            out.insert(k.clone(), text.to_string());
+        }
+    }
+    out
+}
+
+/// Standard base64 (padding optional); `None` on any other character.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// A container's environment; downward-API values become `<metadata.name>` and

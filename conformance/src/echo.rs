@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +35,14 @@ pub struct EchoConfig {
     pub http_port: u16,
     /// `H2C_PORT`: cleartext HTTP/2 with prior knowledge.
     pub h2c_port: u16,
+    /// `HTTPS_PORT`: HTTP/1.1 and HTTP/2 over TLS, when [`EchoConfig::tls`] is set.
+    pub https_port: u16,
+    /// `TLS_SERVER_CERT` and `TLS_SERVER_PRIVKEY` (PEM files): HTTPS starts only when
+    /// both are set.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `TLS_CLIENT_CACERTS` (PEM file): client certificates are verified against it if
+    /// a client sends one, but not required.
+    pub client_cas: Option<PathBuf>,
     /// `BIND_ADDRESS` (a harness extension: the "pod IP" to listen on).
     pub bind: IpAddr,
 }
@@ -50,6 +59,11 @@ impl EchoConfig {
                 _ => Ok(default),
             }
         };
+        let path = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let bind = match std::env::var("BIND_ADDRESS") {
             Ok(v) if !v.is_empty() => v
                 .parse()
@@ -63,6 +77,12 @@ impl EchoConfig {
             ingress: var("INGRESS_NAME"),
             http_port: port("HTTP_PORT", 3000)?,
             h2c_port: port("H2C_PORT", 3001)?,
+            https_port: port("HTTPS_PORT", 8443)?,
+            tls: match (path("TLS_SERVER_CERT"), path("TLS_SERVER_PRIVKEY")) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                _ => None,
+            },
+            client_cas: path("TLS_CLIENT_CACERTS"),
             bind,
         })
     }
@@ -82,6 +102,130 @@ struct Echo<'a> {
     pod: &'a str,
     #[serde(rename = "httpPort")]
     http_port: String,
+    /// Only on TLS connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<&'a TlsInfo>,
+}
+
+/// What echo-basic reports about a TLS connection (Go's names for versions and suites).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TlsInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: String,
+    /// The client's certificate chain as PEM, when it sent one.
+    #[serde(rename = "peerCertificates", skip_serializing_if = "Vec::is_empty")]
+    pub peer_certificates: Vec<String>,
+    /// The SNI the client sent (empty when none).
+    #[serde(rename = "serverName")]
+    pub server_name: String,
+    /// The ALPN protocol agreed, when there is one.
+    #[serde(
+        rename = "negotiatedProtocol",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub negotiated_protocol: String,
+    /// The cipher suite, e.g. `TLS_AES_128_GCM_SHA256`.
+    #[serde(rename = "cipherSuite")]
+    pub cipher_suite: String,
+}
+
+impl TlsInfo {
+    /// Describes an established server-side connection.
+    pub fn of(conn: &rustls::ServerConnection) -> Self {
+        let version = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            Some(rustls::ProtocolVersion::TLSv1_1) => "TLSv1.1",
+            Some(rustls::ProtocolVersion::TLSv1_0) => "TLSv1.0",
+            _ => "",
+        };
+        // rustls writes TLS 1.3 suites as `TLS13_…`; Go, like the IANA registry, `TLS_…`.
+        let cipher_suite = conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .map(|s| s.replacen("TLS13_", "TLS_", 1))
+            .unwrap_or_default();
+        Self {
+            version: version.to_string(),
+            peer_certificates: conn
+                .peer_certificates()
+                .unwrap_or_default()
+                .iter()
+                .map(|c| pem("CERTIFICATE", c.as_ref()))
+                .collect(),
+            server_name: conn.server_name().unwrap_or_default().to_string(),
+            negotiated_protocol: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default(),
+            cipher_suite,
+        }
+    }
+}
+
+/// DER bytes as a PEM block with this label (base64, 64 columns).
+pub fn pem(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = Vec::with_capacity(der.len().div_ceil(3) * 4);
+    for chunk in der.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            b64.push(if i <= chunk.len() {
+                ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]
+            } else {
+                b'='
+            });
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// The server TLS configuration: the certificate chain and key from PEM files, client
+/// certificates verified against `client_cas` when a client offers one, ALPN h2 and
+/// http/1.1.
+pub fn tls_server_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_cas: Option<&std::path::Path>,
+) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read =
+        |p: &std::path::Path| std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+    let chain = CertificateDer::pem_slice_iter(&read(cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&read(key)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_cas {
+        None => builder.with_no_client_auth(),
+        Some(cas) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(&read(cas)?) {
+                roots.add(c.map_err(|e| anyhow::anyhow!("{}: {e}", cas.display()))?)?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .allow_unauthenticated()
+                    .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key_der)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// Shared state of one echo process.
@@ -91,21 +235,75 @@ struct State {
     retries: Mutex<HashMap<String, u32>>,
 }
 
-/// Runs the echo servers (HTTP/1.1 and h2c) until the process is killed.
+/// Runs the echo servers (HTTP/1.1, h2c, and HTTPS when configured) until the process
+/// is killed.
 pub async fn run(config: EchoConfig) -> anyhow::Result<()> {
     let http = TcpListener::bind(SocketAddr::new(config.bind, config.http_port)).await?;
     let h2c = TcpListener::bind(SocketAddr::new(config.bind, config.h2c_port)).await?;
+    let https = match &config.tls {
+        None => None,
+        Some((cert, key)) => {
+            let tls = tls_server_config(cert, key, config.client_cas.as_deref())?;
+            let listener =
+                TcpListener::bind(SocketAddr::new(config.bind, config.https_port)).await?;
+            Some((listener, tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
+        }
+    };
     let state = Arc::new(State {
         config,
         retries: Mutex::new(HashMap::new()),
     });
     let first = tokio::spawn(accept_loop(http, state.clone(), false));
-    let second = tokio::spawn(accept_loop(h2c, state, true));
+    let second = tokio::spawn(accept_loop(h2c, state.clone(), true));
+    let third = tokio::spawn(async move {
+        match https {
+            Some((listener, acceptor)) => tls_accept_loop(listener, acceptor, state).await,
+            None => std::future::pending().await,
+        }
+    });
     tokio::select! {
         r = first => r??,
         r = second => r??,
+        r = third => r??,
     }
     Ok(())
+}
+
+/// Serves HTTPS: HTTP/1.1 or HTTP/2 (by ALPN) over TLS, each answer carrying the
+/// connection's [`TlsInfo`].
+async fn tls_accept_loop(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<State>,
+) -> anyhow::Result<()> {
+    loop {
+        let (stream, remote) = listener.accept().await?;
+        let state = state.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let info = Arc::new(TlsInfo::of(tls.get_ref().1));
+            let io = hyper_util::rt::TokioIo::new(tls);
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                let info = info.clone();
+                async move { handle(req, remote, &state, Conn::Tls(&info), None).await }
+            });
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let _ = builder.serve_connection_with_upgrades(io, service).await;
+        });
+    }
+}
+
+/// The listener a request came in on.
+#[derive(Clone, Copy)]
+enum Conn<'a> {
+    Http,
+    H2c,
+    Tls(&'a TlsInfo),
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, h2c: bool) -> anyhow::Result<()> {
@@ -127,7 +325,8 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, h2c: bool) -> any
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 let socket = socket.clone();
-                async move { handle(req, remote, &state, h2c, socket.as_deref()).await }
+                let conn = if h2c { Conn::H2c } else { Conn::Http };
+                async move { handle(req, remote, &state, conn, socket.as_deref()).await }
             });
             if h2c {
                 let builder = hyper_util::server::conn::auto::Builder::new(
@@ -162,10 +361,10 @@ async fn handle(
     req: Request<Incoming>,
     remote: SocketAddr,
     state: &State,
-    h2c_port: bool,
+    conn: Conn<'_>,
     socket: Option<&socket2::Socket>,
 ) -> Answer {
-    if h2c_port && req.version() != Version::HTTP_2 {
+    if matches!(conn, Conn::H2c) && req.version() != Version::HTTP_2 {
         return Ok(text(StatusCode::BAD_REQUEST, "Expected h2c request"));
     }
     let raw_uri = raw_request_uri(&req);
@@ -179,10 +378,14 @@ async fn handle(
     if route == "/ws" && is_websocket(&req) {
         return Ok(crate::websocket::accept(req));
     }
+    let tls = match conn {
+        Conn::Tls(info) => Some(info),
+        _ => None,
+    };
     if route.starts_with("/retry/") {
-        return retry(req, remote, state, socket).await;
+        return retry(req, remote, state, socket, tls).await;
     }
-    Ok(echo(req, remote, &state.config).await)
+    Ok(echo(req, remote, &state.config, tls).await)
 }
 
 /// `/status/NNN`: that status, when the request-URI is exactly `/status/` and 3 digits.
@@ -205,6 +408,7 @@ async fn retry(
     remote: SocketAddr,
     state: &State,
     socket: Option<&socket2::Socket>,
+    tls: Option<&TlsInfo>,
 ) -> Answer {
     let query = query_pairs(req.uri().query().unwrap_or(""));
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -231,7 +435,7 @@ async fn retry(
         }
     };
     if !fail {
-        return Ok(echo(req, remote, &state.config).await);
+        return Ok(echo(req, remote, &state.config, tls).await);
     }
     if let Some(delay) = get("delayRetry").and_then(|d| parse_go_duration(&d)) {
         tokio::time::sleep(delay).await;
@@ -255,6 +459,7 @@ async fn echo(
     req: Request<Incoming>,
     remote: SocketAddr,
     config: &EchoConfig,
+    tls: Option<&TlsInfo>,
 ) -> Response<Full<Bytes>> {
     let raw_uri = raw_request_uri(&req);
     let query = query_pairs(req.uri().query().unwrap_or(""));
@@ -302,6 +507,7 @@ async fn echo(
         service: &config.service,
         pod: &config.pod,
         http_port: config.http_port.to_string(),
+        tls,
     };
     let mut response = json(StatusCode::OK, pretty(&echo));
     for value in req.headers().get_all("x-echo-set-header") {
@@ -497,6 +703,24 @@ mod tests {
         assert_eq!(parse_go_duration("300ms"), Some(Duration::from_millis(300)));
         assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_go_duration("soon"), None);
+    }
+
+    #[test]
+    fn pem_wraps_base64_at_64_columns() {
+        assert_eq!(
+            pem("X", b"Man"),
+            "-----BEGIN X-----\nTWFu\n-----END X-----\n"
+        );
+        assert_eq!(
+            pem("X", b"Ma"),
+            "-----BEGIN X-----\nTWE=\n-----END X-----\n"
+        );
+        assert_eq!(pem("X", b"M"), "-----BEGIN X-----\nTQ==\n-----END X-----\n");
+        let long = pem("X", &[0u8; 60]);
+        let lines: Vec<&str> = long.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines[2], "A".repeat(16));
     }
 
     #[test]

@@ -62,21 +62,17 @@ const SUPPORTED: &[&str] = &[
     "HTTPRouteNamedRouteRule",
     "HTTPRouteBackendProtocolH2C",
     "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteCORS",
+    "HTTPRouteRetry",
+    "HTTPRouteRetryBackendTimeout",
+    "HTTPRouteRetryConnectionError",
 ];
 
 /// Features of the HTTP profile Weir does not support, and why.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "HTTPRouteRetry",
-        "HTTPRoute `spec.rules[].retry` is experimental-channel; Weir reads the standard channel and ignores the field",
-    ),
-    ("HTTPRouteRetryBackendTimeout", "needs HTTPRouteRetry"),
-    ("HTTPRouteRetryConnectionError", "needs HTTPRouteRetry"),
-    (
-        "HTTPRouteCORS",
-        "the CORS filter is not translated: routes using it get Accepted=False UnsupportedValue",
-    ),
-];
+const UNSUPPORTED: &[(&str, &str)] = &[(
+    "BackendTLSPolicy",
+    "Weir does not read BackendTLSPolicy yet: connections to backends are plain TCP",
+)];
 
 fn main() -> ExitCode {
     if std::env::var_os(weir_conformance::processes::RUN_AS_WEIR).is_some() {

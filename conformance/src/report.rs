@@ -96,7 +96,8 @@ pub fn render(outcomes: &[Outcome], supported: &[&str], unsupported: &[&str]) ->
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "ConformanceReport",
         "gatewayAPIVersion": format!("main@{version}"),
-        "gatewayAPIChannel": "standard",
+        // HTTPRoute's `retry` (HTTPRouteRetry*) exists only in the experimental channel.
+        "gatewayAPIChannel": "experimental",
         "implementation": {
             "organization": "weir",
             "project": "weir",

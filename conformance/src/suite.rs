@@ -50,8 +50,7 @@ const fn not_run(
 }
 
 const NO_CLIENT_CERTS: &str = "harness: client-certificate CAs and client certificates are not generated yet (GatewayFrontendClientCertificateValidation not claimed)";
-const NO_BACKEND_TLS: &str =
-    "BackendTLSPolicy not claimed (harness: no HTTPS echo or CA ConfigMaps yet)";
+const NO_BACKEND_TLS: &str = "BackendTLSPolicy not claimed (Weir does not translate it yet; harness: the infra tls-backend serves HTTPS with a CA-signed tls-checks-certificate, but the CA ConfigMaps are not generated yet)";
 const NO_LISTENERSET: &str = "ListenerSet not claimed (experimental kind; Weir does not read it)";
 
 /// The GATEWAY-HTTP tests (and the HTTPRoute tests of no profile) not run here.

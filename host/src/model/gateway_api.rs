@@ -1,12 +1,15 @@
 //! The Gateway API and Kubernetes core types Weir reads, re-exported in one place.
 //!
 //! The Gateway API types come from the `gateway-api` crate's standard channel (generated
-//! by kopium, hence names like `HttpRouteRulesBackendRefs`); the modules are re-exported
+//! by kopium, hence names like `HttpRouteRulesBackendRefs`), except HTTPRoute, read from
+//! the experimental channel for its `retry` field; the modules are re-exported
 //! whole so the translator can reach every nested type. Core types come from `k8s-openapi`.
 
 pub use gateway_api::gatewayclasses::{self, GatewayClass, GatewayClassSpec};
 pub use gateway_api::gateways::{self, Gateway, GatewaySpec};
-pub use gateway_api::httproutes::{self, HttpRoute, HttpRouteSpec};
+// HTTPRoute from the experimental channel: a superset of the standard one (same group,
+// version and kind) that also carries `spec.rules[].retry`.
+pub use gateway_api::experimental::httproutes::{self, HttpRoute, HttpRouteSpec};
 pub use gateway_api::referencegrants::{self, ReferenceGrant, ReferenceGrantSpec};
 
 pub use k8s_openapi::api::core::v1::{Namespace, Secret, Service};

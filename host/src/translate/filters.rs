@@ -12,11 +12,16 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::route::v3::{
     RedirectAction, RouteAction, redirect_action, route_action,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatchAndSubstitute, RegexMatcher};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
+};
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
 
+use envoy_types::pb::google::protobuf::BoolValue;
+
 use crate::model::gateway_api::httproutes::{
-    HttpRouteRulesBackendRefsFilters, HttpRouteRulesFilters,
+    HttpRouteRulesBackendRefsFilters, HttpRouteRulesFilters, HttpRouteRulesFiltersCors,
     HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
     HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewritePathType,
 };
@@ -87,6 +92,8 @@ pub(crate) struct FilterSet {
     pub(crate) rewrite: Option<Rewrite>,
     pub(crate) mirrors: Vec<MirrorSpec>,
     pub(crate) extension_refs: Vec<ExtensionRef>,
+    /// A CORS policy, for the `envoy.filters.http.cors` filter's per-route config.
+    pub(crate) cors: Option<CorsPolicy>,
 }
 
 impl FilterSet {
@@ -96,6 +103,7 @@ impl FilterSet {
             || self.rewrite.is_some()
             || !self.mirrors.is_empty()
             || !self.extension_refs.is_empty()
+            || self.cors.is_some()
     }
 }
 
@@ -329,11 +337,19 @@ pub(crate) fn collect(
                 });
             }
             HttpRouteRulesFiltersType::Cors => {
-                // TODO(cors): needs the CORS HTTP filter on the listener; until then we say
-                // so rather than serve a route without the policy the user asked for.
+                let c = f.cors.as_ref().ok_or_else(|| missing(&p, "cors"))?;
+                if set.cors.is_some() {
+                    return Err(Problem::new(
+                        R_UNSUPPORTED_VALUE,
+                        format!("{p}: a rule takes one CORS filter"),
+                    ));
+                }
+                set.cors = Some(cors_policy(c, &format!("{p}.cors"))?);
+            }
+            HttpRouteRulesFiltersType::ExternalAuth => {
                 return Err(Problem::new(
                     R_UNSUPPORTED_VALUE,
-                    format!("{p}.type: the CORS filter is not supported by Weir yet"),
+                    format!("{p}.type: the ExternalAuth filter is not supported by Weir"),
                 ));
             }
         }
@@ -345,6 +361,136 @@ pub(crate) fn collect(
         ));
     }
     Ok(set)
+}
+
+/// The Envoy CORS policy of a CORS filter at `path` (`….filters[i].cors`). Origins are
+/// matched case-insensitively, the scheme's default port being optional; a `*` in an
+/// origin's host stands for one or more labels. A preflight whose origin does not match
+/// is answered by the proxy (200, no CORS headers), not forwarded.
+pub(crate) fn cors_policy(
+    c: &HttpRouteRulesFiltersCors,
+    path: &str,
+) -> Result<CorsPolicy, Problem> {
+    let origins = c
+        .allow_origins
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, o)| {
+            origin_matcher(o).map_err(|e| {
+                Problem::new(
+                    R_UNSUPPORTED_VALUE,
+                    format!("{path}.allowOrigins[{i}]: {o:?} {e}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let list = |field: &str, values: &Option<Vec<String>>| -> Result<String, Problem> {
+        let values = values.as_deref().unwrap_or_default();
+        for (i, v) in values.iter().enumerate() {
+            let token = v == "*"
+                || (!v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)));
+            if !token {
+                return Err(Problem::new(
+                    R_UNSUPPORTED_VALUE,
+                    format!("{path}.{field}[{i}]: {v:?} is not an HTTP token"),
+                ));
+            }
+        }
+        // A wildcard allows everything: the other entries add nothing.
+        Ok(if values.iter().any(|v| v == "*") {
+            "*".to_string()
+        } else {
+            values.join(", ")
+        })
+    };
+    let max_age = match c.max_age {
+        None => 5,
+        Some(s) if s >= 0 => s,
+        Some(s) => {
+            return Err(Problem::new(
+                R_UNSUPPORTED_VALUE,
+                format!("{path}.maxAge: {s} is negative"),
+            ));
+        }
+    };
+    Ok(CorsPolicy {
+        allow_origin_string_match: origins,
+        allow_methods: list("allowMethods", &c.allow_methods)?,
+        allow_headers: list("allowHeaders", &c.allow_headers)?,
+        expose_headers: list("exposeHeaders", &c.expose_headers)?,
+        max_age: max_age.to_string(),
+        allow_credentials: (c.allow_credentials == Some(true)).then_some(BoolValue { value: true }),
+        forward_not_matching_preflights: Some(BoolValue { value: false }),
+        ..Default::default()
+    })
+}
+
+/// The matcher for one allowed origin: `*`, or `scheme://host[:port]` with `http` or
+/// `https` and an optional leading `*` in the host; the reason otherwise.
+fn origin_matcher(origin: &str) -> Result<StringMatcher, &'static str> {
+    let regex = |r: String| StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+            regex: r,
+            engine_type: None,
+        })),
+        ignore_case: false,
+    };
+    if origin == "*" {
+        return Ok(regex(".*".to_string()));
+    }
+    let (scheme, rest) = origin
+        .split_once("://")
+        .ok_or("is not `*` or scheme://host[:port]")?;
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => return Err("has a scheme other than http or https"),
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => {
+            if !p.parse::<u16>().is_ok_and(|n| n > 0) {
+                return Err("has a port that is not a number from 1 to 65535");
+            }
+            (h, Some(p))
+        }
+        None => (rest, None),
+    };
+    let (wildcard, fixed) = match host.strip_prefix('*') {
+        Some(tail) => (true, tail),
+        None => (false, host),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let fixed_ok = if wildcard {
+        fixed.is_empty()
+            || fixed
+                .strip_prefix('.')
+                .is_some_and(|f| f.split('.').all(label_ok))
+    } else {
+        fixed.split('.').all(label_ok)
+    };
+    if !fixed_ok {
+        return Err("has a host that is not a DNS name (a `*` may only lead it)");
+    }
+    let port_re = match port {
+        Some(p) if p == default_port => format!("(:{p})?"),
+        Some(p) => format!(":{p}"),
+        None => format!("(:{default_port})?"),
+    };
+    // `*` is greedy to the left: any number of labels (and dots) before the rest.
+    let host_re = if wildcard {
+        format!("[A-Za-z0-9.-]+{}", regex::escape(fixed))
+    } else {
+        regex::escape(fixed)
+    };
+    Ok(regex(format!(
+        "(?i){}://{host_re}{port_re}",
+        regex::escape(scheme)
+    )))
 }
 
 fn percent(numerator: i32, denominator: i32, path: &str) -> Result<FractionalPercent, Problem> {

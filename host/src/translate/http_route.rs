@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
 use envoy_types::pb::envoy::config::route::v3::{
-    DirectResponseAction, RetryPolicy, Route, RouteAction, WeightedCluster, route, route_action,
-    weighted_cluster,
+    DirectResponseAction, RetryPolicy, Route, RouteAction, WeightedCluster, retry_policy, route,
+    route_action, weighted_cluster,
 };
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
 use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value};
 
 use crate::model::gateway_api::HttpRoute;
@@ -27,7 +28,7 @@ use crate::model::gateway_api::httproutes::{HttpRouteParentRefs, HttpRouteRules}
 use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, weir_ref_kind};
 use crate::store::{ContentHash, Store};
 
-use super::cluster::ClusterRef;
+use super::cluster::{ClusterRef, to_any};
 use super::conditions::*;
 use super::deps::{DepSnapshot, PassId, PassReader, Recorder, RefFrom, RefTo, reference_permitted};
 use super::filters::{self, FilterSet, Redirect};
@@ -274,6 +275,10 @@ fn translate_rule(
         Ok(t) => t,
         Err(p) => return first(&mut ir.accepted, p),
     };
+    let retry = match rule_retry(rule, &path) {
+        Ok(r) => r,
+        Err(p) => return first(&mut ir.accepted, p),
+    };
     let default_match = [Default::default()];
     let matches: &[_] = match rule.matches.as_deref() {
         None | Some([]) => &default_match,
@@ -296,13 +301,23 @@ fn translate_rule(
             Ok(b) => b,
             Err(p) => return first(&mut ir.accepted, p),
         };
-        let route = match build_route(rec, ir, &set, &backends, &translated.path, timeouts) {
+        let route = match build_route(
+            rec,
+            ir,
+            &set,
+            &backends,
+            &translated.path,
+            (timeouts, retry.as_ref()),
+        ) {
             Ok(r) => r,
             Err(p) => return first(&mut ir.accepted, p),
         };
         let mut route = route;
         route.name = format!("{}_{}_rule{ri}_match{mi}", ir.namespace, ir.name);
         route.r#match = Some(translated.route_match);
+        if let Some(cors) = &set.cors {
+            add_cors(ir, &mut route, cors);
+        }
         let route = apply_route_options(rec, opts, ir, (ri, &set), route);
         ir.entries.push(RouteEntry {
             route,
@@ -310,6 +325,26 @@ fn translate_rule(
             rule: ri,
             matched: mi,
             redirect: set.redirect.clone(),
+        });
+    }
+}
+
+/// The name of Envoy's CORS HTTP filter.
+pub(crate) const CORS_FILTER: &str = "envoy.filters.http.cors";
+
+/// Puts a CORS filter's policy on `route` (per-filter config of `envoy.filters.http.cors`)
+/// and asks for that filter in the listener's chain, at the CORS stage.
+fn add_cors(ir: &mut RouteIr, route: &mut Route, cors: &CorsPolicy) {
+    route
+        .typed_per_filter_config
+        .insert(CORS_FILTER.to_string(), to_any(cors));
+    if !ir.http_filters.iter().any(|f| f.name == CORS_FILTER) {
+        ir.http_filters.push(OptionFilter {
+            name: CORS_FILTER.to_string(),
+            // The WIT stage record as a sort key: (cors, during).
+            stage: (1, 1),
+            config: to_any(&Cors::default()),
+            disabled: false,
         });
     }
 }
@@ -370,10 +405,7 @@ fn rule_timeouts(rule: &HttpRouteRules, path: &str) -> Result<Timeouts, Problem>
         v.as_deref()
             .map(|s| {
                 crate::model::Duration::from_str(s)
-                    .map(|d| PbDuration {
-                        seconds: i64::try_from(d.get().as_secs()).unwrap_or(i64::MAX),
-                        nanos: i32::try_from(d.get().subsec_nanos()).unwrap_or(0),
-                    })
+                    .map(|d| pb_duration(d.get()))
                     .map_err(|e| {
                         Problem::new(R_UNSUPPORTED_VALUE, format!("{path}.timeouts.{field}: {e}"))
                     })
@@ -386,6 +418,79 @@ fn rule_timeouts(rule: &HttpRouteRules, path: &str) -> Result<Timeouts, Problem>
             parse(&t.request, "request")?,
             parse(&t.backend_request, "backendRequest")?,
         )),
+    }
+}
+
+/// What Envoy retries when a rule has a `retry` stanza, besides its status codes: a
+/// connection that fails, is reset or refused, or an attempt that exceeds the per-try
+/// (`backendRequest`) timeout.
+pub(crate) const RETRY_ON_CONNECTION_ERRORS: &str = "connect-failure,refused-stream,reset";
+
+/// The rule's `retry` (experimental channel) as an Envoy retry policy without a per-try
+/// timeout: `attempts` retries (Envoy's default of 1 when unset) on connection errors
+/// and on each of `codes`, `backoff` as the base back-off interval.
+fn rule_retry(rule: &HttpRouteRules, path: &str) -> Result<Option<RetryPolicy>, Problem> {
+    let Some(r) = &rule.retry else {
+        return Ok(None);
+    };
+    let bad = |field: String, why: String| {
+        Problem::new(R_UNSUPPORTED_VALUE, format!("{path}.retry.{field}: {why}"))
+    };
+    let mut codes = Vec::new();
+    for (i, c) in r.codes.iter().flatten().enumerate() {
+        match u32::try_from(*c) {
+            Ok(code @ 400..=599) => codes.push(code),
+            _ => {
+                return Err(bad(
+                    format!("codes[{i}]"),
+                    format!("{c} is not an HTTP status code from 400 to 599"),
+                ));
+            }
+        }
+    }
+    let num_retries = r
+        .attempts
+        .map(|a| {
+            u32::try_from(a)
+                .map(|value| UInt32Value { value })
+                .map_err(|_| bad("attempts".into(), format!("{a} is not a count of retries")))
+        })
+        .transpose()?;
+    let back_off = r
+        .backoff
+        .as_deref()
+        .map(|b| {
+            crate::model::Duration::from_str(b)
+                .map_err(|e| bad("backoff".into(), e.to_string()))
+                .and_then(|d| {
+                    if d.get().is_zero() {
+                        Err(bad("backoff".into(), "must be more than 0s".into()))
+                    } else {
+                        Ok(retry_policy::RetryBackOff {
+                            base_interval: Some(pb_duration(d.get())),
+                            max_interval: None,
+                        })
+                    }
+                })
+        })
+        .transpose()?;
+    let mut retry_on = RETRY_ON_CONNECTION_ERRORS.to_string();
+    if !codes.is_empty() {
+        retry_on.push_str(",retriable-status-codes");
+    }
+    Ok(Some(RetryPolicy {
+        retry_on,
+        num_retries,
+        retriable_status_codes: codes,
+        retry_back_off: back_off,
+        ..Default::default()
+    }))
+}
+
+fn pb_duration(d: std::time::Duration) -> PbDuration {
+    PbDuration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }
 
@@ -564,6 +669,9 @@ fn merge(into: &mut FilterSet, from: FilterSet) {
     }
     into.mirrors.extend(from.mirrors);
     into.extension_refs.extend(from.extension_refs);
+    if from.cors.is_some() {
+        into.cors = from.cors;
+    }
 }
 
 fn internal_error() -> route::Action {
@@ -579,7 +687,7 @@ fn build_route(
     set: &FilterSet,
     backends: &[Backend],
     matched: &PathMatch,
-    (request_timeout, backend_timeout): Timeouts,
+    ((request_timeout, backend_timeout), retry): (Timeouts, Option<&RetryPolicy>),
 ) -> Result<Route, Problem> {
     let mut r = Route {
         request_headers_to_add: set.request.add.clone(),
@@ -772,16 +880,25 @@ fn build_route(
             Err(p) => first(&mut ir.resolved, p),
         }
     }
-    match (request_timeout, backend_timeout) {
-        (Some(req), Some(be)) => {
+    match (retry, request_timeout, backend_timeout) {
+        // With retries, backendRequest bounds each attempt and request (else Envoy's
+        // default route timeout) the whole exchange.
+        (Some(retry), req, be) => {
+            action.timeout = req;
+            action.retry_policy = Some(RetryPolicy {
+                per_try_timeout: be,
+                ..retry.clone()
+            });
+        }
+        (None, Some(req), Some(be)) => {
             action.timeout = Some(req);
             action.retry_policy = Some(RetryPolicy {
                 per_try_timeout: Some(be),
                 ..Default::default()
             });
         }
-        (Some(t), None) | (None, Some(t)) => action.timeout = Some(t),
-        (None, None) => {}
+        (None, Some(t), None) | (None, None, Some(t)) => action.timeout = Some(t),
+        (None, None, None) => {}
     }
     r.action = Some(route::Action::Route(action));
     Ok(r)

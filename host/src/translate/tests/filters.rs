@@ -1,7 +1,14 @@
 //! HTTPRoute filters.
 
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::config::route::v3::{redirect_action, route, route_action};
+use envoy_types::pb::envoy::config::listener::v3::filter;
+use envoy_types::pb::envoy::config::route::v3::{
+    Route, redirect_action, retry_policy, route, route_action,
+};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+use prost::Message;
 
 use super::*;
 
@@ -235,4 +242,178 @@ fn timeouts_set_route_timeout_and_per_try_timeout() {
     );
     let off = forward(route_named(&t, "infra_f_rule1_match0"));
     assert_eq!(off.timeout.unwrap().seconds, 0);
+}
+
+/// The CORS policy on a route, decoded from its per-filter config.
+fn cors_of(r: &Route) -> CorsPolicy {
+    let any = r
+        .typed_per_filter_config
+        .get("envoy.filters.http.cors")
+        .unwrap_or_else(|| panic!("route {} has no CORS policy", r.name));
+    assert_eq!(
+        any.type_url,
+        "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+    );
+    CorsPolicy::decode(any.value.as_slice()).unwrap()
+}
+
+/// The HTTP filter names of the port-80 listener of `infra/gw`.
+fn http_filter_names(t: &Translation) -> Vec<String> {
+    let res = &t.gateways[&key(Kind::Gateway, "infra", "gw")];
+    let l = res
+        .listeners
+        .iter()
+        .find(|l| l.name == "listener_80")
+        .unwrap();
+    let Some(filter::ConfigType::TypedConfig(any)) = &l.filter_chains[0].filters[0].config_type
+    else {
+        panic!("no HCM config");
+    };
+    let hcm = HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+    hcm.http_filters.into_iter().map(|f| f.name).collect()
+}
+
+/// The origin regexes of a policy.
+fn origin_regexes(c: &CorsPolicy) -> Vec<String> {
+    c.allow_origin_string_match
+        .iter()
+        .map(|m| match &m.match_pattern {
+            Some(MatchPattern::SafeRegex(r)) => r.regex.clone(),
+            other => panic!("not a regex: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn cors_filter_becomes_the_routes_cors_policy_and_adds_the_cors_filter() {
+    let t = run_filters(
+        "  - type: CORS\n    cors:\n      allowOrigins: [\"https://www.foo.com\", \"https://*.bar.com\", \"http://x.org:8080\"]\n      allowMethods: [GET, OPTIONS]\n      allowHeaders: [x-header-1, x-header-2]\n      exposeHeaders: [x-header-3]\n      allowCredentials: true\n      maxAge: 3600",
+        "/cors",
+    );
+    assert_eq!(route_cond(&t, "infra", "f", 0, "Accepted").0, "True");
+    let c = cors_of(route_named(&t, "infra_f_rule0_match0"));
+    assert_eq!(c.allow_methods, "GET, OPTIONS");
+    assert_eq!(c.allow_headers, "x-header-1, x-header-2");
+    assert_eq!(c.expose_headers, "x-header-3");
+    assert_eq!(c.max_age, "3600");
+    assert_eq!(c.allow_credentials.map(|b| b.value), Some(true));
+    // The proxy answers every preflight itself, allowed or not.
+    assert_eq!(
+        c.forward_not_matching_preflights.map(|b| b.value),
+        Some(false)
+    );
+    let res = origin_regexes(&c);
+    let matches = |origin: &str| {
+        res.iter().any(|r| {
+            regex::Regex::new(&format!("^(?:{r})$"))
+                .unwrap()
+                .is_match(origin)
+        })
+    };
+    for ok in [
+        "https://www.foo.com",
+        "HTTPS://WWW.FOO.COM",
+        "https://www.foo.com:443",
+        "https://xpto.www.bar.com",
+        "https://a.bar.com",
+        "http://x.org:8080",
+    ] {
+        assert!(matches(ok), "{ok} should match {res:?}");
+    }
+    for no in [
+        "https://foobar.com",
+        "http://www.foo.com",
+        "https://www.foo.com:8443",
+        "https://bar.com",
+        "https://evil.com/.bar.com",
+        "http://x.org",
+        "https://www.foo.com.evil.org",
+    ] {
+        assert!(!matches(no), "{no} should not match {res:?}");
+    }
+    // The CORS filter joins the chain at its stage, before the router.
+    assert_eq!(
+        http_filter_names(&t),
+        ["envoy.filters.http.cors", "envoy.filters.http.router"]
+    );
+}
+
+#[test]
+fn cors_wildcards_and_defaults() {
+    let t = run_filters(
+        "  - type: CORS\n    cors:\n      allowOrigins: [\"*\"]\n      allowMethods: [GET, \"*\"]\n      allowHeaders: [\"*\"]",
+        "/",
+    );
+    let c = cors_of(route_named(&t, "infra_f_rule0_match0"));
+    assert_eq!(origin_regexes(&c), [".*"]);
+    assert_eq!(c.allow_methods, "*");
+    assert_eq!(c.allow_headers, "*");
+    assert_eq!(c.expose_headers, "");
+    // Gateway API's default max age; no credentials unless asked for.
+    assert_eq!(c.max_age, "5");
+    assert_eq!(c.allow_credentials, None);
+}
+
+#[test]
+fn without_a_cors_filter_the_chain_has_no_cors_filter() {
+    let t = run_filters(
+        "  - type: ResponseHeaderModifier\n    responseHeaderModifier:\n      set: [{name: X-Set, value: s}]",
+        "/",
+    );
+    assert!(
+        route_named(&t, "infra_f_rule0_match0")
+            .typed_per_filter_config
+            .is_empty()
+    );
+    assert_eq!(http_filter_names(&t), ["envoy.filters.http.router"]);
+}
+
+#[test]
+fn retry_sets_codes_attempts_backoff_and_connection_errors() {
+    let route = mk_route(
+        "infra",
+        "f",
+        "parentRefs:\n- name: gw\nrules:\n- retry: {codes: [500, 502], attempts: 3, backoff: 100ms}\n  backendRefs: [{name: v1, port: 8080}]\n- matches: [{path: {type: PathPrefix, value: /conn}}]\n  retry: {attempts: 2}\n  timeouts: {backendRequest: 200ms}\n  backendRefs: [{name: v1, port: 8080}]\n- matches: [{path: {type: PathPrefix, value: /both}}]\n  retry: {codes: [503]}\n  timeouts: {request: 400ms, backendRequest: 200ms}\n  backendRefs: [{name: v1, port: 8080}]",
+    );
+    let t = run_yaml(&format!("{}{route}", mk_base()));
+    assert_eq!(route_cond(&t, "infra", "f", 0, "Accepted").0, "True");
+    let codes = forward(route_named(&t, "infra_f_rule0_match0"))
+        .retry_policy
+        .clone()
+        .unwrap();
+    assert_eq!(
+        codes.retry_on,
+        "connect-failure,refused-stream,reset,retriable-status-codes"
+    );
+    assert_eq!(codes.retriable_status_codes, [500, 502]);
+    assert_eq!(codes.num_retries.map(|n| n.value), Some(3));
+    assert_eq!(
+        codes.retry_back_off,
+        Some(retry_policy::RetryBackOff {
+            base_interval: Some(envoy_types::pb::google::protobuf::Duration {
+                seconds: 0,
+                nanos: 100_000_000
+            }),
+            max_interval: None,
+        })
+    );
+    assert_eq!(codes.per_try_timeout, None);
+
+    // No codes: connection errors and per-try timeouts only; backendRequest bounds each
+    // attempt, not the whole exchange.
+    let conn = forward(route_named(&t, "infra_f_rule1_match0"));
+    assert_eq!(conn.timeout, None);
+    let p = conn.retry_policy.clone().unwrap();
+    assert_eq!(p.retry_on, "connect-failure,refused-stream,reset");
+    assert!(p.retriable_status_codes.is_empty());
+    assert_eq!(p.num_retries.map(|n| n.value), Some(2));
+    assert_eq!(p.per_try_timeout.unwrap().nanos, 200_000_000);
+
+    // Both timeouts: request bounds the whole exchange; attempts default to Envoy's.
+    let both = forward(route_named(&t, "infra_f_rule2_match0"));
+    assert_eq!(both.timeout.unwrap().nanos, 400_000_000);
+    let p = both.retry_policy.clone().unwrap();
+    assert_eq!(p.retriable_status_codes, [503]);
+    assert_eq!(p.num_retries, None);
+    assert_eq!(p.per_try_timeout.unwrap().nanos, 200_000_000);
 }
