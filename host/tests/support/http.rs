@@ -68,3 +68,21 @@ pub fn parse_response(response: &str) -> Result<(u16, String), String> {
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// `method path` with host `example.com`, `headers` (lines ending in CRLF) and `body`
+/// on 127.0.0.1:`port`: the status and the lower-cased head.
+#[allow(dead_code)]
+pub fn send(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let raw = exchange(
+        LOOPBACK,
+        port,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\ncontent-length: {}\r\n{headers}\r\n{body}",
+            body.len()
+        ),
+    )
+    .unwrap();
+    let (status, _) = parse_response(&raw).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+    (status, head.to_ascii_lowercase())
+}

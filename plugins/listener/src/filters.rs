@@ -5,7 +5,9 @@ use serde::Deserialize;
 use weir_plugin_sdk::envoy::config::core::v3::{RuntimeFractionalPercent, TypedExtensionConfig};
 use weir_plugin_sdk::envoy::config::route::v3::{HeaderMatcher, header_matcher};
 use weir_plugin_sdk::envoy::extensions::compression::gzip::compressor::v3::Gzip as GzipLibrary;
+use weir_plugin_sdk::envoy::extensions::filters::http::buffer::v3::Buffer;
 use weir_plugin_sdk::envoy::extensions::filters::http::compressor::v3::{Compressor, compressor};
+use weir_plugin_sdk::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb as GrpcWebFilter;
 use weir_plugin_sdk::envoy::extensions::filters::http::health_check::v3::HealthCheck as HealthCheckFilter;
 use weir_plugin_sdk::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use weir_plugin_sdk::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
@@ -238,6 +240,55 @@ impl LocalRatelimit {
             "envoy.filters.http.local_ratelimit",
             Stage::during(StageName::RateLimit),
             &filter,
+        ))
+    }
+}
+
+/// `grpcWeb`: translate gRPC-Web requests for gRPC backends (on unless `disable`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcWeb {
+    /// Leave gRPC-Web off.
+    #[serde(default)]
+    pub disable: bool,
+}
+
+impl GrpcWeb {
+    /// The gRPC-Web filter, unless disabled.
+    pub fn http_filter(&self) -> Option<HttpFilter> {
+        (!self.disable).then(|| {
+            HttpFilter::new(
+                "envoy.filters.http.grpc_web",
+                Stage::after(StageName::Cors),
+                &GrpcWebFilter::default(),
+            )
+        })
+    }
+}
+
+/// `buffer`: buffer whole requests up to `maxRequestBytes`; larger ones get 413.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BufferLimit {
+    /// Largest request body, in bytes.
+    pub max_request_bytes: u32,
+}
+
+impl BufferLimit {
+    /// The buffer filter for the whole listener (a route's `bufferPerRoute` overrides it).
+    pub fn http_filter(&self) -> Result<HttpFilter, PluginError> {
+        if self.max_request_bytes == 0 {
+            return Err(PluginError::invalid(
+                "maxRequestBytes",
+                "must be at least 1",
+            ));
+        }
+        Ok(HttpFilter::new(
+            "envoy.filters.http.buffer",
+            Stage::before(StageName::Route),
+            &Buffer {
+                max_request_bytes: Some(self.max_request_bytes),
+            },
         ))
     }
 }

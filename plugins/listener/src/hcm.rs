@@ -13,7 +13,7 @@ use weir_plugin_sdk::prost::Message;
 use weir_plugin_sdk::prost_types;
 use weir_plugin_sdk::{FieldError, HttpFilter, PluginError, duration, parse_config};
 
-use crate::filters::{Gzip, HealthCheck, LocalRatelimit, ROUTER};
+use crate::filters::{BufferLimit, GrpcWeb, Gzip, HealthCheck, LocalRatelimit, ROUTER};
 
 /// One HttpListenerOption key's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +28,10 @@ pub enum HttpListenerSetting {
     LocalRatelimit(LocalRatelimit),
     /// `router`: the router filter's settings.
     Router(RouterSettings),
+    /// `grpcWeb`: gRPC-Web clients reach gRPC backends.
+    GrpcWeb(GrpcWeb),
+    /// `buffer`: whole requests buffered up to a size (larger ones get 413).
+    Buffer(BufferLimit),
 }
 
 impl HttpListenerSetting {
@@ -39,6 +43,8 @@ impl HttpListenerSetting {
             "healthCheck" => Self::HealthCheck(parse_config(json)?),
             "httpLocalRatelimit" => Self::LocalRatelimit(parse_config(json)?),
             "router" => Self::Router(parse_config(json)?),
+            "grpcWeb" => Self::GrpcWeb(parse_config(json)?),
+            "buffer" => Self::Buffer(parse_config(json)?),
             other => {
                 return Err(PluginError::invalid(
                     "",
@@ -59,6 +65,8 @@ impl HttpListenerSetting {
             Self::HealthCheck(h) => h.http_filter().map(Some),
             Self::LocalRatelimit(l) => l.http_filter().map(Some),
             Self::Router(r) => r.apply(hcm).map(|()| None),
+            Self::GrpcWeb(g) => Ok(g.http_filter()),
+            Self::Buffer(b) => b.http_filter().map(Some),
         }
     }
 }

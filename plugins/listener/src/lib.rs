@@ -10,6 +10,8 @@
 //!   healthCheck: {path: /healthz}           # Envoy answers 200 itself
 //!   httpLocalRatelimit: {defaultLimit: {maxTokens: 10, tokensPerFill: 10, fillInterval: 1s}}
 //!   router: {suppressEnvoyHeaders: true}
+//!   grpcWeb: {}                             # {disable: true} leaves it off
+//!   buffer: {maxRequestBytes: 1048576}      # larger requests get 413
 //! ```
 //!
 //! On a **ListenerOption** (the Envoy listener on the targeted listeners' port):
@@ -23,7 +25,7 @@
 //!   socketOptions: [{level: 1, name: 9, intValue: 1, state: STATE_PREBIND}]
 //! ```
 //!
-//! `gzip`, `healthCheck` and `httpLocalRatelimit` add their HTTP filter, enabled, to the
+//! `gzip`, `healthCheck`, `httpLocalRatelimit`, `grpcWeb` and `buffer` add their HTTP filter, enabled, to the
 //! connection manager; the others change Envoy's own fields.
 
 pub mod filters;
@@ -41,6 +43,8 @@ pub const HTTP_LISTENER_KEYS: &[&str] = &[
     "healthCheck",
     "httpLocalRatelimit",
     "router",
+    "grpcWeb",
+    "buffer",
 ];
 
 /// The listener options.
@@ -126,6 +130,8 @@ weir_plugin_sdk::export!(
         "healthCheck",
         "httpLocalRatelimit",
         "router",
+        "grpcWeb",
+        "buffer",
         "accessLoggingService",
         "perConnectionBufferLimitBytes",
         "connectionBalanceConfig",

@@ -280,3 +280,17 @@ fn listener_socket_settings() {
         )
     );
 }
+
+#[test]
+fn grpc_web_and_buffer_add_their_filters() {
+    let (_, filter) = apply_hcm("grpcWeb", "{}");
+    assert_eq!(filter.unwrap().name, "envoy.filters.http.grpc_web");
+    let (_, filter) = apply_hcm("grpcWeb", r#"{"disable": true}"#);
+    assert!(filter.is_none());
+    let (_, filter) = apply_hcm("buffer", r#"{"maxRequestBytes": 1024}"#);
+    assert_eq!(filter.unwrap().name, "envoy.filters.http.buffer");
+    assert_eq!(
+        hcm_problem("buffer", r#"{"maxRequestBytes": 0}"#),
+        PluginError::invalid("maxRequestBytes", "must be at least 1")
+    );
+}

@@ -30,6 +30,70 @@ pub enum RouteSettings {
     HostRewriteHeader(String),
     /// `headerManipulation`.
     Headers(HeaderManipulation),
+    /// `idleTimeout`: how long a stream may go without activity.
+    IdleTimeout(std::time::Duration),
+    /// `lbHash`: what consistent-hash load balancers hash requests by.
+    LbHash(LbHash),
+    /// `upgrades`: which connection upgrades the route allows (websocket).
+    Upgrades(Vec<Upgrade>),
+    /// `includeRequestAttemptCount` (virtual hosts): send `x-envoy-attempt-count`
+    /// upstream.
+    IncludeRequestAttemptCount(bool),
+    /// `includeAttemptCountInResponse` (virtual hosts): return `x-envoy-attempt-count`
+    /// to the client.
+    IncludeAttemptCountInResponse(bool),
+}
+
+/// `lbHash`: the hash policies, tried in order.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LbHash {
+    /// The policies.
+    pub hash_policies: Vec<HashPolicy>,
+}
+
+/// `lbHash.hashPolicies[]`: exactly one of `header`, `cookie`, `sourceIp`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HashPolicy {
+    /// Hash by this request header.
+    pub header: Option<String>,
+    /// Hash by this cookie (Envoy sets it when `ttl` is given and it is missing).
+    pub cookie: Option<Cookie>,
+    /// Hash by the client's address.
+    pub source_ip: Option<bool>,
+    /// Stop at this policy when it produced a hash.
+    #[serde(default)]
+    pub terminal: bool,
+}
+
+/// `lbHash.hashPolicies[].cookie`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cookie {
+    /// The cookie's name.
+    pub name: String,
+    /// Lifetime of a cookie Envoy generates.
+    pub ttl: Option<String>,
+    /// Path of a cookie Envoy generates.
+    #[serde(default)]
+    pub path: String,
+}
+
+/// `upgrades[]`: only `websocket`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Upgrade {
+    /// WebSocket upgrades.
+    pub websocket: Toggle,
+}
+
+/// `{enabled: bool}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Toggle {
+    /// On or off.
+    pub enabled: bool,
 }
 
 /// `retries`: Envoy's retry policy.
@@ -152,6 +216,17 @@ impl RouteSettings {
                 PluginError::check(headers.problems())?;
                 Self::Headers(headers)
             }
+            "idleTimeout" => Self::IdleTimeout(parse_duration("", &parse_config::<String>(json)?)?),
+            "lbHash" => {
+                let hash: LbHash = parse_config(json)?;
+                hash.to_proto()?;
+                Self::LbHash(hash)
+            }
+            "upgrades" => Self::Upgrades(parse_config(json)?),
+            "includeRequestAttemptCount" => Self::IncludeRequestAttemptCount(parse_config(json)?),
+            "includeAttemptCountInResponse" => {
+                Self::IncludeAttemptCountInResponse(parse_config(json)?)
+            }
             other => {
                 return Err(PluginError::invalid(
                     "",
@@ -221,9 +296,90 @@ impl RouteSettings {
                     route_action::HostRewriteSpecifier::HostRewriteHeader(header.clone()),
                 )
             }
+            Self::IdleTimeout(timeout) => action.idle_timeout = Some(duration::to_proto(*timeout)),
+            Self::LbHash(hash) => action.hash_policy = hash.to_proto()?,
+            Self::Upgrades(upgrades) => {
+                action.upgrade_configs = upgrades
+                    .iter()
+                    .map(|u| route_action::UpgradeConfig {
+                        upgrade_type: "websocket".to_owned(),
+                        enabled: Some(u.websocket.enabled),
+                        ..Default::default()
+                    })
+                    .collect()
+            }
+            Self::IncludeRequestAttemptCount(_) | Self::IncludeAttemptCountInResponse(_) => {
+                return Err(PluginError::invalid(
+                    "",
+                    "applies to virtual hosts only; set it on a VirtualHostOption",
+                ));
+            }
             Self::Headers(_) => {}
         }
         Ok(())
+    }
+}
+
+// === impl LbHash ===
+
+impl LbHash {
+    /// Envoy's hash policies, or every bad entry named.
+    pub fn to_proto(&self) -> Result<Vec<route_action::HashPolicy>, PluginError> {
+        use route_action::hash_policy::{
+            ConnectionProperties, Cookie as EnvoyCookie, Header as EnvoyHeader, PolicySpecifier,
+        };
+        let mut problems = Vec::new();
+        let mut out = Vec::new();
+        for (i, p) in self.hash_policies.iter().enumerate() {
+            let set = [
+                p.header.is_some(),
+                p.cookie.is_some(),
+                p.source_ip.is_some(),
+            ];
+            if set.iter().filter(|s| **s).count() != 1 {
+                problems.push(FieldError::new(
+                    format!("hashPolicies[{i}]"),
+                    "set exactly one of header, cookie, sourceIp",
+                ));
+                continue;
+            }
+            let specifier = if let Some(header) = &p.header {
+                PolicySpecifier::Header(EnvoyHeader {
+                    header_name: header.clone(),
+                    ..Default::default()
+                })
+            } else if let Some(cookie) = &p.cookie {
+                let ttl = match &cookie.ttl {
+                    Some(t) => match duration::parse(t) {
+                        Ok(d) => Some(duration::to_proto(d)),
+                        Err(e) => {
+                            problems.push(FieldError::new(
+                                format!("hashPolicies[{i}].cookie.ttl"),
+                                e.to_string(),
+                            ));
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                PolicySpecifier::Cookie(EnvoyCookie {
+                    name: cookie.name.clone(),
+                    ttl,
+                    path: cookie.path.clone(),
+                    ..Default::default()
+                })
+            } else {
+                PolicySpecifier::ConnectionProperties(ConnectionProperties {
+                    source_ip: p.source_ip.unwrap_or_default(),
+                })
+            };
+            out.push(route_action::HashPolicy {
+                policy_specifier: Some(specifier),
+                terminal: p.terminal,
+            });
+        }
+        PluginError::check(problems)?;
+        Ok(out)
     }
 }
 

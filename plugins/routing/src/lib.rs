@@ -13,10 +13,15 @@
 //!     requestHeadersToRemove: [x-debug]
 //!     responseHeadersToAdd: [{header: {key: x-served-by, value: weir}}]
 //!     responseHeadersToRemove: [server]
+//!   idleTimeout: 60s
+//!   lbHash: {hashPolicies: [{header: x-user}, {cookie: {name: session, ttl: 1h}}, {sourceIp: true}]}
+//!   upgrades: [{websocket: {enabled: false}}]
+//!   includeRequestAttemptCount: true      # VirtualHostOption only
+//!   includeAttemptCountInResponse: true   # VirtualHostOption only
 //! ```
 //!
 //! None of them needs an HTTP filter. `retries` and `headerManipulation` also apply to a
-//! whole virtual host; the others only to routes. Timeouts, retries and rewrites act on
+//! whole virtual host, the attempt counts only to one; the others only to routes. Timeouts, retries and rewrites act on
 //! routes that forward to a backend and leave redirects and direct responses alone.
 
 pub mod config;
@@ -52,6 +57,12 @@ impl FilterPlugin for RoutingPlugin {
                 response_add: &mut virtual_host.response_headers_to_add,
                 response_remove: &mut virtual_host.response_headers_to_remove,
             }),
+            RouteSettings::IncludeRequestAttemptCount(on) => {
+                virtual_host.include_request_attempt_count = on
+            }
+            RouteSettings::IncludeAttemptCountInResponse(on) => {
+                virtual_host.include_attempt_count_in_response = on
+            }
             _ => {
                 return Err(PluginError::invalid(
                     "",
@@ -97,7 +108,12 @@ weir_plugin_sdk::export!(
         "hostRewrite",
         "autoHostRewrite",
         "hostRewriteHeader",
-        "headerManipulation"
+        "headerManipulation",
+        "idleTimeout",
+        "lbHash",
+        "upgrades",
+        "includeRequestAttemptCount",
+        "includeAttemptCountInResponse"
     ],
     schema: "schema.json"
 );

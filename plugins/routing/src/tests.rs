@@ -217,3 +217,50 @@ fn a_redirect_keeps_its_action_but_gets_headers() {
     .unwrap();
     assert_eq!(route.response_headers_to_add.len(), 1);
 }
+
+#[test]
+fn idle_timeout_hash_policies_and_upgrades_go_on_the_route_action() {
+    let route = applied("idleTimeout", r#""60s""#);
+    assert_eq!(action(&route).idle_timeout.unwrap().seconds, 60);
+    let route = applied(
+        "lbHash",
+        r#"{"hashPolicies": [{"header": "x-user", "terminal": true}, {"cookie": {"name": "s", "ttl": "1h"}}, {"sourceIp": true}]}"#,
+    );
+    let policies = &action(&route).hash_policy;
+    assert_eq!(policies.len(), 3);
+    assert!(policies[0].terminal);
+    let route = applied("upgrades", r#"[{"websocket": {"enabled": false}}]"#);
+    let upgrade = &action(&route).upgrade_configs[0];
+    assert_eq!(
+        (upgrade.upgrade_type.as_str(), upgrade.enabled),
+        ("websocket", Some(false))
+    );
+}
+
+#[test]
+fn hash_policies_name_their_bad_entries() {
+    let paths: Vec<String> = problems(
+        "lbHash",
+        r#"{"hashPolicies": [{"header": "a", "sourceIp": true}, {"cookie": {"name": "s", "ttl": "soon"}}]}"#,
+    )
+    .into_iter()
+    .map(|p| p.split(':').next().unwrap_or_default().to_string())
+    .collect();
+    assert_eq!(paths, ["hashPolicies[0]", "hashPolicies[1].cookie.ttl"]);
+}
+
+#[test]
+fn attempt_counts_are_for_virtual_hosts_only() {
+    let mut route = forwarding_route();
+    let err = RouteSettings::from_json("includeRequestAttemptCount", "true")
+        .unwrap()
+        .apply_to_route(&mut route)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        PluginError::invalid(
+            "",
+            "applies to virtual hosts only; set it on a VirtualHostOption"
+        )
+    );
+}
