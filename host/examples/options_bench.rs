@@ -11,6 +11,9 @@
 //!
 //! Target: Wasm ≤ 1.5 × native.
 
+#[path = "support/bench.rs"]
+mod bench;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -166,15 +169,9 @@ fn main() -> anyhow::Result<()> {
     let mut runs = 5;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut number = |name: &str| -> anyhow::Result<usize> {
-            args.next()
-                .with_context(|| format!("{name} needs a value"))?
-                .parse()
-                .with_context(|| format!("{name} takes a number"))
-        };
         match a.as_str() {
-            "--routes" => routes = number("--routes")?,
-            "--runs" => runs = number("--runs")?.max(1),
+            "--routes" => routes = bench::number(&mut args, "--routes")?,
+            "--runs" => runs = bench::number(&mut args, "--runs")?.max(1),
             other => {
                 bail!("unknown argument {other}; usage: options_bench [--routes N] [--runs N]")
             }

@@ -20,8 +20,8 @@ mod weir;
 mod world;
 
 use http::{LOOPBACK, get, request_raw_with};
-use weir::{Weir, free_port};
-use world::world;
+use weir::Weir;
+use world::serve_world;
 
 /// An option object of `kind` named `default/name` for the whole Gateway `default/gw`,
 /// with `options` (YAML, indented under `options:`).
@@ -38,19 +38,9 @@ spec:
     )
 }
 
-/// The `Accepted` condition (status, message) of `kind/default/name` in `/debug/status`.
+/// The `Accepted` condition (status, message) of `kind/default/name`.
 fn accepted(weir: &Weir, kind: &str, name: &str) -> Result<(String, String), String> {
-    let (code, body) = get(weir.admin_port, "/debug/status")?;
-    let status: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("{code} {e}: {body}"))?;
-    let c = status[format!("{kind}/default/{name}")]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted").cloned())
-        .ok_or(format!("no Accepted condition for {name} in {body}"))?;
-    Ok((
-        c["status"].as_str().unwrap_or_default().to_string(),
-        c["message"].as_str().unwrap_or_default().to_string(),
-    ))
+    weir.accepted(&format!("{kind}/default/{name}"))
 }
 
 /// The response head (status line and headers, lower-cased) and body of `GET path`.
@@ -62,12 +52,7 @@ fn fetch(port: u16, path: &str, headers: &str) -> Result<(String, String), Strin
 
 #[test]
 fn http_listener_options_compress_answer_health_checks_rename_the_server_and_limit_rates() {
-    let weir = Weir::start(None);
-    let listen = free_port();
-    let echo = backend::start_echo_backend();
-    let mut envoy = weir.envoy("default/gw", &[]);
-    weir.write("world.yaml", &world(listen, echo));
-    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    let (weir, mut envoy, listen) = serve_world(None);
     // Without options: no compression, Envoy's own headers, the backend answers /healthz.
     let (head, body) = fetch(listen, "/hello", "accept-encoding: gzip\r\n").unwrap();
     assert!(!head.contains("content-encoding"), "{head}");
@@ -193,12 +178,7 @@ fn http_listener_options_compress_answer_health_checks_rename_the_server_and_lim
 
 #[test]
 fn listener_option_access_log_gets_a_line_per_request() {
-    let weir = Weir::start(None);
-    let listen = free_port();
-    let echo = backend::start_echo_backend();
-    let mut envoy = weir.envoy("default/gw", &[]);
-    weir.write("world.yaml", &world(listen, echo));
-    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    let (weir, mut envoy, listen) = serve_world(None);
 
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("access.log");

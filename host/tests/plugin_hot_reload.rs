@@ -18,9 +18,9 @@ mod weir;
 #[path = "support/world.rs"]
 mod world;
 
-use http::{LOOPBACK, get, request_raw};
-use weir::{Weir, free_port};
-use world::world;
+use http::{LOOPBACK, request_raw};
+use weir::Weir;
+use world::serve_world;
 
 /// The example plugin, as its README builds it.
 const OWNER_HEADER: &str = env!("WEIR_EXAMPLE_WASM_OWNER_HEADER");
@@ -39,17 +39,7 @@ spec:
 
 /// The `Accepted` condition (status, message) of RouteOption `default/owner`.
 fn accepted(weir: &Weir) -> Result<(String, String), String> {
-    let (code, body) = get(weir.admin_port, "/debug/status")?;
-    let status: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("{code} {e}: {body}"))?;
-    let c = status["RouteOption/default/owner"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted").cloned())
-        .ok_or(format!("no Accepted condition in {body}"))?;
-    Ok((
-        c["status"].as_str().unwrap_or_default().to_string(),
-        c["message"].as_str().unwrap_or_default().to_string(),
-    ))
+    weir.accepted("RouteOption/default/owner")
 }
 
 /// The `x-owner` header of a response through Envoy (`None` without one), once the
@@ -69,16 +59,17 @@ fn owner(port: u16) -> Result<Option<String>, String> {
 #[test]
 fn a_plugin_dropped_into_the_plugin_dir_is_loaded_replaced_and_removed_without_a_restart() {
     let plugins = tempfile::tempdir().unwrap();
-    let mut weir = Weir::start(Some(plugins.path()));
-    let listen = free_port();
-    let echo = backend::start_echo_backend();
-    let mut envoy = weir.envoy("default/gw", &[]);
-    weir.write("world.yaml", &world(listen, echo));
+    let (mut weir, mut envoy, listen) = serve_world(Some(plugins.path()));
     weir.write("option.yaml", ROUTE_OPTION);
-    weir.wait_for(&mut envoy, listen, "example.com", "/", 200, None);
     // No plugin claims the key yet: rejected, and the route is served without it.
-    let (status, message) = accepted(&weir).unwrap();
-    assert_eq!(status, "False");
+    let message = weir.until(
+        "the RouteOption is rejected",
+        &mut envoy,
+        || match accepted(&weir)? {
+            (s, m) if s == "False" => Ok(m),
+            other => Err(format!("{other:?}")),
+        },
+    );
     assert!(
         message.contains("no plugin claims option key `ownerHeader`"),
         "{message}"

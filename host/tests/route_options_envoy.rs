@@ -23,7 +23,7 @@ mod world;
 
 use http::get;
 use weir::{Weir, free_port};
-use world::world;
+use world::{serve_world, world};
 
 /// A RouteOption `name` attached to HTTPRoute `default/app` by targetRef, with `options`
 /// (YAML, indented under `options:`).
@@ -40,19 +40,9 @@ spec:
     )
 }
 
-/// The `Accepted` condition of RouteOption `default/name` in `/debug/status`.
+/// The `Accepted` condition (status, message) of RouteOption `default/name`.
 fn accepted(weir: &Weir, name: &str) -> Result<(String, String), String> {
-    let (code, body) = get(weir.admin_port, "/debug/status")?;
-    let status: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("{code} {e}: {body}"))?;
-    let c = status[format!("RouteOption/default/{name}")]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted").cloned())
-        .ok_or(format!("no Accepted condition for {name} in {body}"))?;
-    Ok((
-        c["status"].as_str().unwrap_or_default().to_string(),
-        c["message"].as_str().unwrap_or_default().to_string(),
-    ))
+    weir.accepted(&format!("RouteOption/default/{name}"))
 }
 
 /// Waits until RouteOption `default/name` is `Accepted=False`; its message.
@@ -121,12 +111,7 @@ fn fault_abort_route_option_answers_its_status_and_removing_it_restores_the_back
 
 #[test]
 fn routing_options_rewrite_add_headers_retry_and_time_out() {
-    let weir = Weir::start(None);
-    let listen = free_port();
-    let echo = backend::start_echo_backend();
-    let mut envoy = weir.envoy("default/gw", &[]);
-    weir.write("world.yaml", &world(listen, echo));
-    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    let (weir, mut envoy, listen) = serve_world(None);
     // Without options a flaky backend shows through: every other request fails.
     let plain: Vec<u16> = (0..4).map(|_| get(listen, "/flaky").unwrap().0).collect();
     assert!(plain.contains(&503), "{plain:?}");
@@ -182,12 +167,7 @@ fn routing_options_rewrite_add_headers_retry_and_time_out() {
 
 #[test]
 fn virtual_host_option_adds_a_response_header_to_every_route_of_the_gateway() {
-    let weir = Weir::start(None);
-    let listen = free_port();
-    let echo = backend::start_echo_backend();
-    let mut envoy = weir.envoy("default/gw", &[]);
-    weir.write("world.yaml", &world(listen, echo));
-    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    let (weir, mut envoy, listen) = serve_world(None);
 
     weir.write(
         "vho.yaml",
@@ -224,12 +204,7 @@ spec:
 
 #[test]
 fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_limit() {
-    let weir = Weir::start(None);
-    let listen = free_port();
-    let echo = backend::start_echo_backend();
-    let mut envoy = weir.envoy("default/gw", &[]);
-    weir.write("world.yaml", &world(listen, echo));
-    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    let (weir, mut envoy, listen) = serve_world(None);
     let preflight = "origin: https://app.example\r\naccess-control-request-method: PUT\r\n";
     // Without options the backend answers the preflight, without CORS headers.
     let (_, head) = http::send(listen, "OPTIONS", "/hello", preflight, "");
@@ -319,12 +294,7 @@ fn traffic_policies_answer_preflights_reject_cross_site_posts_buffer_and_rate_li
 
 #[test]
 fn upgrades_can_be_turned_off_and_attempt_counts_shown() {
-    let weir = Weir::start(None);
-    let listen = free_port();
-    let echo = backend::start_echo_backend();
-    let mut envoy = weir.envoy("default/gw", &[]);
-    weir.write("world.yaml", &world(listen, echo));
-    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    let (weir, mut envoy, listen) = serve_world(None);
     let upgrade = "connection: upgrade\r\nupgrade: websocket\r\n";
     // Without options the upgrade request reaches the backend (which answers 200).
     assert_eq!(http::send(listen, "GET", "/ws", upgrade, "").0, 200);

@@ -46,6 +46,7 @@ mod export;
 mod filters;
 pub mod log;
 mod object;
+pub mod token_bucket;
 mod upstream;
 
 #[doc(hidden)]

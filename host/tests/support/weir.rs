@@ -159,6 +159,22 @@ impl Weir {
         );
     }
 
+    /// The `Accepted` condition (status, message) of object `key` (`Kind/ns/name`) in
+    /// `/debug/status`.
+    pub fn accepted(&self, key: &str) -> Result<(String, String), String> {
+        let (code, body) = get(self.admin_port, "/debug/status")?;
+        let status: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("{code} {e}: {body}"))?;
+        let c = status[key]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Accepted").cloned())
+            .ok_or(format!("no Accepted condition for {key} in {body}"))?;
+        Ok((
+            c["status"].as_str().unwrap_or_default().to_string(),
+            c["message"].as_str().unwrap_or_default().to_string(),
+        ))
+    }
+
     /// Polls `check` until it returns `Some`, failing with both logs at the deadline.
     pub fn until<T>(
         &self,

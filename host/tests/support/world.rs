@@ -1,6 +1,25 @@
 //! The smallest world an end-to-end test of options needs: one Gateway, one Service on a
 //! local backend, one HTTPRoute.
 
+use std::path::Path;
+
+use super::backend;
+use super::envoy::RunningEnvoy;
+use super::weir::{Weir, free_port};
+
+/// `weir serve` (loading `plugin_dir`), an echo backend, an Envoy for `default/gw` and
+/// [`world`] written and answering: the Weir, the Envoy and the Gateway's port.
+#[allow(dead_code)]
+pub fn serve_world(plugin_dir: Option<&Path>) -> (Weir, RunningEnvoy, u16) {
+    let weir = Weir::start(plugin_dir);
+    let listen = free_port();
+    let echo = backend::start_echo_backend();
+    let mut envoy = weir.envoy("default/gw", &[]);
+    weir.write("world.yaml", &world(listen, echo));
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    (weir, envoy, listen)
+}
+
 /// Class, Gateway `default/gw` on `port`, Service `alpha` on `backend`, and HTTPRoute
 /// `default/app` sending `/` to it.
 pub fn world(port: u16, backend: u16) -> String {

@@ -11,8 +11,9 @@ use weir_plugin_sdk::envoy::extensions::filters::http::grpc_web::v3::GrpcWeb as 
 use weir_plugin_sdk::envoy::extensions::filters::http::health_check::v3::HealthCheck as HealthCheckFilter;
 use weir_plugin_sdk::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use weir_plugin_sdk::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
-use weir_plugin_sdk::envoy::r#type::v3::{FractionalPercent, TokenBucket, fractional_percent};
-use weir_plugin_sdk::{FieldError, HttpFilter, PluginError, Stage, StageName, duration, pack};
+use weir_plugin_sdk::envoy::r#type::v3::{FractionalPercent, fractional_percent};
+use weir_plugin_sdk::token_bucket::TokenBucketSpec;
+use weir_plugin_sdk::{FieldError, HttpFilter, PluginError, Stage, StageName, pack};
 
 /// Envoy's name for the router filter, the last of every chain.
 pub const ROUTER: &str = "envoy.filters.http.router";
@@ -165,18 +166,6 @@ pub struct LocalRatelimit {
     pub enable_x_ratelimit_headers: bool,
 }
 
-/// `httpLocalRatelimit.defaultLimit`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TokenBucketSpec {
-    /// Bucket size: the burst allowed.
-    pub max_tokens: u32,
-    /// Tokens added each interval (default 1).
-    pub tokens_per_fill: Option<u32>,
-    /// The refill interval (at least 50ms).
-    pub fill_interval: String,
-}
-
 impl LocalRatelimit {
     /// The local rate limit filter for this value; over the limit Envoy answers 429.
     pub fn http_filter(&self) -> Result<HttpFilter, PluginError> {
@@ -186,34 +175,14 @@ impl LocalRatelimit {
                 "is required on an HttpListenerOption",
             ));
         };
-        let mut errors = Vec::new();
-        if limit.max_tokens == 0 {
-            errors.push(FieldError::new(
-                "defaultLimit.maxTokens",
-                "must be at least 1",
-            ));
-        }
-        if limit.tokens_per_fill == Some(0) {
-            errors.push(FieldError::new(
-                "defaultLimit.tokensPerFill",
-                "must be at least 1",
-            ));
-        }
-        let interval = match duration::parse(&limit.fill_interval) {
-            Ok(d) if d.as_millis() >= 50 => Some(duration::to_proto(d)),
-            Ok(_) => {
-                errors.push(FieldError::new(
-                    "defaultLimit.fillInterval",
-                    "must be at least 50ms",
-                ));
-                None
-            }
-            Err(e) => {
-                errors.push(FieldError::new("defaultLimit.fillInterval", e.to_string()));
-                None
-            }
-        };
-        PluginError::check(errors)?;
+        let bucket = limit.to_proto().map_err(|errors| {
+            PluginError::InvalidConfig(
+                errors
+                    .into_iter()
+                    .map(|e| e.under("defaultLimit"))
+                    .collect(),
+            )
+        })?;
         let always = |runtime_key: &str| RuntimeFractionalPercent {
             default_value: Some(FractionalPercent {
                 numerator: 100,
@@ -223,11 +192,7 @@ impl LocalRatelimit {
         };
         let filter = LocalRateLimit {
             stat_prefix: "http_local_rate_limiter".to_owned(),
-            token_bucket: Some(TokenBucket {
-                max_tokens: limit.max_tokens,
-                tokens_per_fill: limit.tokens_per_fill,
-                fill_interval: interval,
-            }),
+            token_bucket: Some(bucket),
             filter_enabled: Some(always("local_rate_limit_enabled")),
             filter_enforced: Some(always("local_rate_limit_enforced")),
             local_rate_limit_per_downstream_connection: self

@@ -10,10 +10,10 @@ use weir_plugin_sdk::envoy::extensions::filters::http::cors::v3::{Cors as CorsFi
 use weir_plugin_sdk::envoy::extensions::filters::http::csrf::v3::CsrfPolicy;
 use weir_plugin_sdk::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use weir_plugin_sdk::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher};
-use weir_plugin_sdk::envoy::r#type::v3::{FractionalPercent, TokenBucket, fractional_percent};
+use weir_plugin_sdk::envoy::r#type::v3::{FractionalPercent, fractional_percent};
+use weir_plugin_sdk::token_bucket::TokenBucketSpec;
 use weir_plugin_sdk::{
-    FieldError, HttpFilter, PluginError, Stage, StageName, duration, pack, parse_config,
-    prost_types,
+    FieldError, HttpFilter, PluginError, Stage, StageName, pack, parse_config, prost_types,
 };
 
 /// Envoy's CORS filter.
@@ -34,7 +34,8 @@ pub enum Policy {
     Csrf(Csrf),
     /// `bufferPerRoute`.
     Buffer(BufferSpec),
-    /// `localRatelimit`: a token bucket for the route (or virtual host).
+    /// `localRatelimit`: a token bucket (K8sGateway's shape) for the route (or virtual
+    /// host); over it Envoy answers 429.
     LocalRatelimit(TokenBucketSpec),
 }
 
@@ -62,7 +63,7 @@ impl Policy {
             Self::Cors(c) => (CORS, pack(&c.to_policy()?).into()),
             Self::Csrf(c) => (CSRF, pack(&c.to_policy()?).into()),
             Self::Buffer(b) => (BUFFER, pack(&b.to_per_route()?).into()),
-            Self::LocalRatelimit(t) => (LOCAL_RATELIMIT, pack(&t.to_per_route()?).into()),
+            Self::LocalRatelimit(t) => (LOCAL_RATELIMIT, pack(&Self::local_ratelimit(t)?).into()),
         })
     }
 
@@ -394,47 +395,13 @@ impl BufferSpec {
     }
 }
 
-/// `localRatelimit`: a token bucket; over it Envoy answers 429.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TokenBucketSpec {
-    /// Bucket size: the burst allowed.
-    pub max_tokens: u32,
-    /// Tokens added each interval (default 1).
-    pub tokens_per_fill: Option<u32>,
-    /// The refill interval (at least 50ms).
-    pub fill_interval: String,
-}
-
-impl TokenBucketSpec {
-    /// Envoy's per-route local rate limit.
-    pub fn to_per_route(&self) -> Result<LocalRateLimit, PluginError> {
-        let mut errors = Vec::new();
-        if self.max_tokens == 0 {
-            errors.push(FieldError::new("maxTokens", "must be at least 1"));
-        }
-        if self.tokens_per_fill == Some(0) {
-            errors.push(FieldError::new("tokensPerFill", "must be at least 1"));
-        }
-        let interval = match duration::parse(&self.fill_interval) {
-            Ok(d) if d.as_millis() >= 50 => Some(duration::to_proto(d)),
-            Ok(_) => {
-                errors.push(FieldError::new("fillInterval", "must be at least 50ms"));
-                None
-            }
-            Err(e) => {
-                errors.push(FieldError::new("fillInterval", e.to_string()));
-                None
-            }
-        };
-        PluginError::check(errors)?;
+impl Policy {
+    /// Envoy's per-route local rate limit for a `localRatelimit` bucket.
+    fn local_ratelimit(bucket: &TokenBucketSpec) -> Result<LocalRateLimit, PluginError> {
+        let bucket = bucket.to_proto().map_err(PluginError::InvalidConfig)?;
         Ok(LocalRateLimit {
             stat_prefix: "http_local_rate_limiter".to_owned(),
-            token_bucket: Some(TokenBucket {
-                max_tokens: self.max_tokens,
-                tokens_per_fill: self.tokens_per_fill,
-                fill_interval: interval,
-            }),
+            token_bucket: Some(bucket),
             filter_enabled: Some(percent(100, "local_rate_limit_enabled")),
             filter_enforced: Some(percent(100, "local_rate_limit_enforced")),
             ..Default::default()
