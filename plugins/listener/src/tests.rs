@@ -294,3 +294,18 @@ fn grpc_web_and_buffer_add_their_filters() {
         PluginError::invalid("maxRequestBytes", "must be at least 1")
     );
 }
+
+#[test]
+fn proxy_protocol_goes_first_among_listener_filters() {
+    let mut target = listener();
+    target.listener_filters.push(Default::default());
+    ListenerSetting::from_json("proxyProtocol", "{}")
+        .unwrap()
+        .apply(&mut target)
+        .unwrap();
+    assert_eq!(
+        target.listener_filters[0].name,
+        "envoy.filters.listener.proxy_protocol"
+    );
+    assert!(ListenerSetting::from_json("proxyProtocol", r#"{"rules": []}"#).is_err());
+}
