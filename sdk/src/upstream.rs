@@ -50,6 +50,14 @@ impl ClusterName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The cluster the host builds for Upstream `namespace/name` (`upstream_<ns>_<name>`),
+    /// for an option that points Envoy at it (an authorization service, ...). The host
+    /// adds that cluster to the Gateway's snapshot, and rejects the option when no
+    /// accepted Upstream has the name.
+    pub fn for_upstream(namespace: &str, name: &str) -> Self {
+        Self(format!("upstream_{namespace}_{name}"))
+    }
 }
 
 impl fmt::Display for ClusterName {

@@ -39,6 +39,10 @@ pub const ALL: &[Builtin] = &[
         file: "builtin:traffic.wasm",
         bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_TRAFFIC")),
     },
+    Builtin {
+        file: "builtin:extauth.wasm",
+        bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_EXTAUTH")),
+    },
 ];
 
 /// Loads every built-in plugin into `runtime`.

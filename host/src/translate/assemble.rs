@@ -93,6 +93,8 @@ struct Applied {
 pub(crate) struct GatewayOptions<'t, 'p> {
     /// The options by Gateway and listener.
     pub(crate) targets: &'t GatewayOptionIndexes,
+    /// The Upstreams, for the clusters listener filters name.
+    pub(crate) upstreams: &'t Upstreams,
     /// The option plugins; without them every key is unclaimed.
     pub(crate) plugins: Option<&'p mut dyn FilterPlugins>,
     /// The plugins' generation (memoised virtual hosts built with others are rebuilt).
@@ -216,7 +218,7 @@ fn apply_options<T>(
     label: &str,
     plugins: &mut Option<&mut dyn FilterPlugins>,
     hook: impl Fn(&mut dyn FilterPlugins, &OptionRequest<'_, T>) -> OptionResult<T>,
-    check: impl Fn(&T, &T, &[OptionFilter]) -> Option<&'static str>,
+    check: impl Fn(&T, &T, &[OptionFilter]) -> Option<String>,
 ) -> (T, Applied) {
     let mut applied = Applied::default();
     if sources.is_empty() {
@@ -287,6 +289,8 @@ pub(crate) fn gateway_resources(
     }
     // Every attached route's clusters, once each (the output is sorted by name below).
     let mut needed: FastSet<&ClusterRef> = FastSet::default();
+    // Clusters the listeners' own HTTP filters name (an authorization service, ...).
+    let mut referenced: Vec<ClusterRef> = Vec::new();
     let mut secrets: BTreeMap<String, Arc<TlsSecret>> = BTreeMap::new();
     for (port, listeners) in &ports {
         let mut port_filters = Vec::new();
@@ -318,6 +322,7 @@ pub(crate) fn gateway_resources(
                 sections,
                 &filters,
                 &mut *gateway_options,
+                &mut referenced,
             )
         };
         let built = listener(*port, listeners, https, &mut hcm, &mut secrets);
@@ -327,6 +332,7 @@ pub(crate) fn gateway_resources(
     }
 
     let mut built_clusters: Vec<Arc<Built>> = Vec::with_capacity(needed.len());
+    needed.extend(referenced.iter());
     for c in needed {
         let built = match c {
             ClusterRef::Service {
@@ -507,6 +513,57 @@ fn option_filters(
     filters
 }
 
+/// The clusters an HTTP filter's config names — ext_authz's authorization service, the
+/// rate limit service — which the Gateway's snapshot must then carry.
+fn filter_clusters(f: &OptionFilter) -> Vec<String> {
+    use envoy_types::pb::envoy::config::core::v3::{grpc_service, http_uri};
+    use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{ExtAuthz, ext_authz};
+    use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::RateLimit;
+    use prost::Message;
+    let grpc = |g: &envoy_types::pb::envoy::config::core::v3::GrpcService| match &g.target_specifier
+    {
+        Some(grpc_service::TargetSpecifier::EnvoyGrpc(e)) => Some(e.cluster_name.clone()),
+        _ => None,
+    };
+    let bytes = f.config.value.as_slice();
+    match f.config.type_url.rsplit('/').next().unwrap_or_default() {
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz" => {
+            match ExtAuthz::decode(bytes).ok().and_then(|e| e.services) {
+                Some(ext_authz::Services::GrpcService(g)) => grpc(&g).into_iter().collect(),
+                Some(ext_authz::Services::HttpService(h)) => h
+                    .server_uri
+                    .and_then(|u| u.http_upstream_type)
+                    .map(|http_uri::HttpUpstreamType::Cluster(c)| c)
+                    .into_iter()
+                    .collect(),
+                None => Vec::new(),
+            }
+        }
+        "envoy.extensions.filters.http.ratelimit.v3.RateLimit" => RateLimit::decode(bytes)
+            .ok()
+            .and_then(|r| r.rate_limit_service)
+            .and_then(|s| s.grpc_service)
+            .and_then(|g| grpc(&g))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The accepted Upstream whose cluster is named `cluster`.
+fn upstream_cluster(upstreams: &Upstreams, cluster: &str) -> Option<ClusterRef> {
+    let rest = cluster.strip_prefix("upstream_")?;
+    let (namespace, name) = rest.split_once('_')?;
+    let key = ObjectKey::namespaced(crate::model::Kind::Upstream, namespace, name);
+    upstreams
+        .get(&key)
+        .filter(|o| o.result.is_ok())
+        .map(|_| ClusterRef::Upstream {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+}
+
 /// The HTTP filter every chain ends with.
 const ROUTER: &str = "envoy.filters.http.router";
 
@@ -519,6 +576,7 @@ fn hcm_filter(
     sections: &[&str],
     route_filters: &[OptionFilter],
     ctx: &mut GatewayOptions<'_, '_>,
+    referenced: &mut Vec<ClusterRef>,
 ) -> Filter {
     let base = HttpConnectionManager {
         stat_prefix: format!("http_{port}"),
@@ -542,22 +600,42 @@ fn hcm_filter(
     };
     let sources = ctx.targets.http_listeners.for_listeners(gateway, sections);
     let label = format!("{gateway} listener {}", sections.join(", "));
+    let upstreams = ctx.upstreams;
     let (mut hcm, applied) = apply_options(
         base,
         &sources,
         &label,
         &mut ctx.plugins,
         |p, r| p.apply_http_connection_manager(r),
-        |before, after, _| {
+        |before, after, filters| {
             let chain_kept = after.http_filters.len() == 1 && after.http_filters[0].name == ROUTER;
             let routes_kept = after.route_specifier == before.route_specifier;
-            (!(chain_kept && routes_kept)).then_some(
-                "the plugin changed the HTTP filter chain or the route configuration, which \
-                 Weir owns; a plugin adds HTTP filters by returning them",
-            )
+            if !(chain_kept && routes_kept) {
+                return Some(
+                    "the plugin changed the HTTP filter chain or the route configuration, \
+                     which Weir owns; a plugin adds HTTP filters by returning them"
+                        .to_string(),
+                );
+            }
+            filters
+                .iter()
+                .flat_map(filter_clusters)
+                .find(|c| upstream_cluster(upstreams, c).is_none())
+                .map(|c| {
+                    format!(
+                        "its filter names cluster {c}, which no accepted Upstream provides \
+                         (an Upstream ns/name is cluster upstream_<ns>_<name>)"
+                    )
+                })
         },
     );
     let mut filters = ctx.report(applied);
+    referenced.extend(
+        filters
+            .iter()
+            .flat_map(filter_clusters)
+            .filter_map(|c| upstream_cluster(upstreams, &c)),
+    );
     for f in route_filters {
         if !filters.iter().any(|g| g.name == f.name) {
             filters.push(f.clone());
@@ -599,10 +677,11 @@ fn apply_listener_options(
         |p, r| p.apply_listener(r),
         |before, after, filters| {
             if after.name != before.name || after.address != before.address {
-                Some("the plugin changed the listener's name or address, which Weir owns")
+                Some("the plugin changed the listener's name or address, which Weir owns".into())
             } else if !filters.is_empty() {
                 Some(
-                    "a ListenerOption cannot add HTTP filters; set this key on an HttpListenerOption",
+                    "a ListenerOption cannot add HTTP filters; set this key on an HttpListenerOption"
+                        .into(),
                 )
             } else {
                 None

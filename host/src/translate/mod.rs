@@ -476,6 +476,7 @@ impl Translator {
         let generation = plugins.generation();
         let mut gateway_options = assemble::GatewayOptions {
             targets: &self.gateway_options,
+            upstreams: &upstreams,
             plugins: plugins.filter_plugins(),
             generation,
             errors: Vec::new(),

@@ -67,3 +67,16 @@ pub fn start_echo_backend() -> u16 {
         }
     })
 }
+
+/// Starts a tiny authorization service: `200` when the request carries `x-allow: yes`,
+/// `403` otherwise. Returns the port.
+#[allow(dead_code)]
+pub fn start_auth_backend() -> u16 {
+    serve(|head| {
+        if head.to_ascii_lowercase().contains("\r\nx-allow: yes\r\n") {
+            response("200 OK", "allowed")
+        } else {
+            response("403 Forbidden", "denied")
+        }
+    })
+}

@@ -82,6 +82,13 @@ impl FilterPlugins for FakeOptions {
                 disabled: false,
             }),
             "chain" => hcm.http_filters.insert(0, Default::default()),
+            // Points an ext_authz filter at the cluster the value names.
+            "authCluster" => filters.push(OptionFilter {
+                name: "envoy.filters.http.ext_authz".to_string(),
+                stage: (3, 1),
+                config: ext_authz_at(r.config.as_str().unwrap()),
+                disabled: false,
+            }),
             other => return Err(format!("spec.options.{other}: unclaimed")),
         }
         Ok((hcm, filters))
@@ -780,6 +787,30 @@ fn virtual_host_option_targeting_another_namespace_is_not_accepted_and_does_not_
     assert_eq!(vhost_filter(&t, "envoy.filters.http.fault"), None);
 }
 
+/// An ext_authz filter config asking an HTTP service in `cluster`.
+fn ext_authz_at(cluster: &str) -> Any {
+    use envoy_types::pb::envoy::config::core::v3::{HttpUri, http_uri};
+    use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::{
+        ExtAuthz, HttpService, ext_authz,
+    };
+    let filter = ExtAuthz {
+        services: Some(ext_authz::Services::HttpService(HttpService {
+            server_uri: Some(HttpUri {
+                uri: format!("http://{cluster}"),
+                http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(cluster.into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    Any {
+        type_url: "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
+            .to_string(),
+        value: filter.encode_to_vec(),
+    }
+}
+
 /// An option object of `kind` (`HttpListenerOption`, `ListenerOption`) named `infra/name`.
 fn mk_gateway_option(kind: &str, name: &str, created: &str, spec: &str) -> String {
     mk_option(name, created, spec).replacen("kind: RouteOption", &format!("kind: {kind}"), 1)
@@ -950,4 +981,59 @@ fn listener_options_targeting_another_namespace_are_not_accepted_and_do_not_appl
             )
         );
     }
+}
+
+#[test]
+fn a_cluster_a_listener_filter_names_is_served_when_an_upstream_provides_it() {
+    let upstream = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: auth, namespace: infra}\nspec:\n  static:\n    hosts: [{addr: 1.2.3.4, port: 9000}]\n---\n";
+    let option = |cluster: &str| {
+        mk_gateway_option(
+            "HttpListenerOption",
+            "h",
+            "2024-01-01T00:00:00Z",
+            &format!("{TARGET_GW}options:\n  authCluster: {cluster}"),
+        )
+    };
+    let base = format!("{}{}{upstream}", mk_base(), mk_two_rules(""));
+    let clusters = |t: &Translation| -> Vec<String> {
+        t.gateways[&key(Kind::Gateway, "infra", "gw")]
+            .clusters
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    // Unreferenced, the Upstream's cluster is not served.
+    let t = run_opts(&mk_store(&base));
+    assert!(!clusters(&t).contains(&"upstream_infra_auth".to_string()));
+    let t = run_opts(&mk_store(&format!(
+        "{base}{}",
+        option("upstream_infra_auth")
+    )));
+    assert!(clusters(&t).contains(&"upstream_infra_auth".to_string()));
+    let names: Vec<_> = port_80_hcm(&t)
+        .http_filters
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["envoy.filters.http.ext_authz", "envoy.filters.http.router"]
+    );
+    // A cluster no Upstream provides: refused by name, the filter left out.
+    let t = run_opts(&mk_store(&format!(
+        "{base}{}",
+        option("upstream_infra_nowhere")
+    )));
+    let (accepted, _, message) = csr(cond(
+        status(&t, Kind::HttpListenerOption, "infra", "h"),
+        "Accepted",
+    ));
+    assert_eq!(accepted, "False");
+    assert!(
+        message.starts_with(
+            "spec.options.authCluster: its filter names cluster upstream_infra_nowhere"
+        ),
+        "{message}"
+    );
+    assert_eq!(port_80_hcm(&t).http_filters.len(), 1);
 }
