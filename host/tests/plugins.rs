@@ -292,7 +292,15 @@ fn panic_is_a_crash_quoting_the_panic_message() {
 
 #[test]
 fn oversized_output_is_refused() {
-    let mut runtime = mk_runtime(None);
+    // Building a 1 MiB answer can outlast the default 100 ms deadline on a loaded machine;
+    // this test is about the size cap, so it gets a deadline it cannot hit by accident.
+    let mut runtime = PluginRuntime::new(RuntimeConfig {
+        cache_dir: Some(shared_cache()),
+        call_timeout: std::time::Duration::from_secs(10),
+        ..RuntimeConfig::default()
+    })
+    .expect("engine");
+    builtin::load_all(&mut runtime).expect("built-in plugins load");
     runtime.load_file(OVERSIZED.as_ref()).unwrap();
     let mut session = runtime.session();
     let err = session
