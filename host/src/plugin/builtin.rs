@@ -43,6 +43,10 @@ pub const ALL: &[Builtin] = &[
         file: "builtin:extauth.wasm",
         bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_EXTAUTH")),
     },
+    Builtin {
+        file: "builtin:ratelimit.wasm",
+        bytes: include_bytes!(env!("WEIR_PLUGIN_WASM_RATELIMIT")),
+    },
 ];
 
 /// Loads every built-in plugin into `runtime`.
