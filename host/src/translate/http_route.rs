@@ -392,8 +392,10 @@ fn apply_route_options(
         &mut opts.plugins,
         route,
         &merged,
-        &mut ir.http_filters,
+        (&mut ir.http_filters, &mut ir.clusters),
         &mut ir.option_errors,
+        // Recorded, so the route is translated again when the Upstream comes or goes.
+        &mut |ns, name| rec.upstream(ns, name).is_some(),
     )
 }
 

@@ -25,7 +25,7 @@ use crate::model::options::Spec;
 use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, RouteOption};
 use crate::store::{ContentHash, Store};
 
-use super::{FastMap, FilterPlugins, OptionFilter, RouteOptionRequest};
+use super::{ClusterRef, FastMap, FilterPlugins, OptionFilter, RouteOptionRequest};
 
 /// One RouteOption attached to a route, with what precedence needs.
 #[derive(Clone, Debug)]
@@ -296,13 +296,19 @@ pub(crate) struct OptionError {
 }
 
 /// Applies every merged key to `route` in key order, adding the filters they need to
-/// `filters` and the keys that failed to `errors`.
+/// `filters` and the keys that failed to `errors`. A key whose result mirrors requests to
+/// a cluster (`request_mirror_policies`, shadowing) must name an Upstream's cluster that
+/// `upstream_exists` finds; its cluster then joins `clusters`, else the key is refused.
 pub(crate) fn apply_to_route(
     plugins: &mut Option<&mut dyn FilterPlugins>,
     mut route: Route,
     merged: &Merged<'_>,
-    filters: &mut Vec<OptionFilter>,
+    (filters, clusters): (
+        &mut Vec<OptionFilter>,
+        &mut std::collections::BTreeSet<ClusterRef>,
+    ),
     errors: &mut Vec<OptionError>,
+    upstream_exists: &mut dyn FnMut(&str, &str) -> bool,
 ) -> Route {
     for (key, (config, source)) in merged {
         let result = match plugins.as_deref_mut() {
@@ -314,9 +320,19 @@ pub(crate) fn apply_to_route(
                 target: &route,
             }),
         };
+        let result = result.and_then(|(modified, needed)| {
+            let mirrors = mirror_clusters(&modified, upstream_exists)
+                .map_err(|c| {
+                    format!(
+                        "spec.options.{key}: mirrors requests to cluster {c}, which no Upstream provides (an Upstream ns/name is cluster upstream_<ns>_<name>)"
+                    )
+                })?;
+            Ok((modified, needed, mirrors))
+        });
         match result {
-            Ok((modified, needed)) => {
+            Ok((modified, needed, mirrors)) => {
                 route = modified;
+                clusters.extend(mirrors);
                 for f in needed {
                     if !filters.iter().any(|g| g.name == f.name) {
                         filters.push(f);
@@ -335,6 +351,33 @@ pub(crate) fn apply_to_route(
         }
     }
     route
+}
+
+/// The Upstream clusters `route` mirrors requests to, or the first cluster name that is
+/// no existing Upstream's.
+fn mirror_clusters(
+    route: &Route,
+    upstream_exists: &mut dyn FnMut(&str, &str) -> bool,
+) -> Result<Vec<ClusterRef>, String> {
+    use envoy_types::pb::envoy::config::route::v3::route;
+    let Some(route::Action::Route(action)) = &route.action else {
+        return Ok(Vec::new());
+    };
+    action
+        .request_mirror_policies
+        .iter()
+        .map(|m| {
+            m.cluster
+                .strip_prefix("upstream_")
+                .and_then(|rest| rest.split_once('_'))
+                .filter(|(ns, name)| upstream_exists(ns, name))
+                .map(|(ns, name)| ClusterRef::Upstream {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                })
+                .ok_or_else(|| m.cluster.clone())
+        })
+        .collect()
 }
 
 /// The error for an option key no plugin claims.

@@ -80,3 +80,17 @@ pub fn start_auth_backend() -> u16 {
         }
     })
 }
+
+/// Starts a backend that answers `200` and remembers each request line it got (in the
+/// returned list). Returns the port and the list.
+#[allow(dead_code)]
+pub fn start_recording_backend() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let port = serve(move |head| {
+        let line = head.lines().next().unwrap_or_default().to_string();
+        log.lock().unwrap().push(line);
+        response("200 OK", "recorded")
+    });
+    (port, seen)
+}

@@ -2,6 +2,7 @@
 //! and the Envoy route fields they set.
 
 use serde::Deserialize;
+use weir_plugin_sdk::envoy::config::core::v3::RuntimeFractionalPercent;
 use weir_plugin_sdk::envoy::config::core::v3::{
     HeaderValue, HeaderValueOption, header_value_option,
 };
@@ -9,7 +10,8 @@ use weir_plugin_sdk::envoy::config::route::v3::{
     RetryPolicy, Route, RouteAction, retry_policy, route, route_action, route_match,
 };
 use weir_plugin_sdk::envoy::r#type::matcher::v3::{RegexMatchAndSubstitute, RegexMatcher};
-use weir_plugin_sdk::{FieldError, PluginError, duration, parse_config};
+use weir_plugin_sdk::envoy::r#type::v3::{FractionalPercent, fractional_percent};
+use weir_plugin_sdk::{ClusterName, FieldError, PluginError, duration, parse_config};
 
 /// One routing option's value, by key.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +44,28 @@ pub enum RouteSettings {
     /// `includeAttemptCountInResponse` (virtual hosts): return `x-envoy-attempt-count`
     /// to the client.
     IncludeAttemptCountInResponse(bool),
+    /// `shadowing`: a copy of a share of the requests goes to an Upstream too.
+    Shadowing(Shadowing),
+}
+
+/// `shadowing`: mirror requests to an Upstream (answers are ignored).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Shadowing {
+    /// The Upstream that gets the copies.
+    pub upstream: UpstreamRef,
+    /// The share of requests copied, 0 to 100 (default 100).
+    pub percentage: Option<f64>,
+}
+
+/// `shadowing.upstream`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamRef {
+    /// Its name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
 }
 
 /// `lbHash`: the hash policies, tried in order.
@@ -227,6 +251,25 @@ impl RouteSettings {
             "includeAttemptCountInResponse" => {
                 Self::IncludeAttemptCountInResponse(parse_config(json)?)
             }
+            "shadowing" => {
+                let shadowing: Shadowing = parse_config(json)?;
+                if shadowing.upstream.name.is_empty() || shadowing.upstream.namespace.is_empty() {
+                    return Err(PluginError::invalid(
+                        "upstream",
+                        "needs the name and namespace of an Upstream",
+                    ));
+                }
+                if shadowing
+                    .percentage
+                    .is_some_and(|p| !(0.0..=100.0).contains(&p))
+                {
+                    return Err(PluginError::invalid(
+                        "percentage",
+                        "must be between 0 and 100",
+                    ));
+                }
+                Self::Shadowing(shadowing)
+            }
             other => {
                 return Err(PluginError::invalid(
                     "",
@@ -307,6 +350,25 @@ impl RouteSettings {
                         ..Default::default()
                     })
                     .collect()
+            }
+            Self::Shadowing(shadowing) => {
+                let share = shadowing.percentage.unwrap_or(100.0);
+                action.request_mirror_policies = vec![route_action::RequestMirrorPolicy {
+                    cluster: ClusterName::for_upstream(
+                        &shadowing.upstream.namespace,
+                        &shadowing.upstream.name,
+                    )
+                    .to_string(),
+                    runtime_fraction: Some(RuntimeFractionalPercent {
+                        default_value: Some(FractionalPercent {
+                            // Parts per million keep two decimals of a percentage.
+                            numerator: (share * 10_000.0).round() as u32,
+                            denominator: fractional_percent::DenominatorType::Million as i32,
+                        }),
+                        runtime_key: String::new(),
+                    }),
+                    ..Default::default()
+                }]
             }
             Self::IncludeRequestAttemptCount(_) | Self::IncludeAttemptCountInResponse(_) => {
                 return Err(PluginError::invalid(

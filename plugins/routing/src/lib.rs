@@ -16,6 +16,7 @@
 //!   idleTimeout: 60s
 //!   lbHash: {hashPolicies: [{header: x-user}, {cookie: {name: session, ttl: 1h}}, {sourceIp: true}]}
 //!   upgrades: [{websocket: {enabled: false}}]
+//!   shadowing: {upstream: {name: canary, namespace: apps}, percentage: 10}
 //!   includeRequestAttemptCount: true      # VirtualHostOption only
 //!   includeAttemptCountInResponse: true   # VirtualHostOption only
 //! ```
@@ -113,7 +114,8 @@ weir_plugin_sdk::export!(
         "lbHash",
         "upgrades",
         "includeRequestAttemptCount",
-        "includeAttemptCountInResponse"
+        "includeAttemptCountInResponse",
+        "shadowing"
     ],
     schema: "schema.json"
 );

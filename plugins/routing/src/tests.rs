@@ -264,3 +264,28 @@ fn attempt_counts_are_for_virtual_hosts_only() {
         )
     );
 }
+
+#[test]
+fn shadowing_mirrors_a_share_to_the_upstream_cluster() {
+    let route = applied(
+        "shadowing",
+        r#"{"upstream": {"name": "canary", "namespace": "apps"}, "percentage": 12.5}"#,
+    );
+    let mirror = &action(&route).request_mirror_policies[0];
+    assert_eq!(mirror.cluster, "upstream_apps_canary");
+    let share = mirror
+        .runtime_fraction
+        .as_ref()
+        .unwrap()
+        .default_value
+        .unwrap();
+    assert_eq!(share.numerator, 125_000);
+    assert_eq!(
+        problems(
+            "shadowing",
+            r#"{"upstream": {"name": "a", "namespace": "b"}, "percentage": 101}"#
+        )
+        .len(),
+        1
+    );
+}

@@ -42,6 +42,20 @@ impl FilterPlugins for FakeOptions {
         r: &RouteOptionRequest<'_>,
     ) -> Result<(Route, Vec<OptionFilter>), String> {
         let mut route = r.target.clone();
+        // `mirror` mirrors requests to the cluster its value names.
+        if r.key == "mirror" {
+            if let Some(envoy_types::pb::envoy::config::route::v3::route::Action::Route(a)) =
+                &mut route.action
+            {
+                a.request_mirror_policies = vec![
+                    envoy_types::pb::envoy::config::route::v3::route_action::RequestMirrorPolicy {
+                        cluster: r.config.as_str().unwrap().to_string(),
+                        ..Default::default()
+                    },
+                ];
+            }
+            return Ok((route, Vec::new()));
+        }
         let f = self.fake_apply(
             (r.key, r.config, r.source),
             &mut route.typed_per_filter_config,
@@ -1036,4 +1050,40 @@ fn a_cluster_a_listener_filter_names_is_served_when_an_upstream_provides_it() {
         "{message}"
     );
     assert_eq!(port_80_hcm(&t).http_filters.len(), 1);
+}
+
+#[test]
+fn a_mirror_to_an_upstream_serves_its_cluster_and_follows_the_upstream_coming_and_going() {
+    let upstream = "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {name: copy, namespace: infra}\nspec:\n  static:\n    hosts: [{addr: 1.2.3.4, port: 9000}]\n---\n";
+    let base = format!(
+        "{}{}{}",
+        mk_base(),
+        mk_two_rules(""),
+        mk_option(
+            "m",
+            "2024-01-01T00:00:00Z",
+            &format!("{TARGET_R}options:\n  mirror: upstream_infra_copy")
+        )
+    );
+    let clusters = |t: &Translation| -> Vec<String> {
+        t.gateways[&key(Kind::Gateway, "infra", "gw")]
+            .clusters
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    let mut translator = Translator::new();
+    // No such Upstream yet: refused by name, the route served without the mirror.
+    let t = run_opts_with(&mut translator, &mk_store(&base));
+    let (status, _, message) = accepted(&t, "m");
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("spec.options.mirror: mirrors requests to cluster upstream_infra_copy"),
+        "{message}"
+    );
+    assert!(!clusters(&t).contains(&"upstream_infra_copy".to_string()));
+    // The Upstream appears: the (memoised) route is translated again and mirrors.
+    let t = run_opts_with(&mut translator, &mk_store(&format!("{base}{upstream}")));
+    assert_eq!(accepted(&t, "m").0, "True");
+    assert!(clusters(&t).contains(&"upstream_infra_copy".to_string()));
 }
