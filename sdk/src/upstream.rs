@@ -7,6 +7,9 @@ use crate::envoy::config::cluster::v3::Cluster;
 use crate::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use crate::{Any, ObjectRef, PluginError, pack};
 
+/// The type URL of [`UpstreamOutput::cluster`].
+pub const CLUSTER_TYPE_URL: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+
 /// An Upstream type: claims one or more Upstream spec keys (`static`, `aws`, ...)
 /// and turns an Upstream's type block into an Envoy cluster.
 ///
@@ -148,6 +151,20 @@ impl UpstreamOutput {
         }
     }
 
+    /// Output holding just a cluster the plugin encoded itself (the bytes of an
+    /// `envoy.config.cluster.v3.Cluster`), for plugins that write the few fields they set
+    /// rather than build the whole message.
+    pub fn encoded(cluster: Vec<u8>) -> Self {
+        Self {
+            cluster: Any {
+                type_url: CLUSTER_TYPE_URL.to_owned(),
+                value: cluster,
+            },
+            load_assignment: None,
+            functions: Vec::new(),
+        }
+    }
+
     /// Adds endpoints the host serves over EDS instead of inline.
     pub fn with_load_assignment(mut self, load_assignment: &ClusterLoadAssignment) -> Self {
         self.load_assignment = Some(pack(load_assignment));
@@ -158,5 +175,20 @@ impl UpstreamOutput {
     pub fn with_functions(mut self, functions: Vec<Function>) -> Self {
         self.functions = functions;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Name;
+
+    use super::*;
+
+    #[test]
+    fn cluster_type_url_names_the_cluster_message() {
+        assert_eq!(CLUSTER_TYPE_URL, Cluster::type_url());
+        let output = UpstreamOutput::encoded(vec![10, 1, b'c']);
+        assert!(output.cluster.is::<Cluster>());
+        assert_eq!(output.cluster.value, [10, 1, b'c']);
     }
 }

@@ -13,6 +13,7 @@ use weir_plugin_sdk::envoy::config::endpoint::v3::{
 };
 use weir_plugin_sdk::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use weir_plugin_sdk::pack;
+use weir_plugin_sdk::prost::encoding::{self, WireType};
 use weir_plugin_sdk::prost_types::{Struct, Value, value};
 
 use crate::config::{Host, StaticConfig};
@@ -35,69 +36,166 @@ const SNI_MATCH_KEY: &str = "sni";
 /// with that SNI. Hosts with different SNIs get one transport socket match
 /// per SNI, selected by endpoint metadata, as K8sGateway does.
 pub fn to_cluster(name: &str, config: &StaticConfig) -> Cluster {
-    // Parse each address once: whether it is an IP decides the discovery type, the
-    // endpoint's hostname and (with autoSniRewrite) its SNI.
-    let hosts: Vec<(&Host, bool, Option<&str>)> = config
-        .hosts
-        .iter()
-        .map(|host| {
-            let is_ip = host.is_ip();
-            (host, is_ip, config.sni_for_parsed(host, || is_ip))
-        })
-        .collect();
-    let discovery = if hosts.iter().all(|&(_, is_ip, _)| is_ip) {
-        cluster::DiscoveryType::Static
-    } else {
-        cluster::DiscoveryType::StrictDns
-    };
-    let tls = config.tls();
-    let first_sni = hosts.first().and_then(|&(_, _, sni)| sni);
-    let per_host_sni = tls && hosts.iter().any(|&(_, _, sni)| sni != first_sni);
-
-    let lb_endpoints = hosts
-        .iter()
-        .map(|&(host, is_ip, sni)| to_lb_endpoint(host, is_ip, sni.filter(|_| per_host_sni)))
-        .collect();
-
+    let parts = Parts::new(name, config);
     // Filled in place rather than with `..Default::default()`: `Cluster` is a 3 KB
     // struct, and the struct-update form builds a default one and then copies it.
     let mut cluster = Cluster::default();
     cluster.name = name.to_owned();
     cluster.connect_timeout = Some(to_proto(CONNECT_TIMEOUT));
-    cluster.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(discovery as i32));
-    cluster.load_assignment = Some(ClusterLoadAssignment {
-        cluster_name: name.to_owned(),
-        endpoints: vec![LocalityLbEndpoints {
-            lb_endpoints,
-            ..Default::default()
-        }],
-        ..Default::default()
-    });
-    if discovery == cluster::DiscoveryType::StrictDns {
-        // Envoy's default (AUTO) prefers IPv6, which many clusters lack.
-        cluster.dns_lookup_family = cluster::DnsLookupFamily::V4Preferred as i32;
-    }
+    cluster.cluster_discovery_type =
+        Some(cluster::ClusterDiscoveryType::Type(parts.discovery as i32));
+    cluster.dns_lookup_family = parts.dns_lookup_family as i32;
+    cluster.transport_socket = parts.transport_socket;
+    cluster.transport_socket_matches = parts.transport_socket_matches;
+    cluster.load_assignment = Some(parts.load_assignment);
+    cluster
+}
 
-    if tls {
-        if per_host_sni {
-            // Hosts without an SNI fall back to the cluster's own socket. One match
-            // per distinct SNI, in name order.
-            let snis: BTreeSet<&str> = hosts.iter().filter_map(|&(_, _, sni)| sni).collect();
-            cluster.transport_socket = Some(tls_socket(None));
-            cluster.transport_socket_matches = snis
-                .into_iter()
-                .map(|sni| cluster::TransportSocketMatch {
-                    name: format!("sni-{sni}"),
-                    r#match: Some(sni_match(sni)),
-                    transport_socket: Some(tls_socket(Some(sni))),
-                })
-                .collect();
+/// [`to_cluster`], encoded: the same bytes as `to_cluster(name, config).encode_to_vec()`.
+///
+/// Written field by field, because building the 3 KB `Cluster` struct, walking its
+/// ~50 fields to size and encode it and dropping it again is most of the cost of
+/// encoding the handful of fields a static cluster sets.
+pub fn encode_cluster(name: &str, config: &StaticConfig) -> Vec<u8> {
+    Parts::new(name, config).encode(name)
+}
+
+/// Field numbers of `envoy.config.cluster.v3.Cluster` that a static cluster sets.
+mod field {
+    pub const NAME: u32 = 1;
+    /// `type`, in the `cluster_discovery_type` oneof.
+    pub const TYPE: u32 = 2;
+    pub const CONNECT_TIMEOUT: u32 = 4;
+    pub const DNS_LOOKUP_FAMILY: u32 = 17;
+    pub const TRANSPORT_SOCKET: u32 = 24;
+    pub const LOAD_ASSIGNMENT: u32 = 33;
+    pub const TRANSPORT_SOCKET_MATCHES: u32 = 43;
+}
+
+/// The fields of a static cluster that depend on its configuration.
+struct Parts {
+    discovery: cluster::DiscoveryType,
+    dns_lookup_family: cluster::DnsLookupFamily,
+    load_assignment: ClusterLoadAssignment,
+    transport_socket: Option<TransportSocket>,
+    transport_socket_matches: Vec<cluster::TransportSocketMatch>,
+}
+
+impl Parts {
+    fn new(name: &str, config: &StaticConfig) -> Self {
+        // Parse each address once: whether it is an IP decides the discovery type, the
+        // endpoint's hostname and (with autoSniRewrite) its SNI.
+        let hosts: Vec<(&Host, bool, Option<&str>)> = config
+            .hosts
+            .iter()
+            .map(|host| {
+                let is_ip = host.is_ip();
+                (host, is_ip, config.sni_for_parsed(host, || is_ip))
+            })
+            .collect();
+        let discovery = if hosts.iter().all(|&(_, is_ip, _)| is_ip) {
+            cluster::DiscoveryType::Static
         } else {
+            cluster::DiscoveryType::StrictDns
+        };
+        let tls = config.tls();
+        let first_sni = hosts.first().and_then(|&(_, _, sni)| sni);
+        let per_host_sni = tls && hosts.iter().any(|&(_, _, sni)| sni != first_sni);
+
+        let lb_endpoints = hosts
+            .iter()
+            .map(|&(host, is_ip, sni)| to_lb_endpoint(host, is_ip, sni.filter(|_| per_host_sni)))
+            .collect();
+        let load_assignment = ClusterLoadAssignment {
+            cluster_name: name.to_owned(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let dns_lookup_family = if discovery == cluster::DiscoveryType::StrictDns {
+            // Envoy's default (AUTO) prefers IPv6, which many clusters lack.
+            cluster::DnsLookupFamily::V4Preferred
+        } else {
+            cluster::DnsLookupFamily::Auto
+        };
+
+        let (transport_socket, transport_socket_matches) = match (tls, per_host_sni) {
+            (false, _) => (None, Vec::new()),
+            // Hosts without an SNI fall back to the cluster's own socket. One match per
+            // distinct SNI, in name order.
+            (true, true) => {
+                let snis: BTreeSet<&str> = hosts.iter().filter_map(|&(_, _, sni)| sni).collect();
+                let matches = snis
+                    .into_iter()
+                    .map(|sni| cluster::TransportSocketMatch {
+                        name: format!("sni-{sni}"),
+                        r#match: Some(sni_match(sni)),
+                        transport_socket: Some(tls_socket(Some(sni))),
+                    })
+                    .collect();
+                (Some(tls_socket(None)), matches)
+            }
             // Every host has the same SNI (or none).
-            cluster.transport_socket = Some(tls_socket(first_sni));
+            (true, false) => (Some(tls_socket(first_sni)), Vec::new()),
+        };
+        Parts {
+            discovery,
+            dns_lookup_family,
+            load_assignment,
+            transport_socket,
+            transport_socket_matches,
         }
     }
-    cluster
+
+    /// The encoded cluster, fields in number order as prost writes them, skipping the
+    /// ones at their default value as proto3 does.
+    fn encode(&self, name: &str) -> Vec<u8> {
+        let timeout = to_proto(CONNECT_TIMEOUT);
+        let discovery = self.discovery as i32;
+        let dns_lookup_family = self.dns_lookup_family as i32;
+        let name_len = match name.len() {
+            0 => 0,
+            n => encoding::key_len(field::NAME) + encoding::encoded_len_varint(n as u64) + n,
+        };
+        let dns_len = match dns_lookup_family {
+            0 => 0,
+            family => encoding::int32::encoded_len(field::DNS_LOOKUP_FAMILY, &family),
+        };
+        let len = name_len
+            + encoding::int32::encoded_len(field::TYPE, &discovery)
+            + encoding::message::encoded_len(field::CONNECT_TIMEOUT, &timeout)
+            + dns_len
+            + self.transport_socket.as_ref().map_or(0, |socket| {
+                encoding::message::encoded_len(field::TRANSPORT_SOCKET, socket)
+            })
+            + encoding::message::encoded_len(field::LOAD_ASSIGNMENT, &self.load_assignment)
+            + encoding::message::encoded_len_repeated(
+                field::TRANSPORT_SOCKET_MATCHES,
+                &self.transport_socket_matches,
+            );
+        let mut buf = Vec::with_capacity(len);
+        if !name.is_empty() {
+            encoding::encode_key(field::NAME, WireType::LengthDelimited, &mut buf);
+            encoding::encode_varint(name.len() as u64, &mut buf);
+            buf.extend_from_slice(name.as_bytes());
+        }
+        encoding::int32::encode(field::TYPE, &discovery, &mut buf);
+        encoding::message::encode(field::CONNECT_TIMEOUT, &timeout, &mut buf);
+        if dns_lookup_family != 0 {
+            encoding::int32::encode(field::DNS_LOOKUP_FAMILY, &dns_lookup_family, &mut buf);
+        }
+        if let Some(socket) = &self.transport_socket {
+            encoding::message::encode(field::TRANSPORT_SOCKET, socket, &mut buf);
+        }
+        encoding::message::encode(field::LOAD_ASSIGNMENT, &self.load_assignment, &mut buf);
+        for socket_match in &self.transport_socket_matches {
+            encoding::message::encode(field::TRANSPORT_SOCKET_MATCHES, socket_match, &mut buf);
+        }
+        debug_assert_eq!(buf.len(), len);
+        buf
+    }
 }
 
 fn to_lb_endpoint(host: &Host, is_ip: bool, sni_match_value: Option<&str>) -> LbEndpoint {

@@ -27,8 +27,8 @@ impl UpstreamType for StaticPlugin {
 
     fn translate(input: UpstreamInput) -> Result<UpstreamOutput, PluginError> {
         let config = config::StaticConfig::from_json(&input.config)?;
-        let cluster = cluster::to_cluster(input.cluster_name.as_str(), &config);
-        Ok(UpstreamOutput::new(&cluster))
+        let cluster = cluster::encode_cluster(input.cluster_name.as_str(), &config);
+        Ok(UpstreamOutput::encoded(cluster))
     }
 }
 

@@ -202,3 +202,29 @@ fn validate_agrees_with_translate() {
     );
     assert!(StaticPlugin::validate("static", r#"{"hosts":[]}"#).is_err());
 }
+
+#[test]
+fn encoded_cluster_is_the_prost_encoding_of_the_built_one() {
+    use weir_plugin_sdk::ConfigBlock;
+    use weir_plugin_sdk::prost::Message;
+
+    let configs = [
+        r#"{"hosts":[{"addr":"10.0.0.1","port":8080},{"addr":"10.0.0.2","port":8080,"loadBalancingWeight":2}]}"#,
+        r#"{"hosts":[{"addr":"10.0.0.1","port":80},{"addr":"api.example.com","port":80}]}"#,
+        r#"{"useTls":true,"hosts":[{"addr":"10.0.0.1","port":8443}]}"#,
+        r#"{"hosts":[{"addr":"api.example.com","port":443}]}"#,
+        r#"{"hosts":[{"addr":"10.0.0.1","port":8443,"sniAddr":"api.example.com"}]}"#,
+        r#"{"useTls":true,"hosts":[{"addr":"a.example.com","port":443},{"addr":"b.example.com","port":443,"loadBalancingWeight":3},{"addr":"10.0.0.9","port":443}]}"#,
+        r#"{"autoSniRewrite":false,"useTls":false,"hosts":[{"addr":"::1","port":9000}]}"#,
+    ];
+    for json in configs {
+        let config = StaticConfig::from_json(json).unwrap();
+        for name in ["default-backend", ""] {
+            assert_eq!(
+                encode_cluster(name, &config),
+                to_cluster(name, &config).encode_to_vec(),
+                "{json} named {name:?}"
+            );
+        }
+    }
+}
