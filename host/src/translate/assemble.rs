@@ -128,10 +128,15 @@ struct VhostSpec<'a, 'b> {
     options: Vec<&'b Attached>,
 }
 
-/// One port's slice of the [`VhostCache`].
+/// The virtual host `spec` describes, from one port's slice of the [`VhostCache`] or
+/// built afresh. A freshly built one equal to `twin` (the same domain's virtual host on
+/// an earlier port of the Gateway) is stored as `twin` itself, so ports serving the same
+/// virtual hosts hold the same pointers and [`same_hosts`] never compares them deeply
+/// again while they stay unchanged.
 fn get_or_build(
     entries: &mut FastMap<String, VhostEntry>,
     spec: VhostSpec<'_, '_>,
+    twin: Option<&Arc<VirtualHost>>,
     ctx: &mut GatewayOptions<'_, '_>,
     port_filters: &mut Vec<OptionFilter>,
     (pass, stats): (PassId, &mut PassStats),
@@ -175,7 +180,10 @@ fn get_or_build(
         ctx,
     );
     report(&applied, ctx, port_filters);
-    let vhost = Arc::new(vhost);
+    let vhost = match twin {
+        Some(t) if **t == vhost => t.clone(),
+        _ => Arc::new(vhost),
+    };
     entries.insert(
         spec.domain.to_string(),
         VhostEntry {
@@ -292,13 +300,15 @@ pub(crate) fn gateway_resources(
     // Clusters the listeners' own HTTP filters name (an authorization service, ...).
     let mut referenced: Vec<ClusterRef> = Vec::new();
     let mut secrets: BTreeMap<String, Arc<TlsSecret>> = BTreeMap::new();
+    // Every port's table so far, shared or not: where a new virtual host finds its twin.
+    let mut earlier: Vec<RouteTable> = Vec::new();
     for (port, listeners) in &ports {
         let mut port_filters = Vec::new();
         let table = route_table(
             (gi, &plan.key, *port),
             &format!("route_{port}"),
             listeners,
-            attachments,
+            (attachments, &earlier),
             (vhosts, &mut *gateway_options, &mut port_filters),
             (reader.pass(), &mut *stats),
             &mut needed,
@@ -309,11 +319,11 @@ pub(crate) fn gateway_resources(
         let route_name = match out.routes.iter().find(|t| same_hosts(t, &table)) {
             Some(shared) => shared.name.clone(),
             None => {
-                let name = table.name.clone();
-                out.routes.push(table);
-                name
+                out.routes.push(table.clone());
+                table.name.clone()
             }
         };
+        earlier.push(table);
         let https = listeners[0].1.protocol == Some(Protocol::Https);
         let filters = option_filters(gi, listeners, attachments, routes, port_filters);
         let mut hcm = |sections: &[&str]| {
@@ -335,11 +345,7 @@ pub(crate) fn gateway_resources(
     needed.extend(referenced.iter());
     for c in needed {
         let built = match c {
-            ClusterRef::Service {
-                namespace,
-                name,
-                port,
-            } => Some(clusters.service_cluster(reader, namespace, name, *port, stats)),
+            ClusterRef::Service { .. } => clusters.service_cluster(reader, c, stats),
             ClusterRef::Upstream { namespace, name } => upstreams
                 .get(&ObjectKey::namespaced(
                     crate::model::Kind::Upstream,
@@ -389,7 +395,7 @@ fn route_table<'a>(
     (gi, gateway, port): (usize, &ObjectKey, u16),
     name: &str,
     listeners: &[(usize, &ListenerPlan)],
-    attachments: &'a Attachments,
+    (attachments, earlier): (&'a Attachments, &[RouteTable]),
     (vhosts, ctx, port_filters): (
         &mut VhostCache,
         &mut GatewayOptions<'_, '_>,
@@ -448,9 +454,16 @@ fn route_table<'a>(
             chosen,
             options: listener_options[serving].clone(),
         };
+        let twin = earlier.iter().find_map(|t| {
+            t.virtual_hosts
+                .binary_search_by(|v| v.name.as_str().cmp(domain))
+                .ok()
+                .map(|i| &t.virtual_hosts[i])
+        });
         virtual_hosts.push(get_or_build(
             cached,
             spec,
+            twin,
             ctx,
             port_filters,
             (pass, &mut *stats),

@@ -116,34 +116,46 @@ struct UpstreamEntry {
 /// The cluster memo.
 #[derive(Default)]
 pub(crate) struct ClusterCache {
-    services: FastMap<(String, String, u16), ServiceEntry>,
+    /// By the Service port's [`ClusterRef`] (looked up by the routes' own, no allocation).
+    services: FastMap<ClusterRef, ServiceEntry>,
     upstreams: FastMap<ObjectKey, UpstreamEntry>,
 }
 
 impl ClusterCache {
     /// Drops entries for objects that are gone.
     pub(crate) fn retain_present(&mut self, store: &crate::store::Store) {
-        self.services
-            .retain(|(ns, name, _), _| store.service(ns, name).is_some());
+        self.services.retain(|c, _| match c {
+            ClusterRef::Service {
+                namespace, name, ..
+            } => store.service(namespace, name).is_some(),
+            ClusterRef::Upstream { .. } => false,
+        });
         self.upstreams.retain(|k, _| store.get(k).is_some());
     }
 
-    /// The cluster for Service `ns/name` port `port`, built or reused.
+    /// The cluster for the Service port `key` (a [`ClusterRef::Service`]), built or
+    /// reused; `None` for an Upstream's.
     pub(crate) fn service_cluster(
         &mut self,
         reader: &mut PassReader<'_>,
-        ns: &str,
-        name: &str,
-        port: u16,
+        key: &ClusterRef,
         stats: &mut PassStats,
-    ) -> Arc<Built> {
+    ) -> Option<Arc<Built>> {
+        let ClusterRef::Service {
+            namespace: ns,
+            name,
+            port,
+        } = key
+        else {
+            return None;
+        };
+        let (ns, name, port) = (ns.as_str(), name.as_str(), *port);
         let pass = reader.pass();
-        let key = (ns.to_string(), name.to_string(), port);
-        if let Some(e) = self.services.get_mut(&key)
+        if let Some(e) = self.services.get_mut(key)
             && reader.unchanged(e.checked, &e.deps)
         {
             e.checked = pass;
-            return e.built.clone();
+            return Some(e.built.clone());
         }
         stats.service_clusters_built += 1;
         let mut rec = reader.recorder();
@@ -171,14 +183,14 @@ impl ClusterCache {
         });
         let deps = reader.snapshot(rec);
         self.services.insert(
-            key,
+            key.clone(),
             ServiceEntry {
                 deps,
                 checked: pass,
                 built: built.clone(),
             },
         );
-        built
+        Some(built)
     }
 
     /// Translates every Upstream in the store (or reuses the memo).

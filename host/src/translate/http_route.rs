@@ -26,7 +26,7 @@ use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value};
 use crate::model::gateway_api::HttpRoute;
 use crate::model::gateway_api::httproutes::{HttpRouteParentRefs, HttpRouteRules};
 use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, weir_ref_kind};
-use crate::store::{ContentHash, Store};
+use crate::store::ContentHash;
 
 use super::cluster::{ClusterRef, to_any};
 use super::conditions::*;
@@ -117,9 +117,13 @@ impl RouteCache {
         self.entries.len()
     }
 
-    /// Drops entries for routes that are gone.
-    pub(crate) fn retain_present(&mut self, store: &Store) {
-        self.entries.retain(|k, _| store.get(k).is_some());
+    /// Drops entries for routes that are gone: every route in the store was checked or
+    /// built in pass `pass` by [`RouteCache::translate_all`], so the others are gone. When
+    /// the counts match nothing is gone and no entry is visited.
+    pub(crate) fn retain_checked(&mut self, pass: PassId, present: usize) {
+        if self.entries.len() != present {
+            self.entries.retain(|_, e| e.checked == pass);
+        }
     }
 
     /// Every HTTPRoute's IR, translated or reused.

@@ -511,9 +511,7 @@ impl Translator {
         );
         // Forgetting deleted objects is a lookup per memo entry: skip it for kinds that
         // did not change.
-        if !stable.contains(Kind::HttpRoute) {
-            self.routes.retain_present(store);
-        }
+        self.routes.retain_checked(self.pass, routes.len());
         if !(stable.contains(Kind::Service) && stable.contains(Kind::Upstream)) {
             self.clusters.retain_present(store);
         }

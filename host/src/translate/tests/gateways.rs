@@ -1,6 +1,7 @@
 //! GatewayClass and Gateway: listeners, TLS, conflicts, status.
 
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::secret;
+use std::sync::Arc;
 
 use super::*;
 
@@ -337,4 +338,71 @@ fn ports_with_the_same_virtual_hosts_share_one_route_configuration() {
             ("listener_80".to_string(), "route_80".to_string())
         ]
     );
+}
+
+#[test]
+fn ports_sharing_virtual_hosts_stay_shared_and_follow_changes_incrementally() {
+    let gw = mk_gateway(
+        "infra",
+        "both",
+        "- {name: http, port: 80, protocol: HTTP}\n- name: https\n  port: 443\n  protocol: HTTPS\n  tls:\n    certificateRefs: [{name: cert}]",
+    );
+    let route = |path: &str| {
+        mk_route(
+            "infra",
+            "r",
+            &format!(
+                "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n  backendRefs: [{{name: v1, port: 8080}}]"
+            ),
+        )
+    };
+    let base = format!("{}{gw}{}", mk_base(), mk_tls_secret("infra", "cert"));
+    let gateway = key(Kind::Gateway, "infra", "both");
+    let mut translator = Translator::new();
+    let tables = |t: &Translation| -> Vec<String> {
+        t.gateways[&gateway]
+            .routes
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    let prefix = |t: &Translation, table: &str| -> String {
+        let table = t.gateways[&gateway]
+            .routes
+            .iter()
+            .find(|r| r.name == table)
+            .unwrap();
+        format!("{:?}", table.virtual_hosts[0].routes[0].r#match)
+    };
+    let first = run_with(
+        &mut translator,
+        &mk_store(&format!("{base}{}", route("/one"))),
+    );
+    assert_eq!(tables(&first), ["route_80"]);
+
+    // A change to the route on both ports: the table stays shared and shows the change,
+    // exactly as a fresh translation does.
+    let store = mk_store(&format!("{base}{}", route("/two")));
+    let second = run_with(&mut translator, &store);
+    assert_eq!(second, run(&store));
+    assert_eq!(tables(&second), ["route_80"]);
+    assert!(prefix(&second, "route_80").contains("/two"));
+
+    // A route on one port only: the tables part, and the virtual host both ports still
+    // serve alike is one value (the same pointer) in both.
+    let plain = mk_route(
+        "infra",
+        "plain",
+        "parentRefs:\n- {name: both, sectionName: http}\nhostnames: [b.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+    );
+    let store = mk_store(&format!("{base}{}{plain}", route("/three")));
+    let third = run_with(&mut translator, &store);
+    assert_eq!(third, run(&store));
+    assert_eq!(tables(&third), ["route_443", "route_80"]);
+    assert!(prefix(&third, "route_443").contains("/three"));
+    let res = &third.gateways[&gateway];
+    assert!(Arc::ptr_eq(
+        &res.routes[0].virtual_hosts[0],
+        &res.routes[1].virtual_hosts[0]
+    ));
 }
