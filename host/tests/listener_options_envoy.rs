@@ -27,7 +27,7 @@ mod world;
 
 use http::{LOOPBACK, get, request_raw_with};
 use weir::Weir;
-use world::serve_world;
+use world::{serve_world, static_upstream};
 
 /// An option object of `kind` named `default/name` for the whole Gateway `default/gw`,
 /// with `options` (YAML, indented under `options:`).
@@ -134,14 +134,7 @@ fn http_listener_options_compress_answer_health_checks_rename_the_server_and_lim
 ",
         ),
     );
-    let message = weir.until(
-        "the bad gzip level is rejected",
-        &mut envoy,
-        || match accepted(&weir, "HttpListenerOption", "edge")? {
-            (s, m) if s == "False" => Ok(m),
-            other => Err(format!("{other:?}")),
-        },
-    );
+    let message = weir.until_rejected(&mut envoy, "HttpListenerOption/default/edge");
     assert!(
         message.contains("spec.options.gzip.compressionLevel"),
         "{message}"
@@ -269,13 +262,8 @@ fn extauth_asks_an_authorization_service_and_routes_can_skip_it() {
     weir.write(
         "auth.yaml",
         &format!(
-            "apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {{name: auth, namespace: default}}
-spec:
-  static: {{hosts: [{{addr: 127.0.0.1, port: {auth}}}]}}
----
-{}",
+            "{}{}",
+            static_upstream("auth", &[auth], ""),
             extauth("auth")
         ),
     );
@@ -312,24 +300,12 @@ spec:
     weir.write(
         "auth.yaml",
         &format!(
-            "apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {{name: auth, namespace: default}}
-spec:
-  static: {{hosts: [{{addr: 127.0.0.1, port: {auth}}}]}}
----
-{}",
+            "{}{}",
+            static_upstream("auth", &[auth], ""),
             extauth("nowhere")
         ),
     );
-    let message = weir.until(
-        "the dangling reference is rejected",
-        &mut envoy,
-        || match accepted(&weir, "HttpListenerOption", "auth")? {
-            (s, m) if s == "False" => Ok(m),
-            other => Err(format!("{other:?}")),
-        },
-    );
+    let message = weir.until_rejected(&mut envoy, "HttpListenerOption/default/auth");
     assert!(
         message.contains("spec.options.extauth") && message.contains("upstream_default_nowhere"),
         "{message}"
@@ -344,14 +320,7 @@ fn a_rate_limit_service_decides_on_the_descriptors_a_route_sends() {
     weir.write(
         "rls.yaml",
         &format!(
-            "apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {{name: rls, namespace: default}}
-spec:
-  useHttp2: true
-  static: {{hosts: [{{addr: 127.0.0.1, port: {rls}}}]}}
----
-{}---
+            "{}{}---
 apiVersion: gateway.solo.io/v1
 kind: RouteOption
 metadata: {{name: tiers, namespace: default}}
@@ -361,6 +330,7 @@ spec:
     ratelimit:
       rateLimits: [{{actions: [{{requestHeaders: {{headerName: x-tier, descriptorKey: tier}}}}]}}]
 ",
+            static_upstream("rls", &[rls], "  useHttp2: true\n"),
             gateway_option(
                 "HttpListenerOption",
                 "limits",

@@ -24,7 +24,7 @@ mod world;
 
 use http::get;
 use weir::{Weir, free_port};
-use world::{serve_world, world};
+use world::{serve_world, static_upstream, world};
 
 /// A RouteOption `name` attached to HTTPRoute `default/app` by targetRef, with `options`
 /// (YAML, indented under `options:`).
@@ -48,14 +48,7 @@ fn accepted(weir: &Weir, name: &str) -> Result<(String, String), String> {
 
 /// Waits until RouteOption `default/name` is `Accepted=False`; its message.
 fn rejected(weir: &Weir, envoy: &mut envoy::RunningEnvoy, name: &str) -> String {
-    weir.until(
-        &format!("{name} is rejected in status"),
-        envoy,
-        || match accepted(weir, name)? {
-            (s, m) if s == "False" => Ok(m),
-            other => Err(format!("{other:?}")),
-        },
-    )
+    weir.until_rejected(envoy, &format!("RouteOption/default/{name}"))
 }
 
 #[test]
@@ -353,13 +346,8 @@ fn shadowing_copies_requests_to_an_upstream() {
     let (mirror, seen) = backend::start_recording_backend();
     let option = |upstream: &str| {
         format!(
-            "apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {{name: mirror, namespace: default}}
-spec:
-  static: {{hosts: [{{addr: 127.0.0.1, port: {mirror}}}]}}
----
-{}",
+            "{}{}",
+            static_upstream("mirror", &[mirror], ""),
             route_option(
                 "shadow",
                 &format!("    shadowing: {{upstream: {{name: {upstream}, namespace: default}}}}\n"),
@@ -396,14 +384,7 @@ fn lb_hash_pins_a_client_to_one_backend_and_a_fault_delay_delays() {
     weir.write(
         "hashed.yaml",
         &format!(
-            r#"apiVersion: gloo.solo.io/v1
-kind: Upstream
-metadata: {{name: pair, namespace: default}}
-spec:
-  loadBalancerConfig: {{ringHash: {{}}}}
-  static: {{hosts: [{{addr: 127.0.0.1, port: {one}}}, {{addr: 127.0.0.1, port: {two}}}]}}
----
-apiVersion: gateway.networking.k8s.io/v1
+            r#"{}apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: hashed, namespace: default}}
 spec:
@@ -419,7 +400,12 @@ spec:
   targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: hashed}}]
   options:
     lbHash: {{hashPolicies: [{{header: x-user}}]}}
-"#
+"#,
+            static_upstream(
+                "pair",
+                &[one, two],
+                "  loadBalancerConfig: {ringHash: {}}\n"
+            )
         ),
     );
     let answers = |user: &str| -> Vec<String> {

@@ -175,6 +175,18 @@ impl Weir {
         ))
     }
 
+    /// Waits until object `key` (`Kind/ns/name`) is `Accepted=False`; its message.
+    pub fn until_rejected(&self, envoy: &mut RunningEnvoy, key: &str) -> String {
+        self.until(
+            &format!("{key} is rejected in status"),
+            envoy,
+            || match self.accepted(key)? {
+                (s, m) if s == "False" => Ok(m),
+                other => Err(format!("{other:?}")),
+            },
+        )
+    }
+
     /// Polls `check` until it returns `Some`, failing with both logs at the deadline.
     pub fn until<T>(
         &self,

@@ -65,3 +65,17 @@ spec:
 "#
     )
 }
+
+/// Upstream `default/name` (`gloo.solo.io/v1`, K8sGateway's group) of `static` hosts on
+/// 127.0.0.1 at `ports`, with `extra` spec fields (YAML lines indented two spaces).
+#[allow(dead_code)]
+pub fn static_upstream(name: &str, ports: &[u16], extra: &str) -> String {
+    let hosts: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{{addr: 127.0.0.1, port: {p}}}"))
+        .collect();
+    format!(
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{extra}  static: {{hosts: [{}]}}\n---\n",
+        hosts.join(", ")
+    )
+}
