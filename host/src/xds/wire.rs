@@ -50,7 +50,7 @@ pub(crate) struct SotwResponse {
 }
 
 // Field numbers, from envoy/service/discovery/v3/discovery.proto and google/protobuf/any.proto.
-// Fields are written in the order prost writes them (declaration order).
+// Fields are written in the order prost writes them (by field number).
 const ANY_TYPE_URL: u32 = 1;
 const ANY_VALUE: u32 = 2;
 const DELTA_RESOURCE_NAME: u32 = 3;
@@ -177,15 +177,15 @@ impl Frame for DeltaResponse {
         w.string(DELTA_SYSTEM_VERSION_INFO, &self.system_version_info);
         for r in &self.resources {
             w.header(DELTA_RESOURCES, delta_resource_len(r));
-            w.string(DELTA_RESOURCE_NAME, &r.name);
             w.string(DELTA_RESOURCE_VERSION, &r.version);
             w.any(DELTA_RESOURCE_BODY, r);
+            w.string(DELTA_RESOURCE_NAME, &r.name);
         }
         w.string(DELTA_TYPE_URL, self.type_url);
+        w.string(DELTA_NONCE, &self.nonce);
         for name in &self.removed_resources {
             w.element(DELTA_REMOVED_RESOURCES, name);
         }
-        w.string(DELTA_NONCE, &self.nonce);
         w.finish()
     }
 }
