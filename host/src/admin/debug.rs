@@ -76,12 +76,9 @@ fn render_resources<'a>(
         out.insert(group_name(ty).into(), Value::Array(Vec::new()));
     }
     for (ty, resource) in resources {
-        let mut value = envoy_json::any_to_json(
-            &resource.body.type_url,
-            &resource.body.value,
-            JsonStyle::ConfigDump,
-        )
-        .map_err(|e| ConfigError::Render(format!("{ty} {}: {e}", resource.name)))?;
+        let mut value =
+            envoy_json::any_to_json(resource.type_url(), resource.value(), JsonStyle::ConfigDump)
+                .map_err(|e| ConfigError::Render(format!("{ty} {}: {e}", resource.name)))?;
         // Secrets, and TLS material inlined anywhere else, never leave the process.
         envoy_json::redact_secret(&mut value);
         if let Some(Value::Array(items)) = out.get_mut(group_name(ty)) {

@@ -164,7 +164,7 @@ impl Binder {
 
 /// The listener with every socket address it listens on set to `addr` (ports kept).
 fn rebind(resource: &Resource, addr: IpAddr) -> Resource {
-    let Ok(mut listener) = Listener::decode(resource.body.value.as_slice()) else {
+    let Ok(mut listener) = Listener::decode(resource.value().as_ref()) else {
         // Snapshots hold what we encoded ourselves; should one not decode, serve it as is.
         return resource.clone();
     };
@@ -183,7 +183,7 @@ fn rebind(resource: &Resource, addr: IpAddr) -> Resource {
     }
     Resource::new(
         resource.name.clone(),
-        &resource.body.type_url,
+        resource.type_url(),
         listener.encode_to_vec(),
     )
 }

@@ -14,12 +14,11 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
-};
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
 use crate::xds::bind::View;
 use crate::xds::stream::{Machine, PlanMemo, StreamCtx, Subscription, walk};
+use crate::xds::wire::DeltaResponse;
 use crate::xds::{Resource, ResourceType};
 
 /// One delta stream.
@@ -35,8 +34,13 @@ struct TypeState {
     sub: Subscription,
     /// The response awaiting its ACK or NACK.
     in_flight: Option<InFlight>,
-    /// Name → version of every resource the proxy has (as far as we know).
+    /// Name → version of every resource the proxy has (as far as we know), unless
+    /// `held_view` stands for it (then this is empty).
     held: BTreeMap<String, String>,
+    /// The proxy holds exactly the resources of this view that the subscription wants
+    /// (which has not changed since): what `held` would list, in one pointer. The state
+    /// of a stream in sync, so a stream keeps no per-resource list of its own.
+    held_view: Option<View>,
     /// Subscribed names the proxy was told do not exist (and does not hold).
     absent: BTreeSet<String>,
     /// Whether anything was sent for this type on this stream.
@@ -53,6 +57,44 @@ struct TypeState {
 }
 
 impl TypeState {
+    /// The version of `name` the proxy holds, if any.
+    fn held_version(&self, ty: ResourceType, name: &str) -> Option<&str> {
+        match &self.held_view {
+            Some(view) => view
+                .resources(ty)
+                .get(name)
+                .filter(|_| self.sub.wants(name))
+                .map(|r| r.version.as_str()),
+            None => self.held.get(name).map(String::as_str),
+        }
+    }
+
+    /// The names of what the proxy holds.
+    fn held_names(&self, ty: ResourceType) -> Box<dyn Iterator<Item = &str> + '_> {
+        match &self.held_view {
+            Some(view) => Box::new(
+                view.resources(ty)
+                    .iter()
+                    .filter(|r| self.sub.wants(&r.name))
+                    .map(|r| r.name.as_str()),
+            ),
+            None => Box::new(self.held.keys().map(String::as_str)),
+        }
+    }
+
+    /// Lists what `held_view` stands for in `held`, before the subscription or the
+    /// held resources change one by one.
+    fn list_held(&mut self, ty: ResourceType) {
+        if let Some(view) = self.held_view.take() {
+            self.held = view
+                .resources(ty)
+                .iter()
+                .filter(|r| self.sub.wants(&r.name))
+                .map(|r| (r.name.clone(), r.version.clone()))
+                .collect();
+        }
+    }
+
     /// What the proxy lacks of this type in `view`, if anything; `retain_stale` keeps
     /// what it holds that left the view.
     fn diff(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Plan> {
@@ -131,16 +173,18 @@ impl TypeState {
         let current = view.resources(ty);
         let updated: Vec<Arc<Resource>> = current
             .iter()
-            .filter(|r| self.sub.wants(&r.name) && self.held.get(&r.name) != Some(&r.version))
+            .filter(|r| {
+                self.sub.wants(&r.name)
+                    && self.held_version(ty, &r.name) != Some(r.version.as_str())
+            })
             .cloned()
             .collect();
         let mut removed: Vec<String> = if retain_stale {
             Vec::new()
         } else {
-            self.held
-                .keys()
+            self.held_names(ty)
                 .filter(|name| current.get(name).is_none())
-                .cloned()
+                .map(str::to_string)
                 .collect()
         };
         // Subscribed by name, never held, not in the snapshot: "does not exist".
@@ -150,7 +194,7 @@ impl TypeState {
                 .iter()
                 .filter(|name| {
                     current.get(name).is_none()
-                        && !self.held.contains_key(*name)
+                        && self.held_version(ty, name).is_none()
                         && !self.absent.contains(*name)
                 })
                 .cloned(),
@@ -206,7 +250,7 @@ impl Delta {
     }
 
     /// Handles one request from the proxy.
-    pub fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Vec<DeltaDiscoveryResponse> {
+    pub fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Vec<DeltaResponse> {
         let Some(ty) = ResourceType::from_type_url(&req.type_url) else {
             tracing::warn!(
                 type_url = req.type_url,
@@ -218,6 +262,7 @@ impl Delta {
         if !state.sub.requested {
             // Only the first request of a type on a stream carries what the proxy has.
             state.held = req.initial_resource_versions.into_iter().collect();
+            state.held_view = None;
             state.synced.replace(None);
         }
         if !req.response_nonce.is_empty() {
@@ -247,12 +292,19 @@ impl Delta {
         if !req.resource_names_subscribe.is_empty() || !req.resource_names_unsubscribe.is_empty() {
             state.synced.replace(None);
         }
+        let first = !state.sub.requested;
+        if !req.resource_names_subscribe.is_empty() || !req.resource_names_unsubscribe.is_empty() {
+            state.list_held(ty);
+        }
         let was_wildcard = state.sub.wildcard;
         state.sub.delta_update(
             &req.resource_names_subscribe,
             &req.resource_names_unsubscribe,
         );
         state.stray |= was_wildcard && !state.sub.wildcard;
+        // Reported versions of resources it does not subscribe to: what it holds is not a
+        // view's subscribed set.
+        state.stray |= first && state.held.keys().any(|name| !state.sub.wants(name));
         for name in &req.resource_names_unsubscribe {
             if !state.sub.wants(name) {
                 state.held.remove(name);
@@ -268,18 +320,18 @@ impl Delta {
     pub fn on_snapshot(
         &mut self,
         snapshot: Option<Arc<crate::xds::Snapshot>>,
-    ) -> Vec<DeltaDiscoveryResponse> {
+    ) -> Vec<DeltaResponse> {
         self.on_view(snapshot.map(View::shared))
     }
 
     /// Takes what the stream now serves (`None`: the Gateway is unknown) and sends what
     /// changed.
-    pub fn on_view(&mut self, view: Option<View>) -> Vec<DeltaDiscoveryResponse> {
+    pub fn on_view(&mut self, view: Option<View>) -> Vec<DeltaResponse> {
         self.view = view;
         self.respond()
     }
 
-    fn respond(&mut self) -> Vec<DeltaDiscoveryResponse> {
+    fn respond(&mut self) -> Vec<DeltaResponse> {
         match self.view.clone() {
             Some(view) => walk(self, &view),
             None => Vec::new(),
@@ -289,7 +341,7 @@ impl Delta {
 
 impl Machine for Delta {
     type Plan = Plan;
-    type Response = DeltaDiscoveryResponse;
+    type Response = DeltaResponse;
 
     fn requested(&self, ty: ResourceType) -> bool {
         self.types[ty.index()].sub.requested
@@ -316,7 +368,7 @@ impl Machine for Delta {
         }
     }
 
-    fn send(&mut self, ty: ResourceType, view: &View, plan: Plan) -> DeltaDiscoveryResponse {
+    fn send(&mut self, ty: ResourceType, view: &View, plan: Plan) -> DeltaResponse {
         let nonce = self.ctx.nonce();
         tracing::debug!(
             %ty,
@@ -328,12 +380,23 @@ impl Machine for Delta {
         );
         self.ctx.metrics.pushed(ty);
         let state = &mut self.types[ty.index()];
+        if plan.complete.is_some() {
+            // The proxy will hold exactly the view's subscribed resources.
+            state.held.clear();
+            state.held_view = plan.complete.clone();
+        } else {
+            state.list_held(ty);
+            for r in &plan.updated {
+                state.held.insert(r.name.clone(), r.version.clone());
+            }
+            for name in &plan.removed {
+                state.held.remove(name);
+            }
+        }
         for r in &plan.updated {
-            state.held.insert(r.name.clone(), r.version.clone());
             state.absent.remove(&r.name);
         }
         for name in &plan.removed {
-            state.held.remove(name);
             if state.sub.names.contains(name) {
                 state.absent.insert(name.clone());
             }
@@ -351,22 +414,12 @@ impl Machine for Delta {
                 .chain(plan.removed.iter().cloned())
                 .collect(),
         });
-        DeltaDiscoveryResponse {
+        DeltaResponse {
             system_version_info: view.version().to_string(),
-            resources: plan
-                .updated
-                .iter()
-                .map(|r| DeltaResource {
-                    name: r.name.clone(),
-                    version: r.version.clone(),
-                    resource: Some(r.body.clone()),
-                    ..Default::default()
-                })
-                .collect(),
-            type_url: ty.type_url().to_string(),
+            resources: plan.updated,
+            type_url: ty.type_url(),
             removed_resources: plan.removed,
             nonce,
-            ..Default::default()
         }
     }
 }

@@ -100,6 +100,7 @@ mod server;
 mod snapshot;
 mod sotw;
 mod stream;
+mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -107,7 +108,9 @@ mod tests;
 pub use bind::BIND_ADDRESS_METADATA_KEY;
 pub use metrics::{MetricsSnapshot, XdsMetrics};
 pub use nack::{NACK_CONDITION, NACK_REASON, NackMap, NackReport, NackReports, merge_nacks};
-pub use server::{AdsServer, GATEWAY_METADATA_KEY, bind_address_from_node, gateway_from_node};
+pub use server::{
+    AdsServer, AdsService, GATEWAY_METADATA_KEY, bind_address_from_node, gateway_from_node,
+};
 pub use snapshot::{Resource, ResourceType, Snapshot, SnapshotCache, SnapshotSlot, TypeResources};
 
 /// What can go wrong serving xDS. Errors about one stream end only that stream.

@@ -1,26 +1,34 @@
-//! The gRPC edge: [`AdsServer`] implements the Aggregated Discovery Service and runs one
-//! task per stream that feeds a [`Sotw`] or [`Delta`] state machine from the proxy's
-//! requests and its Gateway's snapshot channel (through the [`Binder`] when the proxy
-//! names a bind address).
+//! The gRPC edge: [`AdsServer`] serves the Aggregated Discovery Service ([`AdsService`],
+//! the tower service tonic routes to) and runs one task per stream that feeds a [`Sotw`]
+//! or [`Delta`] state machine from the proxy's requests and its Gateway's snapshot
+//! channel (through the [`Binder`] when the proxy names a bind address). Requests are
+//! decoded by tonic; responses are written by [`ResponseBody`] as the framed chunks of
+//! [`crate::xds::wire`], whose resource bodies are the snapshot's shared bytes.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use envoy_types::pb::google::protobuf::value::Kind as ValueKind;
+use http_body::Frame as BodyFrame;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tonic::{Request, Response, Status, Streaming};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::{DecodeBuf, Decoder};
+use tonic::codegen::{BoxFuture, Service, StdError, http};
+use tonic::server::NamedService;
+use tonic::{Status, Streaming};
 use tracing::Instrument;
 
 use crate::model::{Kind, ObjectKey};
@@ -28,6 +36,7 @@ use crate::xds::bind::{BIND_ADDRESS_METADATA_KEY, Binder, View};
 use crate::xds::delta::Delta;
 use crate::xds::sotw::Sotw;
 use crate::xds::stream::StreamCtx;
+use crate::xds::wire::{DeltaResponse, Frame, Framed, SotwResponse};
 use crate::xds::{NackReports, SnapshotCache, XdsError, XdsMetrics};
 
 /// The node metadata key naming a proxy's Gateway as `NAMESPACE/NAME`.
@@ -84,8 +93,8 @@ impl AdsServer {
     }
 
     /// The tonic service, to add to a `tonic::transport::Server`.
-    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
-        AggregatedDiscoveryServiceServer::new(self)
+    pub fn into_service(self) -> AdsService {
+        AdsService { server: self }
     }
 
     /// Serves ADS on `listener` until `shutdown` completes; then ends every stream (so
@@ -175,25 +184,108 @@ pub fn bind_address_from_node(node: Option<&Node>) -> Result<Option<IpAddr>, Xds
     }
 }
 
-// === impl AggregatedDiscoveryService ===
+// === The gRPC service ===
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsServer {
-    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+/// The gRPC path of state-of-the-world ADS.
+const SOTW_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+/// The gRPC path of delta ADS.
+const DELTA_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.spawn_stream::<Sotw>(request)))
+/// The Aggregated Discovery Service as a tower service (what [`AdsServer::into_service`]
+/// gives tonic's server): both ADS methods, requests decoded by tonic, responses written
+/// as shared pre-encoded chunks by [`ResponseBody`].
+#[derive(Clone, Debug)]
+pub struct AdsService {
+    server: AdsServer,
+}
+
+impl NamedService for AdsService {
+    const NAME: &'static str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
+}
+
+impl<B> Service<http::Request<B>> for AdsService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.spawn_stream::<Delta>(request)))
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let response = match request.uri().path() {
+            SOTW_PATH => self.server.spawn_stream::<Sotw, B>(request),
+            DELTA_PATH => self.server.spawn_stream::<Delta, B>(request),
+            _ => Status::unimplemented("Weir serves only the two ADS methods").into_http(),
+        };
+        Box::pin(async move { Ok(response) })
+    }
+}
+
+/// Decodes one request message with prost.
+struct RequestDecoder<T>(PhantomData<fn() -> T>);
+
+impl<T: prost::Message + Default> Decoder for RequestDecoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<T>, Status> {
+        T::decode(buf)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("cannot decode the request: {e}")))
+    }
+}
+
+/// A response stream's body: each response's framed chunks in order, then the trailers
+/// (`grpc-status`) once the stream task ends, with the status it ended with.
+pub(crate) struct ResponseBody {
+    rx: mpsc::Receiver<Result<Framed, Status>>,
+    pending: VecDeque<Bytes>,
+    done: bool,
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<BodyFrame<Bytes>, Status>>> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Poll::Ready(Some(Ok(BodyFrame::data(chunk))));
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let end = match std::task::ready!(self.rx.poll_recv(cx)) {
+                Some(Ok(chunks)) => {
+                    self.pending
+                        .extend(chunks.into_iter().filter(Buf::has_remaining));
+                    continue;
+                }
+                Some(Err(status)) => status,
+                None => Status::ok(""),
+            };
+            self.done = true;
+            let mut trailers = http::HeaderMap::new();
+            if let Err(status) = end.add_header(&mut trailers) {
+                trailers.clear();
+                let _ = Status::internal(status.message().to_string()).add_header(&mut trailers);
+            }
+            return Poll::Ready(Some(Ok(BodyFrame::trailers(trailers))));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.pending.is_empty()
     }
 }
 
@@ -201,8 +293,8 @@ impl AggregatedDiscoveryService for AdsServer {
 
 /// A state machine the stream driver can feed.
 trait Protocol: Send + 'static {
-    type Request: Send + 'static;
-    type Response: Send + 'static;
+    type Request: prost::Message + Default + Send + 'static;
+    type Response: Frame + Send + 'static;
     const MODE: &'static str;
     fn node(request: &Self::Request) -> Option<&Node>;
     fn new(ctx: StreamCtx) -> Self;
@@ -212,7 +304,7 @@ trait Protocol: Send + 'static {
 
 impl Protocol for Sotw {
     type Request = DiscoveryRequest;
-    type Response = DiscoveryResponse;
+    type Response = SotwResponse;
     const MODE: &'static str = "sotw";
     fn node(request: &DiscoveryRequest) -> Option<&Node> {
         request.node.as_ref()
@@ -220,17 +312,17 @@ impl Protocol for Sotw {
     fn new(ctx: StreamCtx) -> Self {
         Sotw::new(ctx)
     }
-    fn on_request(&mut self, request: DiscoveryRequest) -> Vec<DiscoveryResponse> {
+    fn on_request(&mut self, request: DiscoveryRequest) -> Vec<SotwResponse> {
         Sotw::on_request(self, request)
     }
-    fn on_view(&mut self, view: Option<View>) -> Vec<DiscoveryResponse> {
+    fn on_view(&mut self, view: Option<View>) -> Vec<SotwResponse> {
         Sotw::on_view(self, view)
     }
 }
 
 impl Protocol for Delta {
     type Request = DeltaDiscoveryRequest;
-    type Response = DeltaDiscoveryResponse;
+    type Response = DeltaResponse;
     const MODE: &'static str = "delta";
     fn node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
         request.node.as_ref()
@@ -238,39 +330,58 @@ impl Protocol for Delta {
     fn new(ctx: StreamCtx) -> Self {
         Delta::new(ctx)
     }
-    fn on_request(&mut self, request: DeltaDiscoveryRequest) -> Vec<DeltaDiscoveryResponse> {
+    fn on_request(&mut self, request: DeltaDiscoveryRequest) -> Vec<DeltaResponse> {
         Delta::on_request(self, request)
     }
-    fn on_view(&mut self, view: Option<View>) -> Vec<DeltaDiscoveryResponse> {
+    fn on_view(&mut self, view: Option<View>) -> Vec<DeltaResponse> {
         Delta::on_view(self, view)
     }
 }
 
-type Outbound<R> = mpsc::Sender<Result<R, Status>>;
+/// Where a stream task sends its framed responses (or the status that ends it).
+type Outbound = mpsc::Sender<Result<Framed, Status>>;
 
 impl AdsServer {
-    fn spawn_stream<P: Protocol>(
+    /// Starts the task of one ADS stream and answers with its response body.
+    fn spawn_stream<P: Protocol, B>(
         &self,
-        request: Request<Streaming<P::Request>>,
-    ) -> ReceiverStream<Result<P::Response, Status>>
+        request: http::Request<B>,
+    ) -> http::Response<tonic::body::Body>
     where
-        Streaming<P::Request>: Unpin,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<StdError> + Send + 'static,
     {
-        let peer = request.remote_addr();
+        let peer = request
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr());
+        // Requests are never compressed by Envoy; the default 4 MiB cap applies.
+        let inbound = Streaming::new_request(
+            RequestDecoder::<P::Request>(PhantomData),
+            request.into_body(),
+            None,
+            Some(4 << 20),
+        );
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(
             self.clone()
-                .run_stream::<P>(request.into_inner(), tx)
+                .run_stream::<P>(inbound, tx)
                 .instrument(tracing::info_span!("xds_stream", mode = P::MODE, peer = ?peer)),
         );
-        ReceiverStream::new(rx)
+        let body = ResponseBody {
+            rx,
+            pending: VecDeque::new(),
+            done: false,
+        };
+        let mut response = http::Response::new(tonic::body::Body::new(body));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        response
     }
 
-    async fn run_stream<P: Protocol>(
-        self,
-        mut inbound: Streaming<P::Request>,
-        tx: Outbound<P::Response>,
-    ) {
+    async fn run_stream<P: Protocol>(self, mut inbound: Streaming<P::Request>, tx: Outbound) {
         let mut drain_rx = self.drain_rx.clone();
         let first = tokio::select! {
             biased;
@@ -319,7 +430,7 @@ impl AdsServer {
         bind: Option<IpAddr>,
         first: P::Request,
         mut inbound: Streaming<P::Request>,
-        tx: Outbound<P::Response>,
+        tx: Outbound,
         mut drain_rx: Option<watch::Receiver<bool>>,
     ) {
         let _connected = self.metrics.connect(&gateway);
@@ -345,7 +456,7 @@ impl AdsServer {
         let mut snapshots_open = true;
         loop {
             for response in out.drain(..) {
-                if tx.send(Ok(response)).await.is_err() {
+                if tx.send(Ok(response.frame())).await.is_err() {
                     tracing::info!("proxy disconnected");
                     return;
                 }

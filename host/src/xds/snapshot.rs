@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -105,15 +106,18 @@ impl fmt::Display for ResourceType {
 
 // === Resource ===
 
-/// One encoded resource of a snapshot.
+/// One encoded resource of a snapshot. Its bytes are shared (by reference count) with
+/// every response that carries it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resource {
     /// The resource's name (a cluster's `name`, a load assignment's `cluster_name`, …).
     pub name: String,
     /// A content hash of the encoded bytes: equal versions mean identical resources.
     pub version: String,
-    /// The resource as Envoy receives it.
-    pub body: Any,
+    /// The type URL of the encoded message.
+    type_url: String,
+    /// The encoded message.
+    value: Bytes,
     /// The translated message this was encoded from, to recognise it next time.
     origin: Origin,
 }
@@ -128,11 +132,27 @@ impl Resource {
         Self {
             name,
             version: hash_hex(&[&value]),
-            body: Any {
-                type_url: type_url.to_string(),
-                value,
-            },
+            type_url: type_url.to_string(),
+            value: Bytes::from(value),
             origin,
+        }
+    }
+
+    /// The type URL of the encoded message.
+    pub fn type_url(&self) -> &str {
+        &self.type_url
+    }
+
+    /// The encoded message (shared: cloning it copies nothing).
+    pub fn value(&self) -> &Bytes {
+        &self.value
+    }
+
+    /// The resource as Envoy receives it, as a `google.protobuf.Any` (a copy).
+    pub fn body(&self) -> Any {
+        Any {
+            type_url: self.type_url.clone(),
+            value: self.value.to_vec(),
         }
     }
 }
@@ -284,7 +304,7 @@ impl Snapshot {
             .map(|t| {
                 let earlier = previous_routes
                     .and_then(|p| p.get(&t.name))
-                    .and_then(|r| Some((r.body.value.as_slice(), r.origin.downcast_ref()?)));
+                    .and_then(|r| Some((r.value().as_ref(), r.origin.downcast_ref()?)));
                 let (bytes, layout) = t.encode_reusing(earlier);
                 let r = Resource::encode(
                     t.name.clone(),
@@ -644,7 +664,7 @@ mod tests {
             .resources(ResourceType::Route)
             .get("route_80")
             .unwrap();
-        let decoded = RouteConfiguration::decode(served.body.value.as_slice()).unwrap();
+        let decoded = RouteConfiguration::decode(served.value().as_ref()).unwrap();
         assert_eq!(
             decoded,
             RouteTable::new("route_80", changed.clone()).to_proto()

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
 use crate::xds::bind::View;
 use crate::xds::snapshot::list_version;
 use crate::xds::stream::{Machine, PlanMemo, StreamCtx, Subscription, walk};
+use crate::xds::wire::SotwResponse;
 use crate::xds::{Resource, ResourceType};
 
 /// One SotW stream.
@@ -82,7 +83,7 @@ impl Sotw {
     }
 
     /// Handles one request from the proxy.
-    pub fn on_request(&mut self, req: DiscoveryRequest) -> Vec<DiscoveryResponse> {
+    pub fn on_request(&mut self, req: DiscoveryRequest) -> Vec<SotwResponse> {
         let Some(ty) = ResourceType::from_type_url(&req.type_url) else {
             tracing::warn!(
                 type_url = req.type_url,
@@ -122,18 +123,18 @@ impl Sotw {
     pub fn on_snapshot(
         &mut self,
         snapshot: Option<Arc<crate::xds::Snapshot>>,
-    ) -> Vec<DiscoveryResponse> {
+    ) -> Vec<SotwResponse> {
         self.on_view(snapshot.map(View::shared))
     }
 
     /// Takes what the stream now serves (`None`: the Gateway is unknown) and sends what
     /// changed.
-    pub fn on_view(&mut self, view: Option<View>) -> Vec<DiscoveryResponse> {
+    pub fn on_view(&mut self, view: Option<View>) -> Vec<SotwResponse> {
         self.view = view;
         self.respond()
     }
 
-    fn respond(&mut self) -> Vec<DiscoveryResponse> {
+    fn respond(&mut self) -> Vec<SotwResponse> {
         match self.view.clone() {
             Some(view) => walk(self, &view),
             None => Vec::new(),
@@ -143,7 +144,7 @@ impl Sotw {
 
 impl Machine for Sotw {
     type Plan = Plan;
-    type Response = DiscoveryResponse;
+    type Response = SotwResponse;
 
     fn requested(&self, ty: ResourceType) -> bool {
         self.types[ty.index()].sub.requested
@@ -177,7 +178,7 @@ impl Machine for Sotw {
         }
     }
 
-    fn send(&mut self, ty: ResourceType, view: &View, plan: Plan) -> DiscoveryResponse {
+    fn send(&mut self, ty: ResourceType, view: &View, plan: Plan) -> SotwResponse {
         let resources = self.types[ty.index()].select(ty, view, plan.retain_stale);
         let nonce = self.ctx.nonce();
         tracing::debug!(
@@ -188,12 +189,11 @@ impl Machine for Sotw {
             "sending"
         );
         self.ctx.metrics.pushed(ty);
-        let response = DiscoveryResponse {
+        let response = SotwResponse {
             version_info: plan.version.clone(),
-            resources: resources.values().map(|r| r.body.clone()).collect(),
-            type_url: ty.type_url().to_string(),
+            resources: resources.values().cloned().collect(),
+            type_url: ty.type_url(),
             nonce: nonce.clone(),
-            ..Default::default()
         };
         let state = &mut self.types[ty.index()];
         state.in_flight = true;

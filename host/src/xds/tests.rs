@@ -932,6 +932,55 @@ async fn delta_stale_nonce_still_changes_subscriptions() {
 }
 
 #[tokio::test]
+async fn delta_named_subscription_in_sync_gets_only_its_own_changes_and_removals() {
+    let h = start().await;
+    let routes = |names: &[&str]| {
+        names
+            .iter()
+            .fold(mk_spec().cluster("a", 1).cluster("b", 1), |spec, name| {
+                spec.route(*name, &["a"])
+            })
+    };
+    h.publish("gw", &routes(&["r1", "r2"]));
+    let mut envoy = h.delta(mk_node("envoy-1", "default/gw")).await;
+    envoy.subscribe(RDS, &["r1", "r2"], &[], "");
+    let rds = envoy.recv_type(RDS).await;
+    assert_eq!(delta_names(&rds), ["r1", "r2"]);
+    envoy.ack(&rds);
+    envoy.expect_quiet().await;
+
+    // In sync: r1 changes and r3 (not subscribed) appears; only r1 is sent.
+    h.publish(
+        "gw",
+        &mk_spec()
+            .cluster("a", 1)
+            .cluster("b", 1)
+            .route("r1", &["b"])
+            .route("r2", &["a"])
+            .route("r3", &["a"]),
+    );
+    let rds = envoy.recv_type(RDS).await;
+    assert_eq!(delta_names(&rds), ["r1"]);
+    assert!(rds.removed_resources.is_empty());
+    envoy.ack(&rds);
+    // Unsubscribed, r2 leaves without a removal; r1, still subscribed, is removed.
+    envoy.subscribe(RDS, &[], &["r2"], &rds.nonce);
+    envoy.expect_quiet().await;
+    h.publish("gw", &routes(&["r3"]));
+    let rds = envoy.recv_type(RDS).await;
+    assert!(rds.resources.is_empty());
+    assert_eq!(rds.removed_resources, ["r1"]);
+    envoy.ack(&rds);
+    // Subscribing again to r2, which no longer exists: reported removed once.
+    envoy.subscribe(RDS, &["r2", "r3"], &[], &rds.nonce);
+    let rds = envoy.recv_type(RDS).await;
+    assert_eq!(delta_names(&rds), ["r3"]);
+    assert_eq!(rds.removed_resources, ["r2"]);
+    envoy.ack(&rds);
+    envoy.expect_quiet().await;
+}
+
+#[tokio::test]
 async fn delta_resources_requested_before_they_exist_arrive_when_published() {
     let h = start().await;
     h.publish("gw", &spec_v1());
@@ -1151,7 +1200,7 @@ fn rebound_listeners_are_encoded_once_per_address_and_listener_set() {
         // Three streams at the same address share one encoding.
         let view = binder.view(&gw, at("127.0.0.2"), Some(v1.clone())).unwrap();
         let l = view.resources(LDS).get("l_r1").unwrap().clone();
-        assert_eq!(listener_address(&l.body), ("127.0.0.2".into(), 80));
+        assert_eq!(listener_address(&l.body()), ("127.0.0.2".into(), 80));
     }
     assert_eq!(binder.encodes(), 1);
     binder.view(&gw, at("127.0.0.3"), Some(v1.clone()));

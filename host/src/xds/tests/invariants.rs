@@ -111,7 +111,7 @@ impl Held {
                 .resources(ty)
                 .iter()
                 .filter(|r| ty != RDS || wanted.contains(&r.name))
-                .map(|r| (r.name.clone(), r.body.clone()))
+                .map(|r| (r.name.clone(), r.body()))
                 .collect();
             let held = self.by_type.get(&ty).cloned().unwrap_or_default();
             if held != expected {
@@ -149,9 +149,24 @@ fn run_sotw(events: &[Event]) -> Result<(), String> {
         response_nonce: nonce.into(),
         ..Default::default()
     };
-    queue.extend(server.on_snapshot(Some(snapshot.clone())));
-    queue.extend(server.on_request(req(CDS, &BTreeSet::new(), "")));
-    queue.extend(server.on_request(req(LDS, &BTreeSet::new(), "")));
+    queue.extend(
+        server
+            .on_snapshot(Some(snapshot.clone()))
+            .into_iter()
+            .map(|r| r.to_proto()),
+    );
+    queue.extend(
+        server
+            .on_request(req(CDS, &BTreeSet::new(), ""))
+            .into_iter()
+            .map(|r| r.to_proto()),
+    );
+    queue.extend(
+        server
+            .on_request(req(LDS, &BTreeSet::new(), ""))
+            .into_iter()
+            .map(|r| r.to_proto()),
+    );
 
     let deliver = |server: &mut Sotw,
                    queue: &mut std::collections::VecDeque<DiscoveryResponse>,
@@ -192,7 +207,11 @@ fn run_sotw(events: &[Event]) -> Result<(), String> {
             RDS => held.wanted_routes(),
             _ => BTreeSet::new(),
         };
-        let mut out = server.on_request(req(ty, &subscription(ty), &resp.nonce));
+        let mut out: Vec<_> = server
+            .on_request(req(ty, &subscription(ty), &resp.nonce))
+            .into_iter()
+            .map(|r| r.to_proto())
+            .collect();
         // A change of clusters or listeners changes what endpoints and routes it wants.
         let dependent = match ty {
             CDS => Some(EDS),
@@ -201,7 +220,12 @@ fn run_sotw(events: &[Event]) -> Result<(), String> {
         };
         if let Some(dep) = dependent {
             let nonce = last_nonce.get(&dep).cloned().unwrap_or_default();
-            out.extend(server.on_request(req(dep, &subscription(dep), &nonce)));
+            out.extend(
+                server
+                    .on_request(req(dep, &subscription(dep), &nonce))
+                    .into_iter()
+                    .map(|r| r.to_proto()),
+            );
         }
         queue.extend(out);
         Ok(true)
@@ -216,7 +240,12 @@ fn run_sotw(events: &[Event]) -> Result<(), String> {
                 uses,
             } => {
                 snapshot = Arc::new(spec_of(*clusters, *generations, *routes, *uses).snapshot());
-                queue.extend(server.on_snapshot(Some(snapshot.clone())));
+                queue.extend(
+                    server
+                        .on_snapshot(Some(snapshot.clone()))
+                        .into_iter()
+                        .map(|r| r.to_proto()),
+                );
             }
             Event::Deliver => {
                 deliver(&mut server, &mut queue, &mut held, &mut last_nonce)?;
@@ -251,9 +280,24 @@ fn run_delta(events: &[Event]) -> Result<(), String> {
             ..Default::default()
         }
     };
-    queue.extend(server.on_snapshot(Some(snapshot.clone())));
-    queue.extend(server.on_request(req(CDS, vec![], vec![], "")));
-    queue.extend(server.on_request(req(LDS, vec![], vec![], "")));
+    queue.extend(
+        server
+            .on_snapshot(Some(snapshot.clone()))
+            .into_iter()
+            .map(|r| r.to_proto()),
+    );
+    queue.extend(
+        server
+            .on_request(req(CDS, vec![], vec![], ""))
+            .into_iter()
+            .map(|r| r.to_proto()),
+    );
+    queue.extend(
+        server
+            .on_request(req(LDS, vec![], vec![], ""))
+            .into_iter()
+            .map(|r| r.to_proto()),
+    );
 
     let deliver = |server: &mut Delta,
                    queue: &mut std::collections::VecDeque<DeltaDiscoveryResponse>,
@@ -280,7 +324,11 @@ fn run_delta(events: &[Event]) -> Result<(), String> {
         }
         held.check_routes_use_known_clusters()?;
         last_nonce.insert(ty, resp.nonce.clone());
-        let mut out = server.on_request(req(ty, vec![], vec![], &resp.nonce));
+        let mut out: Vec<_> = server
+            .on_request(req(ty, vec![], vec![], &resp.nonce))
+            .into_iter()
+            .map(|r| r.to_proto())
+            .collect();
         let dependent = match ty {
             CDS => Some((EDS, held.names(CDS))),
             LDS => Some((RDS, held.wanted_routes())),
@@ -298,7 +346,12 @@ fn run_delta(events: &[Event]) -> Result<(), String> {
                 }
                 *had = want;
                 let nonce = last_nonce.get(&dep).cloned().unwrap_or_default();
-                out.extend(server.on_request(req(dep, sub, unsub, &nonce)));
+                out.extend(
+                    server
+                        .on_request(req(dep, sub, unsub, &nonce))
+                        .into_iter()
+                        .map(|r| r.to_proto()),
+                );
             }
         }
         queue.extend(out);
@@ -314,7 +367,12 @@ fn run_delta(events: &[Event]) -> Result<(), String> {
                 uses,
             } => {
                 snapshot = Arc::new(spec_of(*clusters, *generations, *routes, *uses).snapshot());
-                queue.extend(server.on_snapshot(Some(snapshot.clone())));
+                queue.extend(
+                    server
+                        .on_snapshot(Some(snapshot.clone()))
+                        .into_iter()
+                        .map(|r| r.to_proto()),
+                );
             }
             Event::Deliver => {
                 deliver(

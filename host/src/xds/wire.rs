@@ -1,0 +1,349 @@
+//! ADS responses as they go on the wire: a gRPC-framed `DiscoveryResponse` or
+//! `DeltaDiscoveryResponse` whose resources are the snapshot's encoded bytes, shared by
+//! reference count with every other stream rather than copied into each response.
+//!
+//! A response becomes a list of chunks ([`Framed`]): the stream's own fields (nonce,
+//! versions, names) are written into a small buffer, and each large resource body is a
+//! clone of the snapshot's [`Bytes`], which h2 writes to the socket without copying. The
+//! bytes are exactly what prost would encode for the same message (the tests compare
+//! them), so a proxy cannot tell the difference.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+
+use crate::xds::Resource;
+
+/// Resource bodies at least this long go out as their own shared chunk; shorter ones are
+/// copied into the response's buffer (a chunk per tiny cluster would cost more in
+/// framing than the copy).
+const SHARE_FROM: usize = 2048;
+
+/// One response's bytes, gRPC-framed (the 5-byte message prefix included), in order.
+pub(crate) type Framed = Vec<Bytes>;
+
+/// A response the stream driver can put on the wire.
+pub(crate) trait Frame {
+    /// The gRPC-framed message.
+    fn frame(&self) -> Framed;
+}
+
+/// A `DeltaDiscoveryResponse` whose resources are shared snapshot resources.
+#[derive(Debug)]
+pub(crate) struct DeltaResponse {
+    pub system_version_info: String,
+    pub resources: Vec<Arc<Resource>>,
+    pub type_url: &'static str,
+    pub removed_resources: Vec<String>,
+    pub nonce: String,
+}
+
+/// A `DiscoveryResponse` (state of the world) whose resources are shared snapshot
+/// resources.
+#[derive(Debug)]
+pub(crate) struct SotwResponse {
+    pub version_info: String,
+    pub resources: Vec<Arc<Resource>>,
+    pub type_url: &'static str,
+    pub nonce: String,
+}
+
+// Field numbers, from envoy/service/discovery/v3/discovery.proto and google/protobuf/any.proto.
+// Fields are written in the order prost writes them (by field number).
+const ANY_TYPE_URL: u32 = 1;
+const ANY_VALUE: u32 = 2;
+const DELTA_RESOURCE_NAME: u32 = 3;
+const DELTA_RESOURCE_VERSION: u32 = 1;
+const DELTA_RESOURCE_BODY: u32 = 2;
+const DELTA_SYSTEM_VERSION_INFO: u32 = 1;
+const DELTA_RESOURCES: u32 = 2;
+const DELTA_TYPE_URL: u32 = 4;
+const DELTA_REMOVED_RESOURCES: u32 = 6;
+const DELTA_NONCE: u32 = 5;
+const SOTW_VERSION_INFO: u32 = 1;
+const SOTW_RESOURCES: u32 = 2;
+const SOTW_TYPE_URL: u32 = 4;
+const SOTW_NONCE: u32 = 5;
+
+/// The length of a length-delimited field of `len` bytes.
+fn delimited_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+/// The length of a proto3 string or bytes field (omitted when empty).
+fn scalar_len(tag: u32, len: usize) -> usize {
+    if len == 0 { 0 } else { delimited_len(tag, len) }
+}
+
+/// The length of a resource encoded as a `google.protobuf.Any`.
+fn any_len(r: &Resource) -> usize {
+    scalar_len(ANY_TYPE_URL, r.type_url().len()) + scalar_len(ANY_VALUE, r.value().len())
+}
+
+/// The length of a resource encoded as a delta `Resource`.
+fn delta_resource_len(r: &Resource) -> usize {
+    scalar_len(DELTA_RESOURCE_NAME, r.name.len())
+        + scalar_len(DELTA_RESOURCE_VERSION, r.version.len())
+        + delimited_len(DELTA_RESOURCE_BODY, any_len(r))
+}
+
+/// Writes one message as chunks: small pieces into a buffer, large bodies shared.
+struct Writer {
+    chunks: Framed,
+    buf: BytesMut,
+}
+
+impl Writer {
+    /// A writer for a message of `len` bytes, its gRPC prefix written.
+    fn new(len: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(len.min(SHARE_FROM * 2) + 5);
+        buf.put_u8(0); // not compressed
+        buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        Self {
+            chunks: Vec::new(),
+            buf,
+        }
+    }
+
+    fn header(&mut self, tag: u32, len: usize) {
+        encode_key(tag, WireType::LengthDelimited, &mut self.buf);
+        encode_varint(len as u64, &mut self.buf);
+    }
+
+    /// A proto3 string field (omitted when empty).
+    fn string(&mut self, tag: u32, s: &str) {
+        if !s.is_empty() {
+            self.header(tag, s.len());
+            self.buf.put_slice(s.as_bytes());
+        }
+    }
+
+    /// A repeated string element (written even when empty).
+    fn element(&mut self, tag: u32, s: &str) {
+        self.header(tag, s.len());
+        self.buf.put_slice(s.as_bytes());
+    }
+
+    /// A proto3 bytes field (omitted when empty), shared when large.
+    fn bytes(&mut self, tag: u32, bytes: &Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.header(tag, bytes.len());
+        if bytes.len() < SHARE_FROM {
+            self.buf.put_slice(bytes);
+        } else {
+            self.flush();
+            self.chunks.push(bytes.clone());
+        }
+    }
+
+    /// A resource as a `google.protobuf.Any` message field.
+    fn any(&mut self, tag: u32, r: &Resource) {
+        self.header(tag, any_len(r));
+        self.string(ANY_TYPE_URL, r.type_url());
+        self.bytes(ANY_VALUE, r.value());
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            self.chunks.push(self.buf.split().freeze());
+        }
+    }
+
+    fn finish(mut self) -> Framed {
+        self.flush();
+        self.chunks
+    }
+}
+
+impl Frame for DeltaResponse {
+    fn frame(&self) -> Framed {
+        let len = scalar_len(DELTA_SYSTEM_VERSION_INFO, self.system_version_info.len())
+            + self
+                .resources
+                .iter()
+                .map(|r| delimited_len(DELTA_RESOURCES, delta_resource_len(r)))
+                .sum::<usize>()
+            + scalar_len(DELTA_TYPE_URL, self.type_url.len())
+            + self
+                .removed_resources
+                .iter()
+                .map(|n| delimited_len(DELTA_REMOVED_RESOURCES, n.len()))
+                .sum::<usize>()
+            + scalar_len(DELTA_NONCE, self.nonce.len());
+        let mut w = Writer::new(len);
+        w.string(DELTA_SYSTEM_VERSION_INFO, &self.system_version_info);
+        for r in &self.resources {
+            w.header(DELTA_RESOURCES, delta_resource_len(r));
+            w.string(DELTA_RESOURCE_VERSION, &r.version);
+            w.any(DELTA_RESOURCE_BODY, r);
+            w.string(DELTA_RESOURCE_NAME, &r.name);
+        }
+        w.string(DELTA_TYPE_URL, self.type_url);
+        w.string(DELTA_NONCE, &self.nonce);
+        for name in &self.removed_resources {
+            w.element(DELTA_REMOVED_RESOURCES, name);
+        }
+        w.finish()
+    }
+}
+
+impl Frame for SotwResponse {
+    fn frame(&self) -> Framed {
+        let len = scalar_len(SOTW_VERSION_INFO, self.version_info.len())
+            + self
+                .resources
+                .iter()
+                .map(|r| delimited_len(SOTW_RESOURCES, any_len(r)))
+                .sum::<usize>()
+            + scalar_len(SOTW_TYPE_URL, self.type_url.len())
+            + scalar_len(SOTW_NONCE, self.nonce.len());
+        let mut w = Writer::new(len);
+        w.string(SOTW_VERSION_INFO, &self.version_info);
+        for r in &self.resources {
+            w.any(SOTW_RESOURCES, r);
+        }
+        w.string(SOTW_TYPE_URL, self.type_url);
+        w.string(SOTW_NONCE, &self.nonce);
+        w.finish()
+    }
+}
+
+#[cfg(test)]
+impl DeltaResponse {
+    /// The same response as the generated message (what the wire bytes decode to).
+    pub fn to_proto(
+        &self,
+    ) -> envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse {
+        use envoy_types::pb::envoy::service::discovery::v3::{
+            DeltaDiscoveryResponse, Resource as DeltaResource,
+        };
+        DeltaDiscoveryResponse {
+            system_version_info: self.system_version_info.clone(),
+            resources: self
+                .resources
+                .iter()
+                .map(|r| DeltaResource {
+                    name: r.name.clone(),
+                    version: r.version.clone(),
+                    resource: Some(r.body()),
+                    ..Default::default()
+                })
+                .collect(),
+            type_url: self.type_url.to_string(),
+            removed_resources: self.removed_resources.clone(),
+            nonce: self.nonce.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+impl SotwResponse {
+    /// The same response as the generated message (what the wire bytes decode to).
+    pub fn to_proto(&self) -> envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse {
+        envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse {
+            version_info: self.version_info.clone(),
+            resources: self.resources.iter().map(|r| r.body()).collect(),
+            type_url: self.type_url.to_string(),
+            nonce: self.nonce.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xds::ResourceType;
+    use prost::Message;
+
+    /// The message bytes of a framed response, checked against its gRPC prefix.
+    fn unframe(framed: &Framed) -> Vec<u8> {
+        let all: Vec<u8> = framed.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(all[0], 0, "not compressed");
+        let len = u32::from_be_bytes(all[1..5].try_into().unwrap()) as usize;
+        assert_eq!(len, all.len() - 5, "the prefix gives the message length");
+        all[5..].to_vec()
+    }
+
+    fn resource(name: &str, ty: ResourceType, len: usize) -> Arc<Resource> {
+        let value: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        Arc::new(Resource::new(name.into(), ty.type_url(), value))
+    }
+
+    fn resources() -> Vec<Arc<Resource>> {
+        vec![
+            resource("small", ResourceType::Route, 10),
+            resource("empty", ResourceType::Route, 0),
+            resource("large", ResourceType::Route, 300_000),
+            resource("", ResourceType::Route, SHARE_FROM),
+        ]
+    }
+
+    #[test]
+    fn a_delta_response_is_the_bytes_prost_encodes() {
+        for (resources, removed, version) in [
+            (resources(), vec!["gone".to_string(), String::new()], "v1"),
+            (Vec::new(), vec!["gone".to_string()], ""),
+            (Vec::new(), Vec::new(), "v2"),
+        ] {
+            let response = DeltaResponse {
+                system_version_info: version.into(),
+                resources,
+                type_url: ResourceType::Route.type_url(),
+                removed_resources: removed,
+                nonce: "17".into(),
+            };
+            let wire = unframe(&response.frame());
+            assert_eq!(wire, response.to_proto().encode_to_vec());
+            let decoded =
+                envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse::decode(
+                    wire.as_slice(),
+                )
+                .unwrap();
+            assert_eq!(decoded, response.to_proto());
+        }
+    }
+
+    #[test]
+    fn a_sotw_response_is_the_bytes_prost_encodes() {
+        for resources in [resources(), Vec::new()] {
+            let response = SotwResponse {
+                version_info: "abc".into(),
+                resources,
+                type_url: ResourceType::Route.type_url(),
+                nonce: "3".into(),
+            };
+            let wire = unframe(&response.frame());
+            assert_eq!(wire, response.to_proto().encode_to_vec());
+            let decoded =
+                envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse::decode(
+                    wire.as_slice(),
+                )
+                .unwrap();
+            assert_eq!(decoded, response.to_proto());
+        }
+    }
+
+    #[test]
+    fn large_bodies_are_shared_not_copied() {
+        let large = resource("large", ResourceType::Route, 300_000);
+        let response = DeltaResponse {
+            system_version_info: "v".into(),
+            resources: vec![large.clone()],
+            type_url: ResourceType::Route.type_url(),
+            removed_resources: Vec::new(),
+            nonce: "1".into(),
+        };
+        let framed = response.frame();
+        assert!(
+            framed
+                .iter()
+                .any(|c| c.as_ptr() == large.value().as_ptr() && c.len() == large.value().len()),
+            "the resource body is the snapshot's own bytes"
+        );
+    }
+}
