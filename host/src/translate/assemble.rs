@@ -511,11 +511,11 @@ type ByHost<'a> = (Option<&'a str>, &'a Arc<RouteIr>);
 
 /// The route table of one port of Gateway `gi` (whose key is `gateway`).
 #[allow(clippy::too_many_arguments)]
-fn route_table<'a>(
+fn route_table(
     (gi, gateway, port): (usize, &ObjectKey, u16),
     name: &str,
     listeners: &[(usize, &ListenerPlan)],
-    (attachments, earlier): (&'a Attachments, &[RouteTable]),
+    (attachments, earlier): (&Attachments, &[RouteTable]),
     (vhosts, ctx, port_filters): (
         &mut VhostCache,
         &mut GatewayOptions<'_, '_>,
