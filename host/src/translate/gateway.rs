@@ -17,11 +17,11 @@ use crate::model::gateway_api::{Gateway, gateways, httproutes};
 use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, SecretObject};
 use crate::store::Store;
 
-use super::CONTROLLER_NAME;
 use super::conditions::*;
 use super::deps::{PassReader, RefFrom, RefTo, reference_permitted};
 use super::hostnames;
 use super::http_route::RouteIr;
+use super::{CONTROLLER_NAME, FastMap};
 
 /// GatewayClasses that name our controller, with whether each is accepted.
 pub(crate) type Classes = BTreeMap<String, ClassPlan>;
@@ -495,10 +495,11 @@ pub(crate) fn attach_routes(
     plans: &mut [GatewayPlan],
     routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
 ) -> Attachments {
-    let by_name: BTreeMap<(String, String), usize> = plans
+    // Looked up by borrowed names: no allocation per parentRef.
+    let by_name: FastMap<(&str, &str), usize> = plans
         .iter()
         .enumerate()
-        .map(|(i, p)| ((p.namespace.clone(), p.name.clone()), i))
+        .map(|(i, p)| ((p.namespace.as_str(), p.name.as_str()), i))
         .collect();
     let mut out = Attachments::default();
     for (key, ir) in routes {
@@ -510,7 +511,7 @@ pub(crate) fn attach_routes(
                 continue;
             }
             let gw_ns = pref.namespace.as_deref().unwrap_or(route_ns);
-            let Some(&gi) = by_name.get(&(gw_ns.to_string(), pref.name.clone())) else {
+            let Some(&gi) = by_name.get(&(gw_ns, pref.name.as_str())) else {
                 continue;
             };
             let plan = &plans[gi];

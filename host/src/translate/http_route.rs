@@ -55,7 +55,6 @@ pub(crate) struct RouteEntry {
 /// A translated HTTPRoute.
 #[derive(Clone, Debug)]
 pub(crate) struct RouteIr {
-    pub(crate) key: ObjectKey,
     pub(crate) namespace: String,
     pub(crate) name: String,
     pub(crate) generation: Option<i64>,
@@ -165,14 +164,7 @@ impl RouteCache {
                 targeting,
                 used: false,
             };
-            let ir = Arc::new(translate_route(
-                &mut rec,
-                &mut opts,
-                route,
-                key.clone(),
-                ns,
-                name,
-            ));
+            let ir = Arc::new(translate_route(&mut rec, &mut opts, route, ns, name));
             let used = opts.used;
             let deps = reader.snapshot(rec);
             self.entries.insert(
@@ -214,12 +206,10 @@ pub(crate) fn translate_route(
     rec: &mut Recorder<'_>,
     opts: &mut RouteOptions<'_, '_>,
     route: &HttpRoute,
-    key: ObjectKey,
     namespace: String,
     name: String,
 ) -> RouteIr {
     let mut ir = RouteIr {
-        key,
         generation: route.metadata.generation,
         created: route
             .metadata

@@ -410,6 +410,8 @@ pub struct Translator {
     routes: http_route::RouteCache,
     clusters: cluster::ClusterCache,
     vhosts: assemble::VhostCache,
+    /// Each Gateway's cluster, endpoint and cluster-secret lists.
+    cluster_lists: assemble::ClusterLists,
     route_statuses: status::RouteStatusCache,
     /// RouteOptions by the HTTPRoute their targetRefs name.
     route_options: options::TargetIndex,
@@ -421,6 +423,8 @@ pub struct Translator {
     pass: deps::PassId,
     /// Each kind's store revision as of the last pass.
     revisions: Vec<crate::store::Revision>,
+    /// The plugins' generation in the last pass.
+    generation: Option<u64>,
 }
 
 impl fmt::Debug for Translator {
@@ -474,6 +478,19 @@ impl Translator {
 
         self.gateway_options.refresh(store, &stable);
         let generation = plugins.generation();
+        let cluster_inputs = [
+            Kind::Upstream,
+            Kind::Service,
+            Kind::EndpointSlice,
+            Kind::Secret,
+            Kind::ReferenceGrant,
+            Kind::Namespace,
+        ];
+        self.cluster_lists.begin_pass(
+            cluster_inputs.iter().all(|k| stable.contains(*k))
+                && self.generation == Some(generation),
+        );
+        self.generation = Some(generation);
         let mut gateway_options = assemble::GatewayOptions {
             targets: &self.gateway_options,
             upstreams: &upstreams,
@@ -487,8 +504,7 @@ impl Translator {
                 gi,
                 plan,
                 &attachments,
-                &routes,
-                &mut self.clusters,
+                (&mut self.clusters, &mut self.cluster_lists),
                 &mut self.vhosts,
                 &mut gateway_options,
                 &upstreams,
@@ -516,6 +532,7 @@ impl Translator {
             self.clusters.retain_present(store);
         }
         self.vhosts.retain_used(self.pass);
+        self.cluster_lists.retain_used(self.pass);
         out
     }
 

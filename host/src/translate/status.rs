@@ -14,7 +14,7 @@ use super::conditions::*;
 use super::gateway::{Attachments, Classes, GatewayPlan, ParentOutcome};
 use super::http_route::RouteIr;
 use super::options::OptionError;
-use super::{CONTROLLER_NAME, FastMap, FastSet, Statuses};
+use super::{CONTROLLER_NAME, FastMap, Statuses};
 
 /// Writes every status into `out`.
 #[allow(clippy::too_many_arguments)]
@@ -49,7 +49,7 @@ pub(crate) fn write_all(
             Arc::new(gateway_status(stamp, gi, plan, attachments)),
         );
     }
-    route_memo.used.clear();
+    route_memo.begin();
     for (key, parents) in &attachments.parents {
         let Some(ir) = routes.get(key) else { continue };
         let status = route_memo.get_or_build(key, ir, parents, || route_status(stamp, ir, parents));
@@ -168,14 +168,18 @@ fn route_status(stamp: &Stamp, ir: &RouteIr, parents: &[ParentOutcome]) -> Value
 #[derive(Default)]
 pub(crate) struct RouteStatusCache {
     entries: FastMap<ObjectKey, RouteStatusEntry>,
-    /// The routes given a status this pass.
-    used: FastSet<ObjectKey>,
+    /// Counts the passes, to mark the entries used in this one.
+    pass: u64,
+    /// How many entries were used this pass.
+    used: usize,
 }
 
 struct RouteStatusEntry {
     ir: Arc<RouteIr>,
     parents: Vec<ParentOutcome>,
     status: Arc<Value>,
+    /// The pass that last used the entry.
+    used: u64,
 }
 
 impl RouteStatusCache {
@@ -186,12 +190,17 @@ impl RouteStatusCache {
         parents: &[ParentOutcome],
         build: impl FnOnce() -> Value,
     ) -> Arc<Value> {
-        self.used.insert(key.clone());
-        if let Some(e) = self.entries.get(key)
-            && Arc::ptr_eq(&e.ir, ir)
-            && e.parents == parents
-        {
-            return e.status.clone();
+        self.used += 1;
+        if let Some(e) = self.entries.get_mut(key) {
+            if e.used != self.pass {
+                e.used = self.pass;
+            } else {
+                // Already given this pass (attachments list each route once).
+                self.used -= 1;
+            }
+            if Arc::ptr_eq(&e.ir, ir) && e.parents == parents {
+                return e.status.clone();
+            }
         }
         let status = Arc::new(build());
         self.entries.insert(
@@ -200,15 +209,23 @@ impl RouteStatusCache {
                 ir: ir.clone(),
                 parents: parents.to_vec(),
                 status: status.clone(),
+                used: self.pass,
             },
         );
         status
     }
 
+    /// Starts a pass.
+    fn begin(&mut self) {
+        self.pass += 1;
+        self.used = 0;
+    }
+
+    /// Drops the entries of routes not given a status this pass.
     fn forget_unused(&mut self) {
-        if self.used.len() != self.entries.len() {
-            let used = &self.used;
-            self.entries.retain(|k, _| used.contains(k));
+        if self.used != self.entries.len() {
+            let pass = self.pass;
+            self.entries.retain(|_, e| e.used == pass);
         }
     }
 }
