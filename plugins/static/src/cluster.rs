@@ -36,18 +36,18 @@ const SNI_MATCH_KEY: &str = "sni";
 /// with that SNI. Hosts with different SNIs get one transport socket match
 /// per SNI, selected by endpoint metadata, as K8sGateway does.
 pub fn to_cluster(name: &str, config: &StaticConfig) -> Cluster {
-    let parts = Parts::new(name, config);
+    let parts = Parts::new(config);
     // Filled in place rather than with `..Default::default()`: `Cluster` is a 3 KB
     // struct, and the struct-update form builds a default one and then copies it.
     let mut cluster = Cluster::default();
     cluster.name = name.to_owned();
+    cluster.load_assignment = Some(parts.load_assignment(name));
     cluster.connect_timeout = Some(to_proto(CONNECT_TIMEOUT));
     cluster.cluster_discovery_type =
         Some(cluster::ClusterDiscoveryType::Type(parts.discovery as i32));
     cluster.dns_lookup_family = parts.dns_lookup_family as i32;
     cluster.transport_socket = parts.transport_socket;
     cluster.transport_socket_matches = parts.transport_socket_matches;
-    cluster.load_assignment = Some(parts.load_assignment);
     cluster
 }
 
@@ -57,7 +57,7 @@ pub fn to_cluster(name: &str, config: &StaticConfig) -> Cluster {
 /// ~50 fields to size and encode it and dropping it again is most of the cost of
 /// encoding the handful of fields a static cluster sets.
 pub fn encode_cluster(name: &str, config: &StaticConfig) -> Vec<u8> {
-    Parts::new(name, config).encode(name)
+    Parts::new(config).encode(name)
 }
 
 /// Field numbers of `envoy.config.cluster.v3.Cluster` that a static cluster sets.
@@ -73,16 +73,28 @@ mod field {
 }
 
 /// The fields of a static cluster that depend on its configuration.
-struct Parts {
+struct Parts<'a> {
     discovery: cluster::DiscoveryType,
     dns_lookup_family: cluster::DnsLookupFamily,
-    load_assignment: ClusterLoadAssignment,
+    /// The inline endpoints, in host order.
+    endpoints: Vec<EndpointParts<'a>>,
     transport_socket: Option<TransportSocket>,
     transport_socket_matches: Vec<cluster::TransportSocketMatch>,
 }
 
-impl Parts {
-    fn new(name: &str, config: &StaticConfig) -> Self {
+/// What one host's `LbEndpoint` holds.
+struct EndpointParts<'a> {
+    addr: &'a str,
+    port: u32,
+    /// The hostname Envoy uses for auto host rewrite and stats (empty for an IP).
+    hostname: &'a str,
+    weight: Option<u32>,
+    /// The transport socket match metadata, when hosts have different SNIs.
+    metadata: Option<Metadata>,
+}
+
+impl<'a> Parts<'a> {
+    fn new(config: &'a StaticConfig) -> Self {
         // Parse each address once: whether it is an IP decides the discovery type, the
         // endpoint's hostname and (with autoSniRewrite) its SNI.
         let hosts: Vec<(&Host, bool, Option<&str>)> = config
@@ -102,18 +114,18 @@ impl Parts {
         let first_sni = hosts.first().and_then(|&(_, _, sni)| sni);
         let per_host_sni = tls && hosts.iter().any(|&(_, _, sni)| sni != first_sni);
 
-        let lb_endpoints = hosts
+        let endpoints = hosts
             .iter()
-            .map(|&(host, is_ip, sni)| to_lb_endpoint(host, is_ip, sni.filter(|_| per_host_sni)))
+            .map(|&(host, is_ip, sni)| EndpointParts {
+                addr: &host.addr,
+                port: host.port(),
+                hostname: if is_ip { "" } else { &host.addr },
+                weight: host
+                    .load_balancing_weight
+                    .and_then(|w| u32::try_from(w).ok()),
+                metadata: sni.filter(|_| per_host_sni).map(sni_metadata),
+            })
             .collect();
-        let load_assignment = ClusterLoadAssignment {
-            cluster_name: name.to_owned(),
-            endpoints: vec![LocalityLbEndpoints {
-                lb_endpoints,
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
         let dns_lookup_family = if discovery == cluster::DiscoveryType::StrictDns {
             // Envoy's default (AUTO) prefers IPv6, which many clusters lack.
             cluster::DnsLookupFamily::V4Preferred
@@ -143,7 +155,7 @@ impl Parts {
         Parts {
             discovery,
             dns_lookup_family,
-            load_assignment,
+            endpoints,
             transport_socket,
             transport_socket_matches,
         }
@@ -155,10 +167,8 @@ impl Parts {
         let timeout = to_proto(CONNECT_TIMEOUT);
         let discovery = self.discovery as i32;
         let dns_lookup_family = self.dns_lookup_family as i32;
-        let name_len = match name.len() {
-            0 => 0,
-            n => encoding::key_len(field::NAME) + encoding::encoded_len_varint(n as u64) + n,
-        };
+        let name_len = string_len(field::NAME, name);
+        let load_assignment_len = self.load_assignment_len(name);
         let dns_len = match dns_lookup_family {
             0 => 0,
             family => encoding::int32::encoded_len(field::DNS_LOOKUP_FAMILY, &family),
@@ -170,17 +180,13 @@ impl Parts {
             + self.transport_socket.as_ref().map_or(0, |socket| {
                 encoding::message::encoded_len(field::TRANSPORT_SOCKET, socket)
             })
-            + encoding::message::encoded_len(field::LOAD_ASSIGNMENT, &self.load_assignment)
+            + nested_len(field::LOAD_ASSIGNMENT, load_assignment_len)
             + encoding::message::encoded_len_repeated(
                 field::TRANSPORT_SOCKET_MATCHES,
                 &self.transport_socket_matches,
             );
         let mut buf = Vec::with_capacity(len);
-        if !name.is_empty() {
-            encoding::encode_key(field::NAME, WireType::LengthDelimited, &mut buf);
-            encoding::encode_varint(name.len() as u64, &mut buf);
-            buf.extend_from_slice(name.as_bytes());
-        }
+        put_string(field::NAME, name, &mut buf);
         encoding::int32::encode(field::TYPE, &discovery, &mut buf);
         encoding::message::encode(field::CONNECT_TIMEOUT, &timeout, &mut buf);
         if dns_lookup_family != 0 {
@@ -189,7 +195,8 @@ impl Parts {
         if let Some(socket) = &self.transport_socket {
             encoding::message::encode(field::TRANSPORT_SOCKET, socket, &mut buf);
         }
-        encoding::message::encode(field::LOAD_ASSIGNMENT, &self.load_assignment, &mut buf);
+        put_header(field::LOAD_ASSIGNMENT, load_assignment_len, &mut buf);
+        self.encode_load_assignment(name, &mut buf);
         for socket_match in &self.transport_socket_matches {
             encoding::message::encode(field::TRANSPORT_SOCKET_MATCHES, socket_match, &mut buf);
         }
@@ -198,32 +205,176 @@ impl Parts {
     }
 }
 
-fn to_lb_endpoint(host: &Host, is_ip: bool, sni_match_value: Option<&str>) -> LbEndpoint {
-    let endpoint = Endpoint {
-        address: Some(Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: host.addr.clone(),
-                port_specifier: Some(socket_address::PortSpecifier::PortValue(host.port())),
+/// Field numbers of the endpoint messages a static cluster sets.
+mod endpoint_field {
+    /// `ClusterLoadAssignment.cluster_name`.
+    pub const CLUSTER_NAME: u32 = 1;
+    /// `ClusterLoadAssignment.endpoints`.
+    pub const LOCALITY_ENDPOINTS: u32 = 2;
+    /// `LocalityLbEndpoints.lb_endpoints`.
+    pub const LB_ENDPOINTS: u32 = 2;
+    /// `LbEndpoint.endpoint`, in the `host_identifier` oneof.
+    pub const ENDPOINT: u32 = 1;
+    /// `LbEndpoint.metadata`.
+    pub const METADATA: u32 = 3;
+    /// `LbEndpoint.load_balancing_weight` (a `UInt32Value`, whose `value` is field 1).
+    pub const WEIGHT: u32 = 4;
+    /// `Endpoint.address`.
+    pub const ADDRESS: u32 = 1;
+    /// `Endpoint.hostname`.
+    pub const HOSTNAME: u32 = 3;
+    /// `Address.socket_address`, in the `address` oneof.
+    pub const SOCKET_ADDRESS: u32 = 1;
+    /// `SocketAddress.address`.
+    pub const SOCKET_ADDRESS_ADDRESS: u32 = 2;
+    /// `SocketAddress.port_value`, in the `port_specifier` oneof.
+    pub const PORT_VALUE: u32 = 3;
+}
+
+impl Parts<'_> {
+    /// The endpoints as a `ClusterLoadAssignment` message (for [`to_cluster`]).
+    fn load_assignment(&self, name: &str) -> ClusterLoadAssignment {
+        let lb_endpoints = self
+            .endpoints
+            .iter()
+            .map(EndpointParts::to_lb_endpoint)
+            .collect();
+        ClusterLoadAssignment {
+            cluster_name: name.to_owned(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints,
                 ..Default::default()
-            })),
-        }),
-        // Used for auto host rewrite and in stats.
-        hostname: if is_ip {
-            String::new()
-        } else {
-            host.addr.clone()
-        },
-        ..Default::default()
-    };
-    LbEndpoint {
-        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(endpoint)),
-        load_balancing_weight: host
-            .load_balancing_weight
-            .and_then(|w| u32::try_from(w).ok()),
-        metadata: sni_match_value.map(|sni| Metadata {
-            filter_metadata: [(TRANSPORT_SOCKET_MATCH.to_owned(), sni_match(sni))].into(),
+            }],
             ..Default::default()
-        }),
+        }
+    }
+
+    /// Length of the encoded `ClusterLoadAssignment`: the cluster name and one
+    /// `LocalityLbEndpoints` holding every endpoint.
+    fn load_assignment_len(&self, name: &str) -> usize {
+        string_len(endpoint_field::CLUSTER_NAME, name)
+            + nested_len(endpoint_field::LOCALITY_ENDPOINTS, self.locality_len())
+    }
+
+    fn locality_len(&self) -> usize {
+        self.endpoints
+            .iter()
+            .map(|e| nested_len(endpoint_field::LB_ENDPOINTS, e.lb_endpoint_len()))
+            .sum()
+    }
+
+    /// Writes the `ClusterLoadAssignment` (without its own key and length) exactly as
+    /// prost encodes [`Parts::load_assignment`].
+    fn encode_load_assignment(&self, name: &str, buf: &mut Vec<u8>) {
+        put_string(endpoint_field::CLUSTER_NAME, name, buf);
+        put_header(endpoint_field::LOCALITY_ENDPOINTS, self.locality_len(), buf);
+        for endpoint in &self.endpoints {
+            put_header(
+                endpoint_field::LB_ENDPOINTS,
+                endpoint.lb_endpoint_len(),
+                buf,
+            );
+            endpoint.encode(buf);
+        }
+    }
+}
+
+impl EndpointParts<'_> {
+    fn to_lb_endpoint(&self) -> LbEndpoint {
+        let endpoint = Endpoint {
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: self.addr.to_owned(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(self.port)),
+                    ..Default::default()
+                })),
+            }),
+            // Used for auto host rewrite and in stats.
+            hostname: self.hostname.to_owned(),
+            ..Default::default()
+        };
+        LbEndpoint {
+            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(endpoint)),
+            load_balancing_weight: self.weight,
+            metadata: self.metadata.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn socket_address_len(&self) -> usize {
+        string_len(endpoint_field::SOCKET_ADDRESS_ADDRESS, self.addr)
+            + encoding::uint32::encoded_len(endpoint_field::PORT_VALUE, &self.port)
+    }
+
+    fn endpoint_len(&self) -> usize {
+        nested_len(
+            endpoint_field::ADDRESS,
+            nested_len(endpoint_field::SOCKET_ADDRESS, self.socket_address_len()),
+        ) + string_len(endpoint_field::HOSTNAME, self.hostname)
+    }
+
+    fn lb_endpoint_len(&self) -> usize {
+        nested_len(endpoint_field::ENDPOINT, self.endpoint_len())
+            + self.metadata.as_ref().map_or(0, |metadata| {
+                encoding::message::encoded_len(endpoint_field::METADATA, metadata)
+            })
+            + self.weight.map_or(0, |weight| {
+                encoding::message::encoded_len(endpoint_field::WEIGHT, &weight)
+            })
+    }
+
+    /// Writes the `LbEndpoint` (without its own key and length), fields in number order.
+    fn encode(&self, buf: &mut Vec<u8>) {
+        put_header(endpoint_field::ENDPOINT, self.endpoint_len(), buf);
+        let socket_address_len = self.socket_address_len();
+        put_header(
+            endpoint_field::ADDRESS,
+            nested_len(endpoint_field::SOCKET_ADDRESS, socket_address_len),
+            buf,
+        );
+        put_header(endpoint_field::SOCKET_ADDRESS, socket_address_len, buf);
+        put_string(endpoint_field::SOCKET_ADDRESS_ADDRESS, self.addr, buf);
+        encoding::uint32::encode(endpoint_field::PORT_VALUE, &self.port, buf);
+        put_string(endpoint_field::HOSTNAME, self.hostname, buf);
+        if let Some(metadata) = &self.metadata {
+            encoding::message::encode(endpoint_field::METADATA, metadata, buf);
+        }
+        if let Some(weight) = &self.weight {
+            encoding::message::encode(endpoint_field::WEIGHT, weight, buf);
+        }
+    }
+}
+
+/// Encoded length of string field `tag` holding `value` (nothing when empty, as proto3).
+fn string_len(tag: u32, value: &str) -> usize {
+    match value.len() {
+        0 => 0,
+        n => nested_len(tag, n),
+    }
+}
+
+/// Encoded length of a length-delimited field `tag` whose payload is `len` bytes.
+fn nested_len(tag: u32, len: usize) -> usize {
+    encoding::key_len(tag) + encoding::encoded_len_varint(len as u64) + len
+}
+
+/// Writes the key and length of length-delimited field `tag`.
+fn put_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
+    encoding::encode_key(tag, WireType::LengthDelimited, buf);
+    encoding::encode_varint(len as u64, buf);
+}
+
+/// Writes string field `tag` unless `value` is empty (proto3 skips defaults).
+fn put_string(tag: u32, value: &str, buf: &mut Vec<u8>) {
+    if !value.is_empty() {
+        put_header(tag, value.len(), buf);
+        buf.extend_from_slice(value.as_bytes());
+    }
+}
+
+fn sni_metadata(sni: &str) -> Metadata {
+    Metadata {
+        filter_metadata: [(TRANSPORT_SOCKET_MATCH.to_owned(), sni_match(sni))].into(),
         ..Default::default()
     }
 }
