@@ -8,7 +8,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use weir::plugin::{ObjectRef, PluginRuntime, RuntimeConfig, UpstreamInput, builtin};
+#[path = "../examples/support/typical_upstream.rs"]
+mod typical_upstream;
+
+use typical_upstream::typical_upstream;
+use weir::plugin::{PluginRuntime, RuntimeConfig, builtin};
 
 fn static_bytes() -> &'static [u8] {
     builtin::ALL
@@ -16,21 +20,6 @@ fn static_bytes() -> &'static [u8] {
         .find(|b| b.file.contains("static"))
         .expect("static is built in")
         .bytes
-}
-
-fn typical_upstream() -> UpstreamInput {
-    UpstreamInput {
-        upstream: ObjectRef {
-            group: "gateway.weir.dev".into(),
-            kind: "Upstream".into(),
-            namespace: "shop".into(),
-            name: "payments".into(),
-        },
-        cluster_name: "upstream_shop_payments".into(),
-        key: "static".into(),
-        config: r#"{"hosts":[{"addr":"10.0.0.1","port":8080},{"addr":"10.0.0.2","port":8080,"loadBalancingWeight":2}]}"#.into(),
-        endpoints: Vec::new(),
-    }
 }
 
 fn runtime(cache: Option<&std::path::Path>) -> PluginRuntime {

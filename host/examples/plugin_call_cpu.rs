@@ -8,7 +8,11 @@
 
 use std::time::Duration;
 
-use weir::plugin::{ObjectRef, PluginRuntime, RuntimeConfig, UpstreamInput, builtin};
+#[path = "support/typical_upstream.rs"]
+mod typical_upstream;
+
+use typical_upstream::typical_upstream;
+use weir::plugin::{PluginRuntime, RuntimeConfig, builtin};
 
 /// Calls per round, and rounds (the median round is reported).
 const CALLS: u32 = 100_000;
@@ -78,20 +82,4 @@ fn thread_cpu_time() -> anyhow::Result<Duration> {
         .ok_or_else(|| anyhow::anyhow!("empty schedstat"))?
         .parse()?;
     Ok(Duration::from_nanos(nanos))
-}
-
-/// The same Upstream as `benches/plugins.rs`.
-fn typical_upstream() -> UpstreamInput {
-    UpstreamInput {
-        upstream: ObjectRef {
-            group: "gateway.weir.dev".into(),
-            kind: "Upstream".into(),
-            namespace: "shop".into(),
-            name: "payments".into(),
-        },
-        cluster_name: "upstream_shop_payments".into(),
-        key: "static".into(),
-        config: r#"{"hosts":[{"addr":"10.0.0.1","port":8080},{"addr":"10.0.0.2","port":8080,"loadBalancingWeight":2}]}"#.into(),
-        endpoints: Vec::new(),
-    }
 }
