@@ -161,6 +161,96 @@ fn delta_mode_routes_by_path_and_host_and_follows_edits() {
     routes_by_path_and_host(true);
 }
 
+// === A new route and its new cluster: make-before-break ===
+
+/// Adds routes to brand-new Services one at a time while a client keeps asking for each
+/// new path: it gets 404 until the route is there and then the backend, never an error
+/// (Envoy answers "no cluster" for a route whose cluster is missing or still warming).
+fn new_routes_never_answer_without_their_cluster(delta: bool) {
+    let weir = Weir::start(None);
+    let listen = free_port();
+    let (alpha, gamma) = (
+        backend::start_backend("alpha"),
+        backend::start_backend("gamma"),
+    );
+    let mode: &[&str] = if delta { &["--delta"] } else { &[] };
+    let mut envoy = weir.envoy("default/gw", mode);
+    weir.write(
+        "base.yaml",
+        &format!(
+            "{CLASS}{}{}{}",
+            gateway("gw", listen),
+            service("alpha", alpha),
+            route("a", "gw", &[], "/a", &[("alpha", 1)])
+        ),
+    );
+    weir.wait_for(&mut envoy, listen, "example.com", "/a", 200, Some("alpha"));
+    for i in 0..8 {
+        let path = format!("/new-{i}");
+        // Several clients, so one of them is likely asking during any short window.
+        let pollers: Vec<_> = (0..3)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut seen: Vec<String> = Vec::new();
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while Instant::now() < deadline {
+                        let got = match get(listen, &path) {
+                            Ok((status, body)) => format!("{status} {body}"),
+                            Err(e) => format!("error {e}"),
+                        };
+                        if seen.last() != Some(&got) {
+                            seen.push(got.clone());
+                        }
+                        if got == "200 gamma" {
+                            break;
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        weir.write(
+            &format!("new-{i}.yaml"),
+            &format!(
+                "{}{}",
+                service(&format!("svc-{i}"), gamma),
+                route(
+                    &format!("new-{i}"),
+                    "gw",
+                    &[],
+                    &path,
+                    &[(&format!("svc-{i}"), 1)]
+                )
+            ),
+        );
+        for poller in pollers {
+            let seen = poller.join().unwrap();
+            let first = seen.first().map(String::as_str);
+            assert!(
+                first.is_some_and(|s| s.starts_with("404")),
+                "{path} before the route: {seen:?}"
+            );
+            assert_eq!(
+                &seen[1..],
+                ["200 gamma"],
+                "{path}: 404 until the route answers from its backend, nothing in between"
+            );
+        }
+    }
+}
+
+#[test]
+fn new_routes_to_new_services_never_answer_without_their_cluster() {
+    new_routes_never_answer_without_their_cluster(false);
+}
+
+#[test]
+fn new_routes_to_new_services_never_answer_without_their_cluster_in_delta_mode() {
+    new_routes_never_answer_without_their_cluster(true);
+}
+
 // === Weighted backends ===
 
 #[test]

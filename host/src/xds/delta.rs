@@ -45,6 +45,8 @@ struct TypeState {
     absent: BTreeSet<String>,
     /// Whether anything was sent for this type on this stream.
     sent_once: bool,
+    /// The latest response was NACKed.
+    rejected_latest: bool,
     /// Whether there was anything to send, per view.
     memo: PlanMemo<bool>,
     /// A view the proxy holds exactly (every subscribed resource at its version, nothing
@@ -273,6 +275,7 @@ impl Delta {
             {
                 let answered = state.in_flight.take();
                 if let Some(answered) = answered {
+                    state.rejected_latest = req.error_detail.is_some();
                     match &req.error_detail {
                         Some(error) => self.ctx.nack(
                             ty,
@@ -343,8 +346,12 @@ impl Machine for Delta {
     type Plan = Plan;
     type Response = DeltaResponse;
 
-    fn requested(&self, ty: ResourceType) -> bool {
-        self.types[ty.index()].sub.requested
+    fn subscription(&self, ty: ResourceType) -> &Subscription {
+        &self.types[ty.index()].sub
+    }
+
+    fn rejected_latest(&self, ty: ResourceType) -> bool {
+        self.types[ty.index()].rejected_latest
     }
 
     fn in_flight(&self, ty: ResourceType) -> bool {

@@ -79,8 +79,11 @@
 //!   whose view differs from its `version_info`).
 //! - **Make-before-break.** A stream sends types in the order of [`ResourceType::ALL`]:
 //!   clusters, endpoints, listeners, routes, secrets. Listeners and routes wait while an
-//!   update of clusters, endpoints or listeners is still unacknowledged, so a listener
-//!   never arrives before the clusters it routes to. Clusters (and their endpoints) that
+//!   update of clusters, endpoints or listeners is still unacknowledged, and until the
+//!   proxy has asked for (and been sent) the endpoints of every EDS cluster it took — a
+//!   new cluster warms until its endpoints arrive, and Envoy asks for them only once it
+//!   has the cluster — so a route never arrives before its cluster is ready (Envoy
+//!   would answer 503 "no cluster" meanwhile). Clusters (and their endpoints) that
 //!   left the snapshot are kept until the proxy has acknowledged the listeners and routes
 //!   that stopped using them, and removed in a follow-up response.
 //! - **One responder per stream.** Each stream runs in its own task with its own state;

@@ -29,6 +29,8 @@ struct TypeState {
     last: Option<Sent>,
     /// The latest version the proxy NACKed: never sent again on this stream.
     rejected: Option<String>,
+    /// The latest response was NACKed.
+    rejected_latest: bool,
     /// The list version and size of what the proxy should have, per view.
     memo: PlanMemo<(String, usize)>,
 }
@@ -106,9 +108,13 @@ impl Sotw {
                     let version = last.version.clone();
                     let names = last.resources.keys().cloned().collect();
                     state.rejected = Some(version.clone());
+                    state.rejected_latest = true;
                     self.ctx.nack(ty, &version, names, error.message.clone());
                 }
-                None => self.ctx.ack(ty, &last.version),
+                None => {
+                    state.rejected_latest = false;
+                    self.ctx.ack(ty, &last.version);
+                }
             }
         }
         let state = &mut self.types[ty.index()];
@@ -146,8 +152,12 @@ impl Machine for Sotw {
     type Plan = Plan;
     type Response = SotwResponse;
 
-    fn requested(&self, ty: ResourceType) -> bool {
-        self.types[ty.index()].sub.requested
+    fn subscription(&self, ty: ResourceType) -> &Subscription {
+        &self.types[ty.index()].sub
+    }
+
+    fn rejected_latest(&self, ty: ResourceType) -> bool {
+        self.types[ty.index()].rejected_latest
     }
 
     fn in_flight(&self, ty: ResourceType) -> bool {

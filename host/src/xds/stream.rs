@@ -165,7 +165,13 @@ pub(crate) trait Machine {
     type Response;
 
     /// Whether the proxy subscribed to this type on this stream.
-    fn requested(&self, ty: ResourceType) -> bool;
+    fn requested(&self, ty: ResourceType) -> bool {
+        self.subscription(ty).requested
+    }
+    /// What the proxy subscribed to for this type.
+    fn subscription(&self, ty: ResourceType) -> &Subscription;
+    /// Whether the proxy rejected (NACKed) the latest response of this type.
+    fn rejected_latest(&self, ty: ResourceType) -> bool;
     /// Whether a response of this type awaits its ACK or NACK.
     fn in_flight(&self, ty: ResourceType) -> bool;
     /// What the proxy lacks of this type, if anything; `retain_stale` keeps resources
@@ -190,6 +196,12 @@ fn waits_for_earlier(ty: ResourceType) -> bool {
 }
 
 /// Sends what the proxy lacks, type by type in make-before-break order.
+///
+/// Listeners and routes wait while clusters, endpoints or listeners are unacknowledged,
+/// and while the proxy has not yet subscribed to the endpoints of every EDS cluster it
+/// took: a new cluster warms until its endpoints arrive, and a route to a warming
+/// cluster answers "no cluster" (Envoy asks for a new cluster's endpoints only once it
+/// has the cluster, so they cannot go out with it).
 pub(crate) fn walk<M: Machine>(machine: &mut M, view: &View) -> Vec<M::Response> {
     let settled =
         |m: &M, ty| !m.requested(ty) || (!m.in_flight(ty) && m.plan(ty, view, false).is_none());
@@ -198,6 +210,7 @@ pub(crate) fn walk<M: Machine>(machine: &mut M, view: &View) -> Vec<M::Response>
     let retain_stale =
         !settled(machine, ResourceType::Listener) || !settled(machine, ResourceType::Route);
     let mut held_back = false;
+    let mut endpoints_subscribed = None;
     let mut out = Vec::new();
     for ty in ResourceType::ALL {
         let retain = retain_stale && matches!(ty, ResourceType::Cluster | ResourceType::Endpoint);
@@ -209,12 +222,47 @@ pub(crate) fn walk<M: Machine>(machine: &mut M, view: &View) -> Vec<M::Response>
             held_back |= holds_back_later(ty);
             continue;
         }
-        if held_back && waits_for_earlier(ty) {
+        if waits_for_earlier(ty)
+            && (held_back
+                || !*endpoints_subscribed
+                    .get_or_insert_with(|| subscribes_endpoints_of_clusters(machine, view)))
+        {
             continue;
         }
         out.push(machine.send(ty, view, plan));
+        // The proxy asks for a new cluster's endpoints after taking the cluster.
+        held_back |= ty == ResourceType::Cluster;
     }
     out
+}
+
+/// Whether the proxy subscribes to the endpoints of every EDS cluster of `view` it took
+/// (an EDS cluster is one the view has endpoints for, under the cluster's name). A proxy
+/// that rejected its latest clusters keeps its old ones, so it is not waited for; nor is
+/// one that subscribes to clusters by name (it asks for what its routes use).
+fn subscribes_endpoints_of_clusters<M: Machine>(machine: &M, view: &View) -> bool {
+    let clusters = machine.subscription(ResourceType::Cluster);
+    let endpoints = machine.subscription(ResourceType::Endpoint);
+    // Not `!endpoints.requested`: a proxy that started with no EDS cluster has not
+    // asked for endpoints yet when its first one arrives.
+    if !clusters.requested || endpoints.wildcard || machine.rejected_latest(ResourceType::Cluster) {
+        return true;
+    }
+    // All three lists are in name order: one merge walk, no lookups.
+    let mut cluster_names = view
+        .resources(ResourceType::Cluster)
+        .iter()
+        .map(|r| &r.name)
+        .peekable();
+    let mut subscribed = endpoints.names.iter().peekable();
+    view.resources(ResourceType::Endpoint).iter().all(|e| {
+        while cluster_names.next_if(|c| **c < e.name).is_some() {}
+        if cluster_names.peek() != Some(&&e.name) || !clusters.wants(&e.name) {
+            return true;
+        }
+        while subscribed.next_if(|s| **s < e.name).is_some() {}
+        subscribed.peek() == Some(&&e.name)
+    })
 }
 
 #[cfg(test)]

@@ -452,6 +452,12 @@ async fn sotw_serves_wildcard_clusters_and_listeners_and_named_endpoints_and_rou
     assert_eq!(names(&eds), ["a"], "only the endpoints asked for");
     envoy.ack(&eds, &["a"]);
     envoy.request(LDS, &[], "", "");
+    // Listeners wait until the proxy asks for the endpoints of every cluster it took.
+    envoy.expect_quiet().await;
+    envoy.ack(&eds, &["a", "b"]);
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(names(&eds), ["a", "b"]);
+    envoy.ack(&eds, &["a", "b"]);
     let lds = envoy.recv_type(LDS).await;
     assert_eq!(names(&lds), ["l_r1", "l_r2"]);
     envoy.ack(&lds, &[]);
@@ -493,17 +499,24 @@ async fn sotw_new_snapshot_is_pushed_in_make_before_break_order() {
     assert_ne!(cds.version_info, last[&CDS].version_info);
     let eds = envoy.recv_type(EDS).await;
     assert_eq!(names(&eds), ["a", "b"], "endpoints asked for so far");
+    // Listeners and routes wait: the proxy has not taken cluster c yet.
+    envoy.expect_quiet().await;
+    envoy.ack(&cds, &[]);
+    envoy.ack(&eds, &["a", "b"]);
+    // Nor asked for c's endpoints: a route to c would find no cluster while c warms.
+    envoy.expect_quiet().await;
+    envoy.ack(&eds, &["a", "b", "c"]);
+    // c's endpoints, then (the stream keeps this order) what uses c.
+    let eds = envoy.recv().await;
+    assert_eq!(ty_of(&eds.type_url), EDS);
+    assert_eq!(names(&eds), ["a", "b", "c"]);
     let lds = envoy.recv_type(LDS).await;
     assert_eq!(names(&lds), ["l_r1", "l_r2"]);
     let rds = envoy.recv_type(RDS).await;
     assert_eq!(names(&rds), ["r1"]);
-    // Envoy asks for the new cluster's endpoints and the new route.
-    envoy.ack(&cds, &[]);
-    envoy.ack(&eds, &["a", "b", "c"]);
-    let eds = envoy.recv_type(EDS).await;
-    assert_eq!(names(&eds), ["a", "b", "c"]);
-    envoy.ack(&eds, &["a", "b", "c"]);
+    // Envoy asks for the new listener's route.
     envoy.ack(&lds, &[]);
+    envoy.ack(&eds, &["a", "b", "c"]);
     envoy.ack(&rds, &["r1", "r2"]);
     let rds = envoy.recv_type(RDS).await;
     assert_eq!(names(&rds), ["r1", "r2"]);
@@ -512,10 +525,27 @@ async fn sotw_new_snapshot_is_pushed_in_make_before_break_order() {
 }
 
 #[tokio::test]
+async fn sotw_routes_go_out_when_the_proxy_rejected_the_new_clusters() {
+    let h = start().await;
+    h.publish("gw", &spec_v1());
+    let (mut envoy, last) = sotw_synced(&h, &spec_v1()).await;
+
+    h.publish("gw", &spec_v1().cluster("c", 1).route("r2", &["c"]));
+    let cds = envoy.recv_type(CDS).await;
+    assert_eq!(names(&cds), ["a", "b", "c"]);
+    envoy.expect_quiet().await;
+    envoy.nack(&cds, &[], &last[&CDS].version_info, "cluster c: bad config");
+    // The proxy keeps its old clusters and will not ask for c's endpoints: the rest of
+    // the configuration is not held back for them.
+    let lds = envoy.recv_type(LDS).await;
+    assert_eq!(names(&lds), ["l_r1", "l_r2"]);
+}
+
+#[tokio::test]
 async fn sotw_listeners_wait_for_unacknowledged_clusters() {
     let h = start().await;
     h.publish("gw", &spec_v1());
-    let (mut envoy, _) = sotw_synced(&h, &spec_v1()).await;
+    let (mut envoy, last) = sotw_synced(&h, &spec_v1()).await;
 
     // A cluster change is in flight (not yet ACKed) when the listeners change too.
     h.publish("gw", &spec_v1().cluster("c", 1));
@@ -532,6 +562,13 @@ async fn sotw_listeners_wait_for_unacknowledged_clusters() {
     envoy.ack(&cds, &[]);
     let cds = envoy.recv_type(CDS).await;
     assert_eq!(names(&cds), ["a", "b", "c"]);
+    envoy.expect_quiet().await;
+    envoy.ack(&cds, &[]);
+    // Still not until the proxy asks for c's endpoints.
+    envoy.expect_quiet().await;
+    envoy.ack(&last[&EDS], &["a", "b", "c"]);
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(names(&eds), ["a", "b", "c"]);
     let lds = envoy.recv_type(LDS).await;
     assert_eq!(names(&lds), ["l_r1", "l_r3"]);
 }
@@ -821,6 +858,12 @@ async fn delta_serves_wildcard_and_named_subscriptions() {
     assert_eq!(delta_names(&eds), ["a"]);
     envoy.ack(&eds);
     envoy.subscribe(LDS, &["*"], &[], "");
+    // Listeners wait until the proxy asks for the endpoints of every cluster it took.
+    envoy.expect_quiet().await;
+    envoy.subscribe(EDS, &["b"], &[], "");
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(delta_names(&eds), ["b"]);
+    envoy.ack(&eds);
     let lds = envoy.recv_type(LDS).await;
     assert_eq!(delta_names(&lds), ["l_r1", "l_r2"]);
     envoy.ack(&lds);
@@ -1256,6 +1299,9 @@ async fn node_identity_is_read_from_the_first_request_only() {
     // A later request naming another Gateway changes nothing.
     envoy.node = Some(mk_node("envoy-1", "default/other"));
     envoy.ack(&cds, &[]);
+    envoy.request(EDS, &["a", "b"], "", "");
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(names(&eds), ["a", "b"]);
     envoy.request(LDS, &[], "", "");
     let lds = envoy.recv_type(LDS).await;
     assert_eq!(names(&lds), ["l_r1"]);

@@ -1,8 +1,10 @@
 //! Random snapshots against the state machines with a model proxy that behaves like
 //! Envoy (subscribes to the endpoints of the clusters and the routes of the listeners
-//! it holds, ACKs everything, processes responses in order). Checked after every
-//! response: no route the proxy holds names a cluster it lacks (make-before-break,
-//! including stale clusters removed last). Checked at the end: once every response is
+//! it holds, ACKing a response before changing those subscriptions; asks for listeners
+//! once its first clusters are warm; processes responses in order). Checked after every
+//! response: no route the proxy holds names a cluster it lacks or whose endpoints it
+//! lacks (a warming cluster: Envoy would answer "no cluster") — make-before-break,
+//! including stale clusters removed last. Checked at the end: once every response is
 //! delivered, the proxy holds exactly the latest snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,14 +90,28 @@ impl Held {
             .collect()
     }
 
+    /// Whether every cluster it holds has its endpoints (each of this test's clusters
+    /// is an EDS cluster): Envoy's start-up waits for that before asking for listeners.
+    fn clusters_warm(&self) -> bool {
+        self.names(CDS).is_subset(&self.names(EDS))
+    }
+
     fn check_routes_use_known_clusters(&self) -> Result<(), String> {
         let clusters = self.names(CDS);
+        let endpoints = self.names(EDS);
         for (name, any) in self.by_type.get(&RDS).into_iter().flatten() {
             let route = RouteConfiguration::decode(any.value.as_slice()).unwrap();
             for vh in route.virtual_hosts {
                 if !clusters.contains(&vh.name) {
                     return Err(format!(
                         "route {name} uses cluster {} the proxy lacks (has {clusters:?})",
+                        vh.name
+                    ));
+                }
+                if !endpoints.contains(&vh.name) {
+                    return Err(format!(
+                        "route {name} uses cluster {} whose endpoints the proxy lacks \
+                         (it is still warming; has endpoints of {endpoints:?})",
                         vh.name
                     ));
                 }
@@ -161,13 +177,6 @@ fn run_sotw(events: &[Event]) -> Result<(), String> {
             .into_iter()
             .map(|r| r.to_proto()),
     );
-    queue.extend(
-        server
-            .on_request(req(LDS, &BTreeSet::new(), ""))
-            .into_iter()
-            .map(|r| r.to_proto()),
-    );
-
     let deliver = |server: &mut Sotw,
                    queue: &mut std::collections::VecDeque<DiscoveryResponse>,
                    held: &mut Held,
@@ -223,6 +232,15 @@ fn run_sotw(events: &[Event]) -> Result<(), String> {
             out.extend(
                 server
                     .on_request(req(dep, &subscription(dep), &nonce))
+                    .into_iter()
+                    .map(|r| r.to_proto()),
+            );
+        }
+        if ty != LDS && !last_nonce.contains_key(&LDS) && held.clusters_warm() {
+            last_nonce.insert(LDS, String::new());
+            out.extend(
+                server
+                    .on_request(req(LDS, &BTreeSet::new(), ""))
                     .into_iter()
                     .map(|r| r.to_proto()),
             );
@@ -292,12 +310,6 @@ fn run_delta(events: &[Event]) -> Result<(), String> {
             .into_iter()
             .map(|r| r.to_proto()),
     );
-    queue.extend(
-        server
-            .on_request(req(LDS, vec![], vec![], ""))
-            .into_iter()
-            .map(|r| r.to_proto()),
-    );
 
     let deliver = |server: &mut Delta,
                    queue: &mut std::collections::VecDeque<DeltaDiscoveryResponse>,
@@ -353,6 +365,15 @@ fn run_delta(events: &[Event]) -> Result<(), String> {
                         .map(|r| r.to_proto()),
                 );
             }
+        }
+        if ty != LDS && !last_nonce.contains_key(&LDS) && held.clusters_warm() {
+            last_nonce.insert(LDS, String::new());
+            out.extend(
+                server
+                    .on_request(req(LDS, vec![], vec![], ""))
+                    .into_iter()
+                    .map(|r| r.to_proto()),
+            );
         }
         queue.extend(out);
         Ok(true)
