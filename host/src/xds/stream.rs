@@ -213,15 +213,16 @@ pub(crate) fn walk<M: Machine>(machine: &mut M, view: &View) -> Vec<M::Response>
     let mut endpoints_subscribed = None;
     let mut out = Vec::new();
     for ty in ResourceType::ALL {
+        if machine.in_flight(ty) {
+            // Anything more is sent after its ACK arrives; what depends on it waits too
+            // (even with nothing more to send: the proxy is still taking it in).
+            held_back |= holds_back_later(ty);
+            continue;
+        }
         let retain = retain_stale && matches!(ty, ResourceType::Cluster | ResourceType::Endpoint);
         let Some(plan) = machine.plan(ty, view, retain) else {
             continue;
         };
-        if machine.in_flight(ty) {
-            // Sent after its ACK arrives; what depends on it waits too.
-            held_back |= holds_back_later(ty);
-            continue;
-        }
         if waits_for_earlier(ty)
             && (held_back
                 || !*endpoints_subscribed

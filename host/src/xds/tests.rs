@@ -1302,6 +1302,7 @@ async fn node_identity_is_read_from_the_first_request_only() {
     envoy.request(EDS, &["a", "b"], "", "");
     let eds = envoy.recv_type(EDS).await;
     assert_eq!(names(&eds), ["a", "b"]);
+    envoy.ack(&eds, &["a", "b"]);
     envoy.request(LDS, &[], "", "");
     let lds = envoy.recv_type(LDS).await;
     assert_eq!(names(&lds), ["l_r1"]);
