@@ -528,7 +528,7 @@ fn route_table(
     for (li, l) in listeners {
         for a in attachments.on(gi, *li) {
             let ir = &a.ir;
-            for h in &a.hostnames {
+            for h in a.hostnames.iter() {
                 by_host
                     .entry(h.as_str())
                     .or_default()

@@ -18,7 +18,7 @@ use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, SecretObject};
 use crate::store::Store;
 
 use super::conditions::*;
-use super::deps::{PassReader, RefFrom, RefTo, reference_permitted};
+use super::deps::{PassId, PassReader, RefFrom, RefTo, reference_permitted};
 use super::hostnames;
 use super::http_route::RouteIr;
 use super::{CONTROLLER_NAME, FastMap};
@@ -467,17 +467,34 @@ pub(crate) struct ParentOutcome {
 /// A route attached to one listener, with the hostnames it serves there.
 #[derive(Clone, Debug)]
 pub(crate) struct Attached {
-    pub(crate) route: ObjectKey,
     /// The route's translation (saves a lookup by key per attachment in assembly).
     pub(crate) ir: Arc<RouteIr>,
-    pub(crate) hostnames: Vec<String>,
+    /// Shared with the route's [`Binding`], so reusing it copies no string.
+    pub(crate) hostnames: Arc<[String]>,
+}
+
+/// What attaching one route produced: the listeners it attaches to, with the hostnames
+/// it serves on each, and one outcome per parentRef naming one of our Gateways.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Binding {
+    /// `(Gateway index, listener index, hostnames)`, each listener once.
+    listeners: Vec<(usize, usize, Arc<[String]>)>,
+    /// In spec order.
+    pub(crate) parents: Vec<ParentOutcome>,
+}
+
+/// A route with parentRefs naming our Gateways: its translation and its binding.
+#[derive(Clone, Debug)]
+pub(crate) struct Bound {
+    pub(crate) ir: Arc<RouteIr>,
+    pub(crate) binding: Arc<Binding>,
 }
 
 /// Which routes attach where.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Attachments {
-    /// Per route, one outcome per parentRef naming one of our Gateways (in spec order).
-    pub(crate) parents: BTreeMap<ObjectKey, Vec<ParentOutcome>>,
+    /// Per route whose parentRefs name one of our Gateways, its translation and binding.
+    pub(crate) parents: BTreeMap<ObjectKey, Bound>,
     /// Per (Gateway index, listener index), the attached routes in key order.
     pub(crate) listeners: BTreeMap<(usize, usize), Vec<Attached>>,
 }
@@ -489,11 +506,38 @@ impl Attachments {
     }
 }
 
-/// Binds every route's parentRefs to listeners of our Gateways.
+/// The binding memo: a route whose translation (the same `Arc`) is unchanged keeps its
+/// binding while nothing attachment reads changed (GatewayClasses, Gateways, Namespaces,
+/// Secrets, ReferenceGrants), so a one-route change binds one route.
+#[derive(Default)]
+pub(crate) struct BindingCache {
+    entries: FastMap<ObjectKey, BindingEntry>,
+}
+
+struct BindingEntry {
+    ir: Arc<RouteIr>,
+    binding: Arc<Binding>,
+    /// The pass that last used the entry.
+    used: PassId,
+}
+
+/// The kinds whose objects attachment reads (through the Gateway plans or directly).
+pub(crate) const ATTACHMENT_INPUTS: [Kind; 5] = [
+    Kind::GatewayClass,
+    Kind::Gateway,
+    Kind::Namespace,
+    Kind::Secret,
+    Kind::ReferenceGrant,
+];
+
+/// Binds every route's parentRefs to listeners of our Gateways. `stable`: the
+/// [`ATTACHMENT_INPUTS`] did not change since pass `pass - 1`, so bindings memoised then
+/// still hold for unchanged routes.
 pub(crate) fn attach_routes(
     store: &Store,
-    plans: &mut [GatewayPlan],
+    plans: &[GatewayPlan],
     routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
+    (memo, pass, stable): (&mut BindingCache, PassId, bool),
 ) -> Attachments {
     // Looked up by borrowed names: no allocation per parentRef.
     let by_name: FastMap<(&str, &str), usize> = plans
@@ -503,56 +547,98 @@ pub(crate) fn attach_routes(
         .collect();
     let mut out = Attachments::default();
     for (key, ir) in routes {
-        let route_ns = ir.namespace.as_str();
-        for pref in &ir.parent_refs {
-            let group = pref.group.as_deref().unwrap_or(GATEWAY_API_GROUP);
-            let kind = pref.kind.as_deref().unwrap_or("Gateway");
-            if group != GATEWAY_API_GROUP || kind != "Gateway" {
-                continue;
+        let binding = match memo.entries.get_mut(key) {
+            Some(e) if stable && e.used + 1 == pass && Arc::ptr_eq(&e.ir, ir) => {
+                e.used = pass;
+                e.binding.clone()
             }
-            let gw_ns = pref.namespace.as_deref().unwrap_or(route_ns);
-            let Some(&gi) = by_name.get(&(gw_ns, pref.name.as_str())) else {
-                continue;
+            _ => {
+                let binding = Arc::new(bind(store, plans, &by_name, ir));
+                let entry = BindingEntry {
+                    ir: ir.clone(),
+                    binding: binding.clone(),
+                    used: pass,
+                };
+                memo.entries.insert(key.clone(), entry);
+                binding
+            }
+        };
+        for (gi, li, hostnames) in &binding.listeners {
+            out.listeners.entry((*gi, *li)).or_default().push(Attached {
+                ir: ir.clone(),
+                hostnames: hostnames.clone(),
+            });
+        }
+        if !binding.parents.is_empty() {
+            let bound = Bound {
+                ir: ir.clone(),
+                binding,
             };
-            let plan = &plans[gi];
-            let mut accepted = ir.accepted.clone();
-            let mut chosen = Vec::new();
-            if accepted.is_ok() {
-                accepted = select_listeners(store, plan, pref, ir, &mut chosen);
-            }
-            for (li, hosts) in chosen {
-                let list = out.listeners.entry((gi, li)).or_default();
-                // Routes come in key order, so this route's entry, if any, is the last.
-                match list.last_mut().filter(|a| &a.route == key) {
-                    Some(a) => {
-                        a.hostnames.extend(hosts);
-                        a.hostnames.sort();
-                        a.hostnames.dedup();
-                    }
-                    None => list.push(Attached {
-                        route: key.clone(),
-                        ir: ir.clone(),
-                        hostnames: hosts,
-                    }),
-                }
-            }
-            out.parents
-                .entry(key.clone())
-                .or_default()
-                .push(ParentOutcome {
-                    parent_ref: httproutes::HttpRouteStatusParentsParentRef {
-                        group: pref.group.clone(),
-                        kind: pref.kind.clone(),
-                        name: pref.name.clone(),
-                        namespace: pref.namespace.clone(),
-                        port: pref.port,
-                        section_name: pref.section_name.clone(),
-                    },
-                    accepted,
-                });
+            out.parents.insert(key.clone(), bound);
         }
     }
+    if memo.entries.len() != routes.len() {
+        memo.entries.retain(|_, e| e.used == pass);
+    }
     out
+}
+
+/// Binds one route's parentRefs to listeners of `plans` (found by namespace and name
+/// through `by_name`).
+fn bind(
+    store: &Store,
+    plans: &[GatewayPlan],
+    by_name: &FastMap<(&str, &str), usize>,
+    ir: &RouteIr,
+) -> Binding {
+    let route_ns = ir.namespace.as_str();
+    let mut listeners: Vec<(usize, usize, Vec<String>)> = Vec::new();
+    let mut parents = Vec::new();
+    for pref in &ir.parent_refs {
+        let group = pref.group.as_deref().unwrap_or(GATEWAY_API_GROUP);
+        let kind = pref.kind.as_deref().unwrap_or("Gateway");
+        if group != GATEWAY_API_GROUP || kind != "Gateway" {
+            continue;
+        }
+        let gw_ns = pref.namespace.as_deref().unwrap_or(route_ns);
+        let Some(&gi) = by_name.get(&(gw_ns, pref.name.as_str())) else {
+            continue;
+        };
+        let plan = &plans[gi];
+        let mut accepted = ir.accepted.clone();
+        let mut chosen = Vec::new();
+        if accepted.is_ok() {
+            accepted = select_listeners(store, plan, pref, ir, &mut chosen);
+        }
+        for (li, hosts) in chosen {
+            match listeners.iter_mut().find(|(g, l, _)| (*g, *l) == (gi, li)) {
+                Some((_, _, known)) => {
+                    known.extend(hosts);
+                    known.sort();
+                    known.dedup();
+                }
+                None => listeners.push((gi, li, hosts)),
+            }
+        }
+        parents.push(ParentOutcome {
+            parent_ref: httproutes::HttpRouteStatusParentsParentRef {
+                group: pref.group.clone(),
+                kind: pref.kind.clone(),
+                name: pref.name.clone(),
+                namespace: pref.namespace.clone(),
+                port: pref.port,
+                section_name: pref.section_name.clone(),
+            },
+            accepted,
+        });
+    }
+    Binding {
+        listeners: listeners
+            .into_iter()
+            .map(|(gi, li, hosts)| (gi, li, hosts.into()))
+            .collect(),
+        parents,
+    }
 }
 
 /// Picks the listeners of `plan` that `pref` attaches `ir` to, or says why none.

@@ -409,6 +409,7 @@ pub struct PassStats {
 pub struct Translator {
     routes: http_route::RouteCache,
     clusters: cluster::ClusterCache,
+    bindings: gateway::BindingCache,
     vhosts: assemble::VhostCache,
     /// Each Gateway's cluster, endpoint and cluster-secret lists.
     cluster_lists: assemble::ClusterLists,
@@ -468,13 +469,21 @@ impl Translator {
             .clusters
             .translate_upstreams(&mut reader, plugins, &mut self.stats);
         let classes = gateway::our_classes(store);
-        let mut plans = gateway::plan_gateways(store, &classes);
+        let plans = gateway::plan_gateways(store, &classes);
         self.route_options
             .refresh(store, stable.contains(Kind::RouteOption));
         let routes =
             self.routes
                 .translate_all(&mut reader, plugins, &self.route_options, &mut self.stats);
-        let attachments = gateway::attach_routes(store, &mut plans, &routes);
+        let attach_stable = gateway::ATTACHMENT_INPUTS
+            .iter()
+            .all(|k| stable.contains(*k));
+        let attachments = gateway::attach_routes(
+            store,
+            &plans,
+            &routes,
+            (&mut self.bindings, self.pass, attach_stable),
+        );
 
         self.gateway_options.refresh(store, &stable);
         let generation = plugins.generation();

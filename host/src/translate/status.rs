@@ -11,7 +11,7 @@ use crate::store::Store;
 
 use super::cluster::Upstreams;
 use super::conditions::*;
-use super::gateway::{Attachments, Classes, GatewayPlan, ParentOutcome};
+use super::gateway::{Attachments, Binding, Bound, Classes, GatewayPlan, ParentOutcome};
 use super::http_route::RouteIr;
 use super::options::OptionError;
 use super::{CONTROLLER_NAME, FastMap, Statuses};
@@ -50,9 +50,10 @@ pub(crate) fn write_all(
         );
     }
     route_memo.begin();
-    for (key, parents) in &attachments.parents {
-        let Some(ir) = routes.get(key) else { continue };
-        let status = route_memo.get_or_build(key, ir, parents, || route_status(stamp, ir, parents));
+    for (key, Bound { ir, binding }) in &attachments.parents {
+        let status = route_memo.get_or_build(key, ir, binding, || {
+            route_status(stamp, ir, &binding.parents)
+        });
         out.insert(key.clone(), status);
     }
     route_memo.forget_unused();
@@ -176,7 +177,7 @@ pub(crate) struct RouteStatusCache {
 
 struct RouteStatusEntry {
     ir: Arc<RouteIr>,
-    parents: Vec<ParentOutcome>,
+    binding: Arc<Binding>,
     status: Arc<Value>,
     /// The pass that last used the entry.
     used: u64,
@@ -187,7 +188,7 @@ impl RouteStatusCache {
         &mut self,
         key: &ObjectKey,
         ir: &Arc<RouteIr>,
-        parents: &[ParentOutcome],
+        binding: &Arc<Binding>,
         build: impl FnOnce() -> Value,
     ) -> Arc<Value> {
         self.used += 1;
@@ -198,7 +199,8 @@ impl RouteStatusCache {
                 // Already given this pass (attachments list each route once).
                 self.used -= 1;
             }
-            if Arc::ptr_eq(&e.ir, ir) && e.parents == parents {
+            let same_binding = Arc::ptr_eq(&e.binding, binding) || e.binding == *binding;
+            if Arc::ptr_eq(&e.ir, ir) && same_binding {
                 return e.status.clone();
             }
         }
@@ -207,7 +209,7 @@ impl RouteStatusCache {
             key.clone(),
             RouteStatusEntry {
                 ir: ir.clone(),
-                parents: parents.to_vec(),
+                binding: binding.clone(),
                 status: status.clone(),
                 used: self.pass,
             },
