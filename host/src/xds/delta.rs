@@ -116,8 +116,8 @@ impl TypeState {
     fn diff(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Plan> {
         let synced = self.synced.borrow().clone().filter(|_| !self.stray);
         let plan = match synced {
-            Some(from) if !retain_stale => {
-                let fast = self.diff_from(ty, &from, view);
+            Some(from) => {
+                let fast = self.diff_from(ty, &from, view, retain_stale);
                 debug_assert_eq!(
                     fast.as_ref().map(Plan::summary),
                     self.full_diff(ty, view, retain_stale)
@@ -141,8 +141,14 @@ impl TypeState {
 
     /// What changed between `from` (which the proxy holds exactly) and `to`, among the
     /// subscribed resources: a walk of both name-ordered lists, equal resources told by
-    /// pointer.
-    fn diff_from(&self, ty: ResourceType, from: &View, to: &View) -> Option<Plan> {
+    /// pointer. With `retain_stale`, what left is kept (not removed).
+    fn diff_from(
+        &self,
+        ty: ResourceType,
+        from: &View,
+        to: &View,
+        retain_stale: bool,
+    ) -> Option<Plan> {
         let mut updated = Vec::new();
         let mut removed = Vec::new();
         let mut old = from.resources(ty).iter().peekable();
@@ -162,7 +168,7 @@ impl TypeState {
                     new.next();
                 }
                 (Some(o), n) if n.is_none_or(|n| o.name < n.name) => {
-                    if self.sub.wants(&o.name) {
+                    if !retain_stale && self.sub.wants(&o.name) {
                         removed.push(o.name.clone());
                     }
                     old.next();
