@@ -130,7 +130,9 @@ impl<'a> Reader<'a> {
         if !plain || matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        let value = self.text[self.pos..self.pos + digits].parse().ok()?;
+        let value = rest[..digits]
+            .iter()
+            .fold(0, |value, digit| value * 10 + i64::from(digit - b'0'));
         self.pos += digits;
         Some(value)
     }
