@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 
 use serde::Deserialize;
-use weir_plugin_sdk::{ConfigBlock, FieldError};
+use weir_plugin_sdk::{ConfigBlock, FieldError, PluginError, parse_config};
+
+use crate::plain_json;
 
 /// The `static` type block of an Upstream.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -41,6 +43,17 @@ pub struct Host {
 // === impl StaticConfig ===
 
 impl ConfigBlock for StaticConfig {
+    /// Parses a block with the quick [`plain_json`] reader, or with serde when the block
+    /// is not plain, then fails with every one of the problems at once.
+    fn from_json(json: &str) -> Result<Self, PluginError> {
+        let config = match plain_json::parse(json) {
+            Some(config) => config,
+            None => parse_config(json)?,
+        };
+        PluginError::check(config.problems())?;
+        Ok(config)
+    }
+
     /// Every problem in an already parsed block, with field paths.
     fn problems(&self) -> Vec<FieldError> {
         let mut problems = Vec::new();

@@ -7,13 +7,15 @@
 //!  "useTls": true, "autoSniRewrite": true}
 //! ```
 //!
-//! [`config`] reads and validates it; [`cluster`] turns it into an Envoy
+//! [`config`] reads and validates it (plain blocks through a quick reader, the rest
+//! through serde); [`cluster`] turns it into an Envoy
 //! cluster with inline endpoints (`STATIC` when every address is an IP,
 //! `STRICT_DNS` otherwise) and, when TLS is on, an upstream TLS transport
 //! socket with SNI.
 
 pub mod cluster;
 pub mod config;
+mod plain_json;
 
 use weir_plugin_sdk::{ConfigBlock, PluginError, UpstreamInput, UpstreamOutput, UpstreamType};
 
