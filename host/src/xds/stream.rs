@@ -213,13 +213,17 @@ pub(crate) fn walk<M: Machine>(machine: &mut M, view: &View) -> Vec<M::Response>
     let mut endpoints_subscribed = None;
     let mut out = Vec::new();
     for ty in ResourceType::ALL {
+        let retain = retain_stale && matches!(ty, ResourceType::Cluster | ResourceType::Endpoint);
         if machine.in_flight(ty) {
-            // Anything more is sent after its ACK arrives; what depends on it waits too
-            // (even with nothing more to send: the proxy is still taking it in).
-            held_back |= holds_back_later(ty);
+            // Anything more is sent after its ACK arrives, and what depends on it waits
+            // too. Clusters hold back even with nothing more to send: the proxy has yet
+            // to ask for a new cluster's endpoints. (What was sent of the other types
+            // reaches the proxy before anything sent later on the stream.)
+            if ty == ResourceType::Cluster || machine.plan(ty, view, retain).is_some() {
+                held_back |= holds_back_later(ty);
+            }
             continue;
         }
-        let retain = retain_stale && matches!(ty, ResourceType::Cluster | ResourceType::Endpoint);
         let Some(plan) = machine.plan(ty, view, retain) else {
             continue;
         };
