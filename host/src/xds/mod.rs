@@ -78,8 +78,9 @@
 //!   answers a new stream's first request of each type (cheap, and robust to a proxy
 //!   whose view differs from its `version_info`).
 //! - **Make-before-break.** A stream sends types in the order of [`ResourceType::ALL`]:
-//!   clusters, endpoints, listeners, routes, secrets. Listeners and routes wait while an
-//!   update of clusters, endpoints or listeners is still unacknowledged, and until the
+//!   clusters, endpoints, listeners, routes, secrets. Listeners and routes wait while a
+//!   cluster update is unacknowledged, while clusters, endpoints or listeners have more
+//!   to send after an unacknowledged update, and until the
 //!   proxy has asked for (and been sent) the endpoints of every EDS cluster it took — a
 //!   new cluster warms until its endpoints arrive, and Envoy asks for them only once it
 //!   has the cluster — so a route never arrives before its cluster is ready (Envoy

@@ -29,8 +29,6 @@ struct TypeState {
     last: Option<Sent>,
     /// The latest version the proxy NACKed: never sent again on this stream.
     rejected: Option<String>,
-    /// The latest response was NACKed.
-    rejected_latest: bool,
     /// The list version and size of what the proxy should have, per view.
     memo: PlanMemo<(String, usize)>,
 }
@@ -108,13 +106,9 @@ impl Sotw {
                     let version = last.version.clone();
                     let names = last.resources.keys().cloned().collect();
                     state.rejected = Some(version.clone());
-                    state.rejected_latest = true;
                     self.ctx.nack(ty, &version, names, error.message.clone());
                 }
-                None => {
-                    state.rejected_latest = false;
-                    self.ctx.ack(ty, &last.version);
-                }
+                None => self.ctx.ack(ty, &last.version),
             }
         }
         let state = &mut self.types[ty.index()];
@@ -157,7 +151,11 @@ impl Machine for Sotw {
     }
 
     fn rejected_latest(&self, ty: ResourceType) -> bool {
-        self.types[ty.index()].rejected_latest
+        let state = &self.types[ty.index()];
+        state
+            .last
+            .as_ref()
+            .is_some_and(|last| state.rejected.as_deref() == Some(last.version.as_str()))
     }
 
     fn in_flight(&self, ty: ResourceType) -> bool {

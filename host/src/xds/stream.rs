@@ -197,9 +197,9 @@ fn waits_for_earlier(ty: ResourceType) -> bool {
 
 /// Sends what the proxy lacks, type by type in make-before-break order.
 ///
-/// Listeners and routes wait while clusters, endpoints or listeners are unacknowledged,
-/// and while the proxy has not yet subscribed to the endpoints of every EDS cluster it
-/// took: a new cluster warms until its endpoints arrive, and a route to a warming
+/// Listeners and routes wait while a cluster update is unacknowledged (or clusters,
+/// endpoints or listeners have more to send after an unacknowledged update), and while
+/// the proxy has not yet subscribed to the endpoints of every EDS cluster it took: a new cluster warms until its endpoints arrive, and a route to a warming
 /// cluster answers "no cluster" (Envoy asks for a new cluster's endpoints only once it
 /// has the cluster, so they cannot go out with it).
 pub(crate) fn walk<M: Machine>(machine: &mut M, view: &View) -> Vec<M::Response> {
