@@ -21,6 +21,7 @@
 //! - [`cli`]: the `weir` command line.
 
 pub mod admin;
+mod alloc;
 pub mod app;
 pub mod cli;
 pub mod discovery;
