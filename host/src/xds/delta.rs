@@ -214,12 +214,13 @@ impl TypeState {
             self.sub
                 .names
                 .iter()
+                .map(|name| &**name)
                 .filter(|name| {
                     current.get(name).is_none()
                         && self.held_version(ty, name).is_none()
                         && !self.absent.contains(*name)
                 })
-                .cloned(),
+                .map(str::to_string),
         );
         // A wildcard subscription is always answered once, even with nothing.
         let first_wildcard = self.sub.wildcard && !self.sent_once;
@@ -323,6 +324,7 @@ impl Delta {
         state.sub.delta_update(
             &req.resource_names_subscribe,
             &req.resource_names_unsubscribe,
+            &self.ctx.names,
         );
         state.stray |= was_wildcard && !state.sub.wildcard;
         // Reported versions of resources it does not subscribe to: what it holds is not a
@@ -428,7 +430,7 @@ impl Machine for Delta {
             state.absent.remove(&r.name);
         }
         for name in &plan.removed {
-            if state.sub.names.contains(name) {
+            if state.sub.names.contains(name.as_str()) {
                 state.absent.insert(name.clone());
             }
         }

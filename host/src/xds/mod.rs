@@ -100,6 +100,7 @@ pub mod bootstrap;
 mod delta;
 mod metrics;
 mod nack;
+mod names;
 mod server;
 mod snapshot;
 mod sotw;

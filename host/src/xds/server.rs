@@ -34,6 +34,7 @@ use tracing::Instrument;
 use crate::model::{Kind, ObjectKey};
 use crate::xds::bind::{BIND_ADDRESS_METADATA_KEY, Binder, View};
 use crate::xds::delta::Delta;
+use crate::xds::names::Names;
 use crate::xds::sotw::Sotw;
 use crate::xds::stream::StreamCtx;
 use crate::xds::wire::{DeltaResponse, Frame, Framed, SotwResponse};
@@ -53,6 +54,8 @@ pub struct AdsServer {
     metrics: Arc<XdsMetrics>,
     /// Listener sets rebound per Gateway and bind address, shared by their streams.
     binder: Binder,
+    /// The names streams subscribe to, one copy each for all streams.
+    names: Names,
     /// Ends every stream when it turns `true`.
     drain_rx: Option<watch::Receiver<bool>>,
 }
@@ -65,6 +68,7 @@ impl AdsServer {
             nacks: NackReports::default(),
             metrics: Arc::default(),
             binder: Binder::default(),
+            names: Names::default(),
             drain_rx: None,
         }
     }
@@ -450,6 +454,7 @@ impl AdsServer {
             node,
             self.nacks.clone(),
             self.metrics.clone(),
+            self.names.clone(),
         ));
         let mut out = machine.on_view(view(initial));
         out.extend(machine.on_request(first));

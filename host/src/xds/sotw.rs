@@ -113,7 +113,7 @@ impl Sotw {
         }
         let state = &mut self.types[ty.index()];
         state.in_flight = false;
-        state.sub.sotw_update(&req.resource_names);
+        state.sub.sotw_update(&req.resource_names, &self.ctx.names);
         state.memo.changed();
         self.respond()
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::model::ObjectKey;
 use crate::xds::bind::View;
+use crate::xds::names::Names;
 use crate::xds::{NackReport, NackReports, ResourceType, XdsMetrics};
 
 /// The identity of a stream and where it reports.
@@ -18,6 +19,8 @@ pub(crate) struct StreamCtx {
     pub node: String,
     pub nacks: NackReports,
     pub metrics: Arc<XdsMetrics>,
+    /// Where subscribed names are interned (shared by the server's streams).
+    pub names: Names,
     next_nonce: u64,
 }
 
@@ -27,12 +30,14 @@ impl StreamCtx {
         node: String,
         nacks: NackReports,
         metrics: Arc<XdsMetrics>,
+        names: Names,
     ) -> Self {
         Self {
             gateway,
             node,
             nacks,
             metrics,
+            names,
             next_nonce: 0,
         }
     }
@@ -78,13 +83,13 @@ pub(crate) struct Subscription {
     pub wildcard: bool,
     /// SotW only: the first request had no names and no named request followed.
     legacy_wildcard: bool,
-    /// Explicitly subscribed names (`*` excluded).
-    pub names: BTreeSet<String>,
+    /// Explicitly subscribed names (`*` excluded), interned: shared with other streams.
+    pub names: BTreeSet<Arc<str>>,
 }
 
 impl Subscription {
     /// A SotW request replaces the subscription.
-    pub fn sotw_update(&mut self, names: &[String]) {
+    pub fn sotw_update(&mut self, names: &[String], interned: &Names) {
         if !self.requested {
             self.legacy_wildcard = names.is_empty();
         } else if !names.is_empty() {
@@ -93,27 +98,26 @@ impl Subscription {
         self.requested = true;
         self.wildcard =
             names.iter().any(|n| n == "*") || (names.is_empty() && self.legacy_wildcard);
-        self.names = names.iter().filter(|n| *n != "*").cloned().collect();
+        self.names = interned
+            .intern(names.iter().map(String::as_str).filter(|n| *n != "*"))
+            .into_iter()
+            .collect();
     }
 
     /// A delta request changes the subscription.
-    pub fn delta_update(&mut self, subscribe: &[String], unsubscribe: &[String]) {
+    pub fn delta_update(&mut self, subscribe: &[String], unsubscribe: &[String], interned: &Names) {
         if !self.requested && subscribe.is_empty() {
             self.wildcard = true;
         }
         self.requested = true;
-        for name in subscribe {
-            if name == "*" {
-                self.wildcard = true;
-            } else {
-                self.names.insert(name.clone());
-            }
-        }
+        self.wildcard |= subscribe.iter().any(|n| n == "*");
+        let named = subscribe.iter().map(String::as_str).filter(|n| *n != "*");
+        self.names.extend(interned.intern(named));
         for name in unsubscribe {
             if name == "*" {
                 self.wildcard = false;
             } else {
-                self.names.remove(name);
+                self.names.remove(name.as_str());
             }
         }
     }
@@ -259,14 +263,14 @@ fn subscribes_endpoints_of_clusters<M: Machine>(machine: &M, view: &View) -> boo
         .iter()
         .map(|r| &r.name)
         .peekable();
-    let mut subscribed = endpoints.names.iter().peekable();
+    let mut subscribed = endpoints.names.iter().map(|s| &**s).peekable();
     view.resources(ResourceType::Endpoint).iter().all(|e| {
         while cluster_names.next_if(|c| **c < e.name).is_some() {}
         if cluster_names.peek() != Some(&&e.name) || !clusters.wants(&e.name) {
             return true;
         }
-        while subscribed.next_if(|s| **s < e.name).is_some() {}
-        subscribed.peek() == Some(&&e.name)
+        while subscribed.next_if(|s| *s < e.name.as_str()).is_some() {}
+        subscribed.peek() == Some(&e.name.as_str())
     })
 }
 
@@ -281,40 +285,40 @@ mod tests {
     #[test]
     fn sotw_legacy_wildcard_lasts_until_names_are_requested() {
         let mut sub = Subscription::default();
-        sub.sotw_update(&[]);
+        sub.sotw_update(&[], &Names::default());
         assert!(sub.wildcard);
-        sub.sotw_update(&[]);
+        sub.sotw_update(&[], &Names::default());
         assert!(sub.wildcard);
-        sub.sotw_update(&names(&["a"]));
+        sub.sotw_update(&names(&["a"]), &Names::default());
         assert!(!sub.wildcard && sub.wants("a") && !sub.wants("b"));
-        sub.sotw_update(&[]);
+        sub.sotw_update(&[], &Names::default());
         assert!(!sub.wildcard && !sub.wants("a"));
-        sub.sotw_update(&names(&["*", "a"]));
+        sub.sotw_update(&names(&["*", "a"]), &Names::default());
         assert!(sub.wildcard);
     }
 
     #[test]
     fn sotw_named_first_request_is_not_a_wildcard() {
         let mut sub = Subscription::default();
-        sub.sotw_update(&names(&["a"]));
-        sub.sotw_update(&[]);
+        sub.sotw_update(&names(&["a"]), &Names::default());
+        sub.sotw_update(&[], &Names::default());
         assert!(!sub.wildcard);
     }
 
     #[test]
     fn delta_wildcard_rules() {
         let mut sub = Subscription::default();
-        sub.delta_update(&[], &[]);
+        sub.delta_update(&[], &[], &Names::default());
         assert!(sub.wildcard);
-        sub.delta_update(&names(&["a"]), &[]);
+        sub.delta_update(&names(&["a"]), &[], &Names::default());
         assert!(sub.wildcard);
-        sub.delta_update(&[], &names(&["*"]));
+        sub.delta_update(&[], &names(&["*"]), &Names::default());
         assert!(!sub.wildcard && sub.wants("a"));
 
         let mut sub = Subscription::default();
-        sub.delta_update(&names(&["a"]), &[]);
+        sub.delta_update(&names(&["a"]), &[], &Names::default());
         assert!(!sub.wildcard);
-        sub.delta_update(&names(&["*"]), &names(&["a"]));
+        sub.delta_update(&names(&["*"]), &names(&["a"]), &Names::default());
         assert!(sub.wildcard);
     }
 }

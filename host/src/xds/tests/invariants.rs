@@ -14,6 +14,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::xds::delta::Delta;
+use crate::xds::names::Names;
 use crate::xds::sotw::Sotw;
 use crate::xds::stream::StreamCtx;
 
@@ -148,6 +149,7 @@ fn mk_ctx() -> StreamCtx {
         "model".into(),
         NackReports::default(),
         Arc::default(),
+        Names::default(),
     )
 }
 
