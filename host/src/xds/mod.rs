@@ -101,6 +101,7 @@ mod delta;
 mod metrics;
 mod nack;
 mod names;
+mod requests;
 mod server;
 mod snapshot;
 mod sotw;

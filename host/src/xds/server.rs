@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -23,18 +22,17 @@ use envoy_types::pb::google::protobuf::value::Kind as ValueKind;
 use http_body::Frame as BodyFrame;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::codec::{DecodeBuf, Decoder};
+use tonic::Status;
 use tonic::codegen::{BoxFuture, Service, StdError, http};
 use tonic::server::NamedService;
-use tonic::{Status, Streaming};
 use tracing::Instrument;
 
 use crate::model::{Kind, ObjectKey};
 use crate::xds::bind::{BIND_ADDRESS_METADATA_KEY, Binder, View};
 use crate::xds::delta::Delta;
 use crate::xds::names::Names;
+use crate::xds::requests::Requests;
 use crate::xds::sotw::Sotw;
 use crate::xds::stream::StreamCtx;
 use crate::xds::wire::{DeltaResponse, Frame, Framed, SotwResponse};
@@ -232,20 +230,6 @@ where
     }
 }
 
-/// Decodes one request message with prost.
-struct RequestDecoder<T>(PhantomData<fn() -> T>);
-
-impl<T: prost::Message + Default> Decoder for RequestDecoder<T> {
-    type Item = T;
-    type Error = Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<T>, Status> {
-        T::decode(buf)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("cannot decode the request: {e}")))
-    }
-}
-
 /// A response stream's body: each response's framed chunks in order, then the trailers
 /// (`grpc-status`) once the stream task ends, with the status it ended with.
 pub(crate) struct ResponseBody {
@@ -359,13 +343,7 @@ impl AdsServer {
             .extensions()
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|info| info.remote_addr());
-        // Requests are never compressed by Envoy; the default 4 MiB cap applies.
-        let inbound = Streaming::new_request(
-            RequestDecoder::<P::Request>(PhantomData),
-            request.into_body(),
-            None,
-            Some(4 << 20),
-        );
+        let inbound = Requests::<P::Request>::new(request.into_body());
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(
             self.clone()
@@ -385,7 +363,7 @@ impl AdsServer {
         response
     }
 
-    async fn run_stream<P: Protocol>(self, mut inbound: Streaming<P::Request>, tx: Outbound) {
+    async fn run_stream<P: Protocol>(self, mut inbound: Requests<P::Request>, tx: Outbound) {
         let mut drain_rx = self.drain_rx.clone();
         let first = tokio::select! {
             biased;
@@ -433,7 +411,7 @@ impl AdsServer {
         gateway: ObjectKey,
         bind: Option<IpAddr>,
         first: P::Request,
-        mut inbound: Streaming<P::Request>,
+        mut inbound: Requests<P::Request>,
         tx: Outbound,
         mut drain_rx: Option<watch::Receiver<bool>>,
     ) {
