@@ -22,8 +22,9 @@
 //! - **Incremental.** A [`Translator`] memoises per-HTTPRoute translation and per-cluster
 //!   building, keyed by the content hashes ([`crate::store::ContentHash`]) of the object
 //!   and of everything it read (Services, Upstreams, DirectResponses, ReferenceGrants,
-//!   EndpointSlices). Changing one route re-translates that route only; assembly and
-//!   status are recomputed each pass from the memoised pieces.
+//!   EndpointSlices). Changing one route re-translates that route only and, when nothing
+//!   listeners read changed, updates in place only its attachments, the virtual hosts of
+//!   the hostnames it serves and its status; everything else is the last pass's.
 //! - **Bad input never aborts.** A bad object becomes a condition naming the field; good
 //!   objects beside it still translate.
 //! - **Time.** Conditions need `lastTransitionTime`, and translation has no clock, so the

@@ -57,8 +57,8 @@ pub(crate) fn write_all(
         None => route_memo.rebuild(attachments, build),
     }
     // The route statuses are most of the map: copied whole, the others inserted.
-    let mut others = std::mem::replace(out, route_memo.statuses.clone());
-    out.append(&mut others);
+    let others = std::mem::replace(out, route_memo.statuses.clone());
+    out.extend(others);
     for (key, outcome) in upstreams {
         let c = match &outcome.result {
             Ok(_) if outcome.ignored.is_empty() => stamp.condition(
