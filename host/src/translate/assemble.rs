@@ -9,7 +9,7 @@
 //! `D` (`D` itself, a wildcard over it, or any host). Routes within a virtual host are
 //! ordered by Gateway API precedence across all routes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -35,20 +35,39 @@ use super::cluster::{
     to_any,
 };
 use super::deps::{PassId, PassReader};
-use super::gateway::{Attachments, GatewayPlan, ListenerPlan, Protocol};
+use super::gateway::{AttachDelta, Attachments, GatewayPlan, ListenerPlan, Protocol};
 use super::hostnames;
 use super::http_route::RouteIr;
 use super::options::{self, Attached, GatewayOptionIndexes, OptionError};
 use super::{FastMap, FastSet, FilterPlugins, OptionFilter, OptionRequest, OptionResult};
 use super::{GatewayResources, PassStats, RouteTable};
 
-/// The virtual-host memo: one entry per (Gateway, port, domain), reused while the same
-/// route IRs (by pointer) make it up, so a pass that changed one route rebuilds only the
-/// virtual hosts that route serves.
+/// The virtual-host memo, per (Gateway, port): the port's hostname index and virtual
+/// hosts, and one entry per domain, reused while the same route IRs (by pointer) make it
+/// up. A pass that changed some routes (and nothing listeners or options read) updates
+/// the index for those routes and rebuilds only the virtual hosts of the domains they
+/// serve; any other pass walks every domain, still reusing unchanged entries.
 #[derive(Default)]
 pub(crate) struct VhostCache {
-    /// Per (Gateway, port), the entries by domain (looked up by `&str`, no allocation).
-    entries: FastMap<(ObjectKey, u16), FastMap<String, VhostEntry>>,
+    ports: FastMap<(ObjectKey, u16), PortCache>,
+}
+
+/// One port's slice of the [`VhostCache`].
+#[derive(Default)]
+struct PortCache {
+    /// Route hostname → (position of the listener among the port's, route), ordered by
+    /// listener, then route key.
+    by_host: FastMap<String, Vec<(usize, Arc<RouteIr>)>>,
+    /// The Gateway listener indexes the port was built for.
+    listeners: Vec<usize>,
+    /// Whether VirtualHostOptions applied to the port's listeners.
+    with_options: bool,
+    /// The virtual hosts built, sorted by name (the domain).
+    table: Vec<Arc<VirtualHost>>,
+    /// The entries by domain (looked up by `&str`, no allocation).
+    entries: FastMap<String, VhostEntry>,
+    /// The pass that last built the port.
+    used: PassId,
 }
 
 struct VhostEntry {
@@ -64,17 +83,9 @@ struct VhostEntry {
 }
 
 impl VhostCache {
-    /// Drops the entries no Gateway used in pass `pass`.
+    /// Drops the ports no Gateway assembled in pass `pass`.
     pub(crate) fn retain_used(&mut self, pass: PassId) {
-        self.entries.retain(|_, by_domain| {
-            by_domain.retain(|_, e| e.used == pass);
-            !by_domain.is_empty()
-        });
-    }
-
-    /// The entries of one Gateway's port.
-    fn port(&mut self, gateway: &ObjectKey, port: u16) -> &mut FastMap<String, VhostEntry> {
-        self.entries.entry((gateway.clone(), port)).or_default()
+        self.ports.retain(|_, p| p.used == pass);
     }
 }
 
@@ -277,7 +288,7 @@ fn apply_options<T>(
 pub(crate) fn gateway_resources(
     gi: usize,
     plan: &GatewayPlan,
-    attachments: &Attachments,
+    (attachments, delta): (&Attachments, Option<&AttachDelta>),
     (clusters, lists): (&mut ClusterCache, &mut ClusterLists),
     vhosts: &mut VhostCache,
     gateway_options: &mut GatewayOptions<'_, '_>,
@@ -311,7 +322,7 @@ pub(crate) fn gateway_resources(
             (gi, &plan.key, *port),
             &format!("route_{port}"),
             listeners,
-            (attachments, &earlier),
+            (attachments, delta, &earlier),
             (vhosts, &mut *gateway_options, &mut port_filters),
             (reader.pass(), &mut *stats),
         );
@@ -506,16 +517,14 @@ fn same_hosts(a: &RouteTable, b: &RouteTable) -> bool {
             .all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
 }
 
-/// A route attached through a listener with this hostname.
-type ByHost<'a> = (Option<&'a str>, &'a Arc<RouteIr>);
-
-/// The route table of one port of Gateway `gi` (whose key is `gateway`).
+/// The route table of one port of Gateway `gi` (whose key is `gateway`): updated for
+/// the routes `delta` names when the port's memo allows it, else walked domain by domain.
 #[allow(clippy::too_many_arguments)]
 fn route_table(
     (gi, gateway, port): (usize, &ObjectKey, u16),
     name: &str,
     listeners: &[(usize, &ListenerPlan)],
-    (attachments, earlier): (&Attachments, &[RouteTable]),
+    (attachments, delta, earlier): (&Attachments, Option<&AttachDelta>, &[RouteTable]),
     (vhosts, ctx, port_filters): (
         &mut VhostCache,
         &mut GatewayOptions<'_, '_>,
@@ -523,72 +532,215 @@ fn route_table(
     ),
     (pass, stats): (PassId, &mut PassStats),
 ) -> RouteTable {
-    // Route hostname → (listener hostname, route) pairs.
-    let mut by_host: FastMap<&str, Vec<ByHost<'_>>> = FastMap::default();
-    for (li, l) in listeners {
-        for a in attachments.on(gi, *li) {
-            let ir = &a.ir;
-            for h in a.hostnames.iter() {
-                by_host
-                    .entry(h.as_str())
-                    .or_default()
-                    .push((l.hostname.as_deref(), ir));
-            }
-        }
-    }
-    let mut domains: Vec<&str> = by_host.keys().copied().collect();
-    domains.sort_unstable();
-    let listener_hosts: Vec<Option<&str>> = listeners
-        .iter()
-        .map(|(_, l)| l.hostname.as_deref())
-        .collect();
-    let mut virtual_hosts = Vec::with_capacity(domains.len());
-    let cached = vhosts.port(gateway, port);
     let targets = ctx.targets;
     let listener_options: Vec<Vec<&Attached>> = listeners
         .iter()
         .map(|(_, l)| targets.virtual_hosts.for_listener(gateway, &l.name))
         .collect();
-    for domain in domains {
-        let best = hostnames::most_specific(listener_hosts.iter().copied(), domain);
+    let with_options = listener_options.iter().any(|o| !o.is_empty());
+    let ids: Vec<usize> = listeners.iter().map(|(li, _)| *li).collect();
+    let cache = vhosts.ports.entry((gateway.clone(), port)).or_default();
+    let follows = cache.used != 0 && cache.used + 1 == pass;
+    let spec = PortSpec {
+        gateway,
+        port,
+        listeners,
+        listener_options,
+        earlier,
+    };
+    let mut run = (ctx, port_filters, pass, stats);
+    match delta {
+        Some(d) if follows && cache.listeners == ids && !with_options && !cache.with_options => {
+            update_port(cache, &spec, gi, d, &mut run);
+        }
+        _ => rebuild_port(cache, &spec, gi, attachments, &mut run),
+    }
+    cache.listeners = ids;
+    cache.with_options = with_options;
+    cache.used = pass;
+    RouteTable::new(name, cache.table.clone())
+}
+
+/// What building one port's virtual hosts reads besides its memo.
+struct PortSpec<'a, 'b> {
+    gateway: &'a ObjectKey,
+    port: u16,
+    listeners: &'a [(usize, &'a ListenerPlan)],
+    /// Per listener of the port, the VirtualHostOptions that apply to it.
+    listener_options: Vec<Vec<&'b Attached>>,
+    /// The Gateway's earlier ports' tables this pass (where twins are found).
+    earlier: &'a [RouteTable],
+}
+
+/// The pass state building virtual hosts reports to.
+type PortRun<'r, 't, 'p> = (
+    &'r mut GatewayOptions<'t, 'p>,
+    &'r mut Vec<OptionFilter>,
+    PassId,
+    &'r mut PassStats,
+);
+
+/// Rebuilds a port's hostname index from every attached route and walks every domain.
+fn rebuild_port(
+    cache: &mut PortCache,
+    spec: &PortSpec<'_, '_>,
+    gi: usize,
+    attachments: &Attachments,
+    run: &mut PortRun<'_, '_, '_>,
+) {
+    cache.by_host.clear();
+    for (at, (li, _)) in spec.listeners.iter().enumerate() {
+        for a in attachments.on(gi, *li) {
+            for h in a.hostnames.iter() {
+                match cache.by_host.get_mut(h.as_str()) {
+                    Some(list) => list.push((at, a.ir.clone())),
+                    None => {
+                        cache.by_host.insert(h.clone(), vec![(at, a.ir.clone())]);
+                    }
+                }
+            }
+        }
+    }
+    let mut domains: Vec<&str> = cache.by_host.keys().map(String::as_str).collect();
+    domains.sort_unstable();
+    cache.table = domains
+        .into_iter()
+        .map(|d| spec.virtual_host(&cache.by_host, &mut cache.entries, d, run))
+        .collect();
+    let pass = run.2;
+    cache.entries.retain(|_, e| e.used == pass);
+}
+
+/// Updates a port's hostname index for the attachments `delta` removed and added, then
+/// rebuilds the virtual hosts of the domains those routes' hostnames serve.
+fn update_port(
+    cache: &mut PortCache,
+    spec: &PortSpec<'_, '_>,
+    gi: usize,
+    delta: &AttachDelta,
+    run: &mut PortRun<'_, '_, '_>,
+) {
+    let position = |g: usize, li: usize| {
+        (g == gi)
+            .then(|| spec.listeners.iter().position(|(l, _)| *l == li))
+            .flatten()
+    };
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    for (g, li, a) in &delta.removed {
+        let Some(at) = position(*g, *li) else {
+            continue;
+        };
+        for h in a.hostnames.iter() {
+            if let Some(list) = cache.by_host.get_mut(h.as_str()) {
+                list.retain(|(p, ir)| !(*p == at && Arc::ptr_eq(ir, &a.ir)));
+                if list.is_empty() {
+                    cache.by_host.remove(h.as_str());
+                }
+            }
+            touched.insert(h.clone());
+        }
+    }
+    for (g, li, a) in &delta.added {
+        let Some(at) = position(*g, *li) else {
+            continue;
+        };
+        for h in a.hostnames.iter() {
+            let list = cache.by_host.entry(h.clone()).or_default();
+            let key = (at, a.ir.namespace.as_str(), a.ir.name.as_str());
+            let i = list
+                .binary_search_by(|(p, ir)| (*p, ir.namespace.as_str(), ir.name.as_str()).cmp(&key))
+                .unwrap_or_else(|i| i);
+            list.insert(i, (at, a.ir.clone()));
+            touched.insert(h.clone());
+        }
+    }
+    for domain in served_domains(cache, touched) {
+        let found = cache
+            .table
+            .binary_search_by(|v| v.name.as_str().cmp(domain.as_str()));
+        if !cache.by_host.contains_key(domain.as_str()) {
+            if let Ok(i) = found {
+                cache.table.remove(i);
+            }
+            cache.entries.remove(domain.as_str());
+            continue;
+        }
+        let vhost = spec.virtual_host(&cache.by_host, &mut cache.entries, &domain, run);
+        match found {
+            Ok(i) => cache.table[i] = vhost,
+            Err(i) => cache.table.insert(i, vhost),
+        }
+    }
+}
+
+/// The domains whose virtual hosts routes with hostnames `touched` serve: each hostname
+/// itself and, for a wildcard, every domain (present or past) it covers.
+fn served_domains(cache: &PortCache, touched: BTreeSet<String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for h in touched {
+        if h == "*" || h.starts_with("*.") {
+            let known = cache
+                .by_host
+                .keys()
+                .map(String::as_str)
+                .chain(cache.table.iter().map(|v| v.name.as_str()));
+            for d in known {
+                if hostnames::covering(d).contains(&h) {
+                    out.insert(d.to_string());
+                }
+            }
+        }
+        out.insert(h);
+    }
+    out
+}
+
+impl PortSpec<'_, '_> {
+    /// The virtual host for `domain`, from the memo or built afresh.
+    fn virtual_host(
+        &self,
+        by_host: &FastMap<String, Vec<(usize, Arc<RouteIr>)>>,
+        entries: &mut FastMap<String, VhostEntry>,
+        domain: &str,
+        (ctx, port_filters, pass, stats): &mut PortRun<'_, '_, '_>,
+    ) -> Arc<VirtualHost> {
+        let hosts = || self.listeners.iter().map(|(_, l)| l.hostname.as_deref());
+        let best = hostnames::most_specific(hosts(), domain);
         // One IR per route key this pass, so the pointer identifies the route.
         let mut seen: FastSet<*const RouteIr> = FastSet::default();
         let mut chosen: Vec<&Arc<RouteIr>> = Vec::new();
         for c in hostnames::covering(domain) {
-            for (lh, ir) in by_host.get(c.as_str()).into_iter().flatten() {
-                if Some(*lh) == best && seen.insert(Arc::as_ptr(ir)) {
+            for (at, ir) in by_host.get(c.as_str()).into_iter().flatten() {
+                let lh = self.listeners[*at].1.hostname.as_deref();
+                if Some(lh) == best && seen.insert(Arc::as_ptr(ir)) {
                     chosen.push(ir);
                 }
             }
         }
         // The listener serving this domain, whose VirtualHostOptions apply.
-        let serving = listeners
-            .iter()
-            .position(|(_, l)| Some(l.hostname.as_deref()) == best)
-            .unwrap_or_default();
-        let spec = VhostSpec {
-            port,
+        let serving = hosts().position(|h| Some(h) == best).unwrap_or_default();
+        let vhost_spec = VhostSpec {
+            port: self.port,
             domain,
-            listener: (gateway, listeners[serving].1.name.as_str()),
+            listener: (self.gateway, self.listeners[serving].1.name.as_str()),
             chosen,
-            options: listener_options[serving].clone(),
+            options: self.listener_options[serving].clone(),
         };
-        let twin = earlier.iter().find_map(|t| {
+        let twin = self.earlier.iter().find_map(|t| {
             t.virtual_hosts
                 .binary_search_by(|v| v.name.as_str().cmp(domain))
                 .ok()
                 .map(|i| &t.virtual_hosts[i])
         });
-        virtual_hosts.push(get_or_build(
-            cached,
-            spec,
+        get_or_build(
+            entries,
+            vhost_spec,
             twin,
             ctx,
             port_filters,
-            (pass, &mut *stats),
-        ));
+            (*pass, &mut **stats),
+        )
     }
-    RouteTable::new(name, virtual_hosts)
 }
 
 /// The virtual host for `domain` on `port`, from the routes that serve it, ordered by

@@ -508,17 +508,19 @@ impl Attachments {
 
 /// The binding memo: a route whose translation (the same `Arc`) is unchanged keeps its
 /// binding while nothing attachment reads changed (GatewayClasses, Gateways, Namespaces,
-/// Secrets, ReferenceGrants), so a one-route change binds one route.
+/// Secrets, ReferenceGrants). The attachments themselves are kept too and, in such a
+/// pass, updated for the changed routes only, so a one-route change binds one route.
 #[derive(Default)]
 pub(crate) struct BindingCache {
     entries: FastMap<ObjectKey, BindingEntry>,
+    attachments: Attachments,
+    /// The pass the attachments are for (0: none yet).
+    pass: PassId,
 }
 
 struct BindingEntry {
     ir: Arc<RouteIr>,
     binding: Arc<Binding>,
-    /// The pass that last used the entry.
-    used: PassId,
 }
 
 /// The kinds whose objects attachment reads (through the Gateway plans or directly).
@@ -530,57 +532,130 @@ pub(crate) const ATTACHMENT_INPUTS: [Kind; 5] = [
     Kind::ReferenceGrant,
 ];
 
+/// An attachment a pass removed or added: `(Gateway index, listener index, attached)`.
+pub(crate) type AttachedAt = (usize, usize, Attached);
+
+/// How the attachments changed since the previous pass, when only some routes changed.
+#[derive(Debug, Default)]
+pub(crate) struct AttachDelta {
+    /// The routes whose translation changed (or that are gone), in key order.
+    pub(crate) routes: Vec<ObjectKey>,
+    /// Their attachments in the previous pass.
+    pub(crate) removed: Vec<AttachedAt>,
+    /// Their attachments now.
+    pub(crate) added: Vec<AttachedAt>,
+}
+
 /// Binds every route's parentRefs to listeners of our Gateways. `stable`: the
-/// [`ATTACHMENT_INPUTS`] did not change since pass `pass - 1`, so bindings memoised then
-/// still hold for unchanged routes.
-pub(crate) fn attach_routes(
+/// [`ATTACHMENT_INPUTS`] did not change since pass `pass - 1`, so the attachments of
+/// that pass still hold for routes not in `changed` (the routes whose translation is new
+/// or gone) and only those are bound again; the delta says what moved. Otherwise every
+/// route is bound and the delta is `None`.
+pub(crate) fn attach_routes<'m>(
     store: &Store,
     plans: &[GatewayPlan],
     routes: &BTreeMap<ObjectKey, Arc<RouteIr>>,
-    (memo, pass, stable): (&mut BindingCache, PassId, bool),
-) -> Attachments {
+    changed: &[ObjectKey],
+    (memo, pass, stable): (&'m mut BindingCache, PassId, bool),
+) -> (&'m Attachments, Option<AttachDelta>) {
     // Looked up by borrowed names: no allocation per parentRef.
     let by_name: FastMap<(&str, &str), usize> = plans
         .iter()
         .enumerate()
         .map(|(i, p)| ((p.namespace.as_str(), p.name.as_str()), i))
         .collect();
-    let mut out = Attachments::default();
-    for (key, ir) in routes {
-        let binding = match memo.entries.get_mut(key) {
-            Some(e) if stable && e.used + 1 == pass && Arc::ptr_eq(&e.ir, ir) => {
-                e.used = pass;
-                e.binding.clone()
-            }
-            _ => {
-                let binding = Arc::new(bind(store, plans, &by_name, ir));
-                let entry = BindingEntry {
-                    ir: ir.clone(),
-                    binding: binding.clone(),
-                    used: pass,
-                };
-                memo.entries.insert(key.clone(), entry);
-                binding
-            }
-        };
+    let incremental = stable && memo.pass != 0 && memo.pass + 1 == pass;
+    memo.pass = pass;
+    if !incremental {
+        memo.entries.clear();
+        memo.attachments = Attachments::default();
+        for (key, ir) in routes {
+            let binding = Arc::new(bind(store, plans, &by_name, ir));
+            memo.attach(key, ir, binding, None);
+        }
+        return (&memo.attachments, None);
+    }
+    let mut delta = AttachDelta {
+        routes: changed.to_vec(),
+        ..AttachDelta::default()
+    };
+    for key in changed {
+        memo.detach(key, &mut delta.removed);
+        if let Some(ir) = routes.get(key) {
+            let binding = Arc::new(bind(store, plans, &by_name, ir));
+            memo.attach(key, ir, binding, Some(&mut delta.added));
+        }
+    }
+    (&memo.attachments, Some(delta))
+}
+
+impl BindingCache {
+    /// Adds route `key`'s attachments, in key order on each listener, recording them in
+    /// `added`.
+    fn attach(
+        &mut self,
+        key: &ObjectKey,
+        ir: &Arc<RouteIr>,
+        binding: Arc<Binding>,
+        mut added: Option<&mut Vec<AttachedAt>>,
+    ) {
+        let out = &mut self.attachments;
         for (gi, li, hostnames) in &binding.listeners {
-            out.listeners.entry((*gi, *li)).or_default().push(Attached {
+            let attached = Attached {
                 ir: ir.clone(),
                 hostnames: hostnames.clone(),
-            });
+            };
+            let list = out.listeners.entry((*gi, *li)).or_default();
+            // Appending in key order is the full pass; an update inserts in place.
+            let at = match list.last() {
+                Some(last) if route_order(last, ir).is_lt() => list.len(),
+                _ => list
+                    .binary_search_by(|a| route_order(a, ir))
+                    .unwrap_or_else(|i| i),
+            };
+            if let Some(added) = added.as_deref_mut() {
+                added.push((*gi, *li, attached.clone()));
+            }
+            list.insert(at, attached);
         }
         if !binding.parents.is_empty() {
             let bound = Bound {
                 ir: ir.clone(),
-                binding,
+                binding: binding.clone(),
             };
             out.parents.insert(key.clone(), bound);
         }
+        let entry = BindingEntry {
+            ir: ir.clone(),
+            binding,
+        };
+        self.entries.insert(key.clone(), entry);
     }
-    if memo.entries.len() != routes.len() {
-        memo.entries.retain(|_, e| e.used == pass);
+
+    /// Removes route `key`'s attachments, recording them in `removed`.
+    fn detach(&mut self, key: &ObjectKey, removed: &mut Vec<AttachedAt>) {
+        let Some(old) = self.entries.remove(key) else {
+            return;
+        };
+        let out = &mut self.attachments;
+        for (gi, li, _) in &old.binding.listeners {
+            let Some(list) = out.listeners.get_mut(&(*gi, *li)) else {
+                continue;
+            };
+            if let Ok(at) = list.binary_search_by(|a| route_order(a, &old.ir)) {
+                removed.push((*gi, *li, list.remove(at)));
+            }
+            if list.is_empty() {
+                out.listeners.remove(&(*gi, *li));
+            }
+        }
+        out.parents.remove(key);
     }
-    out
+}
+
+/// How an attached route sorts against route `ir`: by namespace, then name (key order).
+fn route_order(a: &Attached, ir: &RouteIr) -> std::cmp::Ordering {
+    (a.ir.namespace.as_str(), a.ir.name.as_str()).cmp(&(ir.namespace.as_str(), ir.name.as_str()))
 }
 
 /// Binds one route's parentRefs to listeners of `plans` (found by namespace and name

@@ -101,13 +101,15 @@ struct CacheEntry {
     targeting: Vec<Attached>,
     /// The plugin generation, when some option went through a plugin.
     plugins: Option<u64>,
-    ir: Arc<RouteIr>,
 }
 
 /// The per-route memo.
 #[derive(Default)]
 pub(crate) struct RouteCache {
     entries: FastMap<ObjectKey, CacheEntry>,
+    /// Every route's IR as of the last pass, in key order; updated in place, so a pass
+    /// that changed one route copies no key.
+    current: BTreeMap<ObjectKey, Arc<RouteIr>>,
 }
 
 impl RouteCache {
@@ -116,33 +118,31 @@ impl RouteCache {
         self.entries.len()
     }
 
-    /// Drops entries for routes that are gone: every route in the store was checked or
-    /// built in pass `pass` by [`RouteCache::translate_all`], so the others are gone. When
-    /// the counts match nothing is gone and no entry is visited.
-    pub(crate) fn retain_checked(&mut self, pass: PassId, present: usize) {
-        if self.entries.len() != present {
-            self.entries.retain(|_, e| e.checked == pass);
-        }
+    /// Every HTTPRoute's IR as of the last [`RouteCache::translate_all`], by key.
+    pub(crate) fn current(&self) -> &BTreeMap<ObjectKey, Arc<RouteIr>> {
+        &self.current
     }
 
-    /// Every HTTPRoute's IR, translated or reused.
+    /// Translates or reuses every HTTPRoute's IR (then read through
+    /// [`RouteCache::current`]) and forgets routes that are gone. Returns the keys whose
+    /// IR is new or gone this pass, in key order.
     pub(crate) fn translate_all(
         &mut self,
         reader: &mut PassReader<'_>,
         plugins: &mut dyn UpstreamPlugins,
         index: &TargetIndex,
         stats: &mut PassStats,
-    ) -> BTreeMap<ObjectKey, Arc<RouteIr>> {
+    ) -> Vec<ObjectKey> {
         let store = reader.store;
         let pass = reader.pass();
         let generation = plugins.generation();
-        // The store iterates in key order, so collecting a sorted Vec builds the map in
-        // linear time.
-        let mut out = Vec::new();
+        let mut fresh = Vec::new();
+        let mut present = 0;
         for (key, object, hash) in store.of_kind_hashed(Kind::HttpRoute) {
             let Some(route) = object.as_http_route() else {
                 continue;
             };
+            present += 1;
             let targeting = index.targeting(key);
             if let Some(e) = self.entries.get_mut(key)
                 && e.hash == hash
@@ -152,7 +152,6 @@ impl RouteCache {
             {
                 e.checked = pass;
                 stats.routes_reused += 1;
-                out.push((key.clone(), e.ir.clone()));
                 continue;
             }
             stats.routes_translated += 1;
@@ -175,12 +174,35 @@ impl RouteCache {
                     checked: pass,
                     targeting: targeting.to_vec(),
                     plugins: used.then_some(generation),
-                    ir: ir.clone(),
                 },
             );
-            out.push((key.clone(), ir));
+            fresh.push((key.clone(), ir));
         }
-        out.into_iter().collect()
+        let mut changed: Vec<ObjectKey> = fresh.iter().map(|(k, _)| k.clone()).collect();
+        if self.current.is_empty() {
+            // Sorted input: built in linear time.
+            self.current = fresh.into_iter().collect();
+        } else {
+            self.current.extend(fresh);
+        }
+        // Every route in the store was checked or built this pass, so the others are
+        // gone. When the counts match nothing is gone and no entry is visited.
+        if self.entries.len() != present {
+            let mut gone = Vec::new();
+            self.entries.retain(|k, e| {
+                let keep = e.checked == pass;
+                if !keep {
+                    gone.push(k.clone());
+                }
+                keep
+            });
+            for k in &gone {
+                self.current.remove(k);
+            }
+            changed.extend(gone);
+            changed.sort_unstable();
+        }
+        changed
     }
 }
 

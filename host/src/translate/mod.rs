@@ -22,8 +22,9 @@
 //! - **Incremental.** A [`Translator`] memoises per-HTTPRoute translation and per-cluster
 //!   building, keyed by the content hashes ([`crate::store::ContentHash`]) of the object
 //!   and of everything it read (Services, Upstreams, DirectResponses, ReferenceGrants,
-//!   EndpointSlices). Changing one route re-translates that route only; assembly and
-//!   status are recomputed each pass from the memoised pieces.
+//!   EndpointSlices). Changing one route re-translates that route only and, when nothing
+//!   listeners read changed, updates in place only its attachments, the virtual hosts of
+//!   the hostnames it serves and its status; everything else is the last pass's.
 //! - **Bad input never aborts.** A bad object becomes a condition naming the field; good
 //!   objects beside it still translate.
 //! - **Time.** Conditions need `lastTransitionTime`, and translation has no clock, so the
@@ -472,16 +473,18 @@ impl Translator {
         let plans = gateway::plan_gateways(store, &classes);
         self.route_options
             .refresh(store, stable.contains(Kind::RouteOption));
-        let routes =
+        let changed =
             self.routes
                 .translate_all(&mut reader, plugins, &self.route_options, &mut self.stats);
+        let routes = self.routes.current();
         let attach_stable = gateway::ATTACHMENT_INPUTS
             .iter()
             .all(|k| stable.contains(*k));
-        let attachments = gateway::attach_routes(
+        let (attachments, delta) = gateway::attach_routes(
             store,
             &plans,
-            &routes,
+            routes,
+            &changed,
             (&mut self.bindings, self.pass, attach_stable),
         );
 
@@ -512,7 +515,7 @@ impl Translator {
             let resources = assemble::gateway_resources(
                 gi,
                 plan,
-                &attachments,
+                (attachments, delta.as_ref()),
                 (&mut self.clusters, &mut self.cluster_lists),
                 &mut self.vhosts,
                 &mut gateway_options,
@@ -527,16 +530,15 @@ impl Translator {
             &conds,
             &classes,
             &plans,
-            &routes,
-            &attachments,
+            routes,
+            attachments,
             &upstreams,
             (&gateway_options.errors, &gateway_options.warnings),
-            &mut self.route_statuses,
+            (&mut self.route_statuses, delta.as_ref()),
             &mut out.statuses,
         );
         // Forgetting deleted objects is a lookup per memo entry: skip it for kinds that
         // did not change.
-        self.routes.retain_checked(self.pass, routes.len());
         if !(stable.contains(Kind::Service) && stable.contains(Kind::Upstream)) {
             self.clusters.retain_present(store);
         }
