@@ -360,8 +360,18 @@ fn nested_len(tag: u32, len: usize) -> usize {
 
 /// Writes the key and length of length-delimited field `tag`.
 fn put_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
-    encoding::encode_key(tag, WireType::LengthDelimited, buf);
-    encoding::encode_varint(len as u64, buf);
+    put_varint(u64::from(tag << 3 | WireType::LengthDelimited as u32), buf);
+    put_varint(len as u64, buf);
+}
+
+/// Writes `value` as a varint, inline when it fits in one byte (every key a static
+/// cluster writes, and most lengths), through prost otherwise.
+fn put_varint(value: u64, buf: &mut Vec<u8>) {
+    if value < 0x80 {
+        buf.push(value as u8);
+    } else {
+        encoding::encode_varint(value, buf);
+    }
 }
 
 /// Writes string field `tag` unless `value` is empty (proto3 skips defaults).

@@ -103,11 +103,8 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.pos;
-        let len = self.text.as_bytes()[start..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        let end = start + len;
-        if self.text.as_bytes()[end] != b'"' {
+        let end = start + plain_run(&self.text.as_bytes()[start..]);
+        if self.text.as_bytes().get(end) != Some(&b'"') {
             return None;
         }
         self.pos = end + 1;
@@ -120,19 +117,22 @@ impl<'a> Reader<'a> {
     fn integer(&mut self) -> Option<i64> {
         self.skip_whitespace();
         let rest = &self.text.as_bytes()[self.pos..];
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        let plain = match digits {
-            0 => false,
-            1 => true,
-            2..=18 => rest[0] != b'0',
-            _ => false,
-        };
+        // One pass: count the digits and add them up (18 digits cannot overflow).
+        let mut value = 0;
+        let mut digits = 0;
+        while let Some(digit) = rest.get(digits).and_then(|b| b.checked_sub(b'0'))
+            && digit <= 9
+        {
+            if digits == 18 {
+                return None;
+            }
+            value = value * 10 + i64::from(digit);
+            digits += 1;
+        }
+        let plain = digits == 1 || (digits > 1 && rest[0] != b'0');
         if !plain || matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        let value = rest[..digits]
-            .iter()
-            .fold(0, |value, digit| value * 10 + i64::from(digit - b'0'));
         self.pos += digits;
         Some(value)
     }
@@ -173,6 +173,38 @@ impl<'a> Reader<'a> {
             self.pos += 1;
         }
     }
+}
+
+/// How many bytes at the start of `bytes` may stand in a plain string: the length up to
+/// the first `"`, `\` or control character (or the whole slice).
+///
+/// The block's strings are read on every translation, so this looks at eight bytes at
+/// a time: in `x - 0x0101..01 & !x & 0x8080..80` exactly the bytes of `x` that are zero
+/// have their top bit set up to the first such byte (a borrow can only mark bytes above
+/// it), so the lowest marked byte of the three tests below is the first special one.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const TOPS: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut done = 0;
+    while let Some(chunk) = bytes.get(done..done + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let special = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            // Bytes below 0x20: subtracting 0x20 borrows, and their top bit is clear.
+            | (word.wrapping_sub(ONES * 0x20) & !word);
+        let special = special & TOPS;
+        if special != 0 {
+            return done + (special.trailing_zeros() / 8) as usize;
+        }
+        done += 8;
+    }
+    let tail = &bytes[done..];
+    done + tail
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .unwrap_or(tail.len())
 }
 
 #[cfg(test)]
@@ -237,6 +269,35 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn plain_run_stops_at_the_first_special_byte() {
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(bytes.len())
+        };
+        // Every special byte (and a few ordinary ones, ASCII and not) at every offset of
+        // strings long enough to cross two eight-byte words, behind every filler byte.
+        let probes = [
+            b'"', b'\\', 0x00, 0x01, 0x1f, b'\t', b'\n', 0x20, b'!', b'#', b'[', b']', 0x7f, 0x80,
+            0xc3, 0xff,
+        ];
+        for filler in 0u8..=255 {
+            for len in 0..20 {
+                let mut bytes = vec![filler; len];
+                assert_eq!(plain_run(&bytes), naive(&bytes), "{bytes:?}");
+                for at in 0..len {
+                    for probe in probes {
+                        bytes[at] = probe;
+                        assert_eq!(plain_run(&bytes), naive(&bytes), "{bytes:?}");
+                        bytes[at] = filler;
+                    }
+                }
+            }
+        }
     }
 
     #[test]
