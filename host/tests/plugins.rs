@@ -15,6 +15,7 @@ use weir::plugin::{
 };
 
 const ENDLESS_LOOP: &str = env!("WEIR_FIXTURE_WASM_ENDLESS_LOOP");
+const SLEEPER: &str = env!("WEIR_FIXTURE_WASM_SLEEPER");
 const MEMORY_BOMB: &str = env!("WEIR_FIXTURE_WASM_MEMORY_BOMB");
 const PANIC: &str = env!("WEIR_FIXTURE_WASM_PANIC");
 const OVERSIZED: &str = env!("WEIR_FIXTURE_WASM_OVERSIZED");
@@ -204,6 +205,29 @@ fn faults_with_bad_status_names_the_field() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("abort.httpStatus"), "{err}");
+}
+
+#[test]
+fn a_plugin_that_sleeps_is_stopped_at_once_and_others_keep_working() {
+    let mut runtime = mk_runtime(None);
+    runtime.load_file(SLEEPER.as_ref()).unwrap();
+    let mut session = runtime.session();
+    let started = Instant::now();
+    let err = session
+        .translate_upstream(&mk_upstream("sleep", "{}"))
+        .unwrap_err();
+    // The guest asked to sleep for a minute; a sleeping guest never reaches an epoch
+    // check, so only refusing the wait stops it.
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped instead of sleeping, took {took:?}"
+    );
+    assert!(matches!(err, CallError::Crash { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("sleeper"), "names the plugin: {text}");
+    assert!(text.contains("wait"), "says what it did: {text}");
+    assert_static_still_works(&mut session);
 }
 
 #[test]

@@ -4,12 +4,14 @@
 //! A plugin gets no preopened directories, no sockets, no environment and no
 //! arguments. Clocks and randomness are WASI's defaults. Its stderr goes to a small
 //! in-memory pipe so that when the guest panics we can quote Rust's panic message in
-//! the error; its stdout goes nowhere.
+//! the error; its stdout goes nowhere. It may not wait ([`forbid_waiting`]): a waiting
+//! guest runs no code, so the call deadline could never stop it.
 
 use std::sync::Arc;
 
-use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, StoreContextMut};
+use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -23,6 +25,39 @@ const MAX_LOG_LINE: usize = 4 * 1024;
 
 /// Most log lines one store may write; further lines are dropped.
 const MAX_LOG_LINES: u32 = 1_000;
+
+/// The WASI interface whose functions wait (for clocks; a plugin has nothing else to
+/// wait on), as `wasmtime_wasi` defines it.
+const WASI_POLL: &str = "wasi:io/poll@0.2.12";
+
+/// Why a call failed when its plugin tried to wait.
+#[derive(Debug, thiserror::Error)]
+#[error("the plugin tried to wait (`wasi:io/poll`, e.g. a sleep); plugins must not wait")]
+pub struct WaitRefused;
+
+/// Replaces WASI's two ways of waiting, `poll` and `pollable.block`, with functions that
+/// fail the call with [`WaitRefused`]. The epoch deadline interrupts only running guest
+/// code, so a guest blocked in the host (a `sleep`) would otherwise hold the
+/// translation for as long as it liked. Non-blocking `pollable.ready` stays: a guest
+/// polling in a loop runs code and meets the deadline.
+pub fn forbid_waiting(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance(WASI_POLL)?;
+    poll.func_wrap(
+        "poll",
+        |_: StoreContextMut<'_, Sandbox>,
+         _: (Vec<Resource<DynPollable>>,)|
+         -> wasmtime::Result<(Vec<u32>,)> { Err(WaitRefused.into()) },
+    )?;
+    poll.func_wrap(
+        "[method]pollable.block",
+        |_: StoreContextMut<'_, Sandbox>, _: (Resource<DynPollable>,)| -> wasmtime::Result<()> {
+            Err(WaitRefused.into())
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
 
 /// The data of one plugin store.
 pub struct Sandbox {

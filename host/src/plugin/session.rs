@@ -17,7 +17,7 @@ use super::error::{CallError, PluginId};
 use super::metadata::World;
 use super::outputs::{self, HookLevel, HookResult, UpstreamResult};
 use super::runtime::{LoadedPlugin, PluginRuntime, Pre};
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, WaitRefused};
 
 pub use discovery::exports::weir::plugin::discovery::{DiscoveryInput, Document};
 pub use options::exports::weir::plugin::filters::{
@@ -233,6 +233,12 @@ fn classify(
         return CallError::OutOfMemory {
             plugin,
             limit: config.memory_limit,
+        };
+    }
+    if err.downcast_ref::<WaitRefused>().is_some() {
+        return CallError::Crash {
+            message: WaitRefused.to_string(),
+            plugin,
         };
     }
     match err.downcast_ref::<Trap>() {
