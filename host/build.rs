@@ -32,6 +32,7 @@ const PLUGINS: &[(&str, &str)] = &[
         "WEIR_FIXTURE_WASM_ENDLESS_LOOP",
     ),
     ("weir-fixture-sleeper", "WEIR_FIXTURE_WASM_SLEEPER"),
+    ("weir-fixture-busy", "WEIR_FIXTURE_WASM_BUSY"),
     ("weir-fixture-memory-bomb", "WEIR_FIXTURE_WASM_MEMORY_BOMB"),
     ("weir-fixture-panic", "WEIR_FIXTURE_WASM_PANIC"),
     ("weir-fixture-oversized", "WEIR_FIXTURE_WASM_OVERSIZED"),

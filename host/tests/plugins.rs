@@ -16,6 +16,7 @@ use weir::plugin::{
 
 const ENDLESS_LOOP: &str = env!("WEIR_FIXTURE_WASM_ENDLESS_LOOP");
 const SLEEPER: &str = env!("WEIR_FIXTURE_WASM_SLEEPER");
+const BUSY: &str = env!("WEIR_FIXTURE_WASM_BUSY");
 const MEMORY_BOMB: &str = env!("WEIR_FIXTURE_WASM_MEMORY_BOMB");
 const PANIC: &str = env!("WEIR_FIXTURE_WASM_PANIC");
 const OVERSIZED: &str = env!("WEIR_FIXTURE_WASM_OVERSIZED");
@@ -228,6 +229,104 @@ fn a_plugin_that_sleeps_is_stopped_at_once_and_others_keep_working() {
     assert!(text.contains("sleeper"), "names the plugin: {text}");
     assert!(text.contains("wait"), "says what it did: {text}");
     assert_static_still_works(&mut session);
+}
+
+/// The CPU time the calling thread has used.
+#[cfg(target_os = "linux")]
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes only the `timespec` we own.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
+        0
+    );
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Pins the calling thread to `cpu`.
+#[cfg(target_os = "linux")]
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed `cpu_set_t` is the empty set; the calls read and write only it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "pin to CPU {cpu}"
+        );
+    }
+}
+
+/// A call needing ~20 ms of CPU finishes even when the machine is so busy that it takes
+/// far longer than the 100 ms deadline in wall time: a deadline counts the CPU time the
+/// call used, so a healthy plugin is not failed for the machine's load.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_call_slowed_by_a_busy_machine_is_not_timed_out() {
+    // On its own thread: the pinning and the low priority must not outlive the test
+    // (with `--test-threads=1` tests run on the harness's thread).
+    std::thread::spawn(busy_call_on_a_crowded_cpu)
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+}
+
+#[cfg(target_os = "linux")]
+fn busy_call_on_a_crowded_cpu() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let mut runtime = mk_runtime(None);
+    runtime.load_file(BUSY.as_ref()).unwrap();
+    let mut session = runtime.session();
+    // How many spins make ~20 ms of CPU on this machine.
+    let probe = 2_000_000u64;
+    let cpu = thread_cpu();
+    session
+        .translate_upstream(&mk_upstream("busy", &format!(r#"{{"spins":{probe}}}"#)))
+        .expect("a short busy call");
+    let per_spin = (thread_cpu() - cpu).as_secs_f64() / probe as f64;
+    let spins = (0.020 / per_spin.max(1e-12)) as u64;
+
+    // Share one CPU with three spinning threads, at the lowest priority.
+    // SAFETY: `sched_getcpu` and `setpriority` take no pointers.
+    let cpu_index = usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinners: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                pin_to(cpu_index);
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    pin_to(cpu_index);
+    // SAFETY: as above; `gettid` names this thread.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+
+    let (cpu, wall) = (thread_cpu(), Instant::now());
+    let result =
+        session.translate_upstream(&mk_upstream("busy", &format!(r#"{{"spins":{spins}}}"#)));
+    let (used, took) = (thread_cpu() - cpu, wall.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    for spinner in spinners {
+        spinner.join().unwrap();
+    }
+
+    assert!(
+        took > Duration::from_millis(100),
+        "the machine was busy enough to matter: took {took:?} for {used:?} of CPU"
+    );
+    let result = result.unwrap_or_else(|err| {
+        panic!("took {took:?} in wall time for {used:?} of CPU, and failed: {err}")
+    });
+    assert_eq!(result.cluster.name, "upstream_default_backend");
 }
 
 #[test]

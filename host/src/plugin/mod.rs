@@ -24,6 +24,7 @@
 mod bindings;
 pub mod builtin;
 pub mod cache;
+mod deadline;
 mod error;
 pub mod metadata;
 mod outputs;

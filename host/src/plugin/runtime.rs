@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, Store};
 
 use super::bindings::{discovery, options, upstream};
 use super::cache::CompileCache;
+use super::deadline::{FIRST_LOOK_TICKS, thread_cpu_time};
 use super::error::{LoadError, PluginId};
 use super::metadata::{self, PluginMetadata, World};
 use super::sandbox::Sandbox;
@@ -293,10 +294,26 @@ impl PluginRuntime {
         Ok(())
     }
 
-    /// Ticks of [`EPOCH_TICK`] that make up the per-call deadline.
+    /// Ticks of [`EPOCH_TICK`] a call first runs before its CPU time is looked at (the
+    /// whole deadline when that is shorter).
     pub(super) fn deadline_ticks(&self) -> u64 {
         let ticks = self.config.call_timeout.as_micros() / EPOCH_TICK.as_micros();
-        (ticks as u64).max(1)
+        (ticks as u64).clamp(1, FIRST_LOOK_TICKS)
+    }
+
+    /// Makes `store` count each call's deadline in CPU time (see [`CpuDeadline`]): at
+    /// each epoch deadline the call goes on while it has budget left.
+    pub(super) fn count_cpu_time(&self, store: &mut Store<Sandbox>) {
+        let budget = self.config.call_timeout;
+        let first_window = EPOCH_TICK * self.deadline_ticks() as u32;
+        store.epoch_deadline_callback(move |mut ctx| {
+            Ok(ctx.data_mut().deadline.on_deadline(
+                thread_cpu_time(),
+                budget,
+                EPOCH_TICK,
+                first_window,
+            ))
+        });
     }
 }
 

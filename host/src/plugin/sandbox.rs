@@ -16,6 +16,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Level, upstream::weir::plugin::log};
+use super::deadline::CpuDeadline;
 
 /// How much of a plugin's stderr we keep (enough for a panic message and a backtrace line).
 const STDERR_CAPACITY: usize = 16 * 1024;
@@ -68,6 +69,8 @@ pub struct Sandbox {
     stderr: MemoryOutputPipe,
     plugin: Arc<str>,
     log_lines: u32,
+    /// The running call's CPU budget (see [`CpuDeadline`]).
+    pub deadline: CpuDeadline,
 }
 
 impl Sandbox {
@@ -87,6 +90,7 @@ impl Sandbox {
             stderr,
             plugin,
             log_lines: 0,
+            deadline: CpuDeadline::default(),
         }
     }
 

@@ -183,6 +183,7 @@ impl<'r> Session<'r> {
             slot => slot.insert(instantiate(runtime, plugin, ticks)?),
         };
         live.store.set_epoch_deadline(ticks);
+        live.store.data_mut().deadline.arm();
         match f(&live.bound, &mut live.store) {
             Ok(value) => Ok(value),
             Err(err) => {
@@ -206,6 +207,7 @@ fn instantiate(
         Sandbox::new(plugin.id.name.as_str().into(), config.memory_limit),
     );
     store.limiter(|sandbox| &mut sandbox.limits);
+    runtime.count_cpu_time(&mut store);
     store.set_epoch_deadline(ticks);
     let bound = match &plugin.pre {
         Pre::Upstream(pre) => pre.instantiate(&mut store).map(Bound::Upstream),
