@@ -25,6 +25,7 @@ mod bindings;
 pub mod builtin;
 pub mod cache;
 mod error;
+mod fast_cluster;
 pub mod metadata;
 mod outputs;
 mod runtime;
