@@ -26,6 +26,7 @@ pub mod builtin;
 pub mod cache;
 mod deadline;
 mod error;
+mod fast_cluster;
 pub mod metadata;
 mod outputs;
 mod runtime;

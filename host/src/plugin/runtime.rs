@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, ProfilingStrategy, Store};
 
 use super::bindings::{discovery, options, upstream};
 use super::cache::CompileCache;
@@ -20,6 +20,10 @@ use super::session::Session;
 
 /// How often the engine's epoch advances; call deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Set (to anything) to write `/tmp/perf-PID.map`, which names the plugins' compiled
+/// functions for `perf` and for the README's callgrind attribution of guest code.
+pub const PERFMAP_ENV: &str = "WEIR_PLUGIN_PERFMAP";
 
 /// Limits and locations for the plugin runtime.
 #[derive(Clone, Debug)]
@@ -85,6 +89,10 @@ impl PluginRuntime {
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
             .max_wasm_stack(1 << 20);
+        if std::env::var_os(PERFMAP_ENV).is_some() {
+            // Names the plugins' compiled functions for profilers (`/tmp/perf-PID.map`).
+            wasm.profiler(ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm)?;
 
         let mut linker = Linker::new(&engine);

@@ -78,6 +78,8 @@ struct Parts<'a> {
     dns_lookup_family: cluster::DnsLookupFamily,
     /// The inline endpoints, in host order.
     endpoints: Vec<EndpointParts<'a>>,
+    /// Encoded length of the one `LocalityLbEndpoints` holding them.
+    locality_len: usize,
     transport_socket: Option<TransportSocket>,
     transport_socket_matches: Vec<cluster::TransportSocketMatch>,
 }
@@ -91,6 +93,11 @@ struct EndpointParts<'a> {
     weight: Option<u32>,
     /// The transport socket match metadata, when hosts have different SNIs.
     metadata: Option<Metadata>,
+    /// Encoded lengths of its `SocketAddress`, `Endpoint` and `LbEndpoint`, measured
+    /// once ([`EndpointParts::measured`]) rather than at each of their uses.
+    socket_address_len: usize,
+    endpoint_len: usize,
+    lb_endpoint_len: usize,
 }
 
 impl<'a> Parts<'a> {
@@ -114,18 +121,28 @@ impl<'a> Parts<'a> {
         let first_sni = hosts.first().and_then(|&(_, _, sni)| sni);
         let per_host_sni = tls && hosts.iter().any(|&(_, _, sni)| sni != first_sni);
 
-        let endpoints = hosts
+        let endpoints: Vec<EndpointParts> = hosts
             .iter()
-            .map(|&(host, is_ip, sni)| EndpointParts {
-                addr: &host.addr,
-                port: host.port(),
-                hostname: if is_ip { "" } else { &host.addr },
-                weight: host
-                    .load_balancing_weight
-                    .and_then(|w| u32::try_from(w).ok()),
-                metadata: sni.filter(|_| per_host_sni).map(sni_metadata),
+            .map(|&(host, is_ip, sni)| {
+                EndpointParts {
+                    addr: &host.addr,
+                    port: host.port(),
+                    hostname: if is_ip { "" } else { &host.addr },
+                    weight: host
+                        .load_balancing_weight
+                        .and_then(|w| u32::try_from(w).ok()),
+                    metadata: sni.filter(|_| per_host_sni).map(sni_metadata),
+                    socket_address_len: 0,
+                    endpoint_len: 0,
+                    lb_endpoint_len: 0,
+                }
+                .measured()
             })
             .collect();
+        let locality_len = endpoints
+            .iter()
+            .map(|e| nested_len(endpoint_field::LB_ENDPOINTS, e.lb_endpoint_len))
+            .sum();
         let dns_lookup_family = if discovery == cluster::DiscoveryType::StrictDns {
             // Envoy's default (AUTO) prefers IPv6, which many clusters lack.
             cluster::DnsLookupFamily::V4Preferred
@@ -156,6 +173,7 @@ impl<'a> Parts<'a> {
             discovery,
             dns_lookup_family,
             endpoints,
+            locality_len,
             transport_socket,
             transport_socket_matches,
         }
@@ -253,27 +271,16 @@ impl Parts<'_> {
     /// `LocalityLbEndpoints` holding every endpoint.
     fn load_assignment_len(&self, name: &str) -> usize {
         string_len(endpoint_field::CLUSTER_NAME, name)
-            + nested_len(endpoint_field::LOCALITY_ENDPOINTS, self.locality_len())
-    }
-
-    fn locality_len(&self) -> usize {
-        self.endpoints
-            .iter()
-            .map(|e| nested_len(endpoint_field::LB_ENDPOINTS, e.lb_endpoint_len()))
-            .sum()
+            + nested_len(endpoint_field::LOCALITY_ENDPOINTS, self.locality_len)
     }
 
     /// Writes the `ClusterLoadAssignment` (without its own key and length) exactly as
     /// prost encodes [`Parts::load_assignment`].
     fn encode_load_assignment(&self, name: &str, buf: &mut Vec<u8>) {
         put_string(endpoint_field::CLUSTER_NAME, name, buf);
-        put_header(endpoint_field::LOCALITY_ENDPOINTS, self.locality_len(), buf);
+        put_header(endpoint_field::LOCALITY_ENDPOINTS, self.locality_len, buf);
         for endpoint in &self.endpoints {
-            put_header(
-                endpoint_field::LB_ENDPOINTS,
-                endpoint.lb_endpoint_len(),
-                buf,
-            );
+            put_header(endpoint_field::LB_ENDPOINTS, endpoint.lb_endpoint_len, buf);
             endpoint.encode(buf);
         }
     }
@@ -301,32 +308,28 @@ impl EndpointParts<'_> {
         }
     }
 
-    fn socket_address_len(&self) -> usize {
-        string_len(endpoint_field::SOCKET_ADDRESS_ADDRESS, self.addr)
-            + encoding::uint32::encoded_len(endpoint_field::PORT_VALUE, &self.port)
-    }
-
-    fn endpoint_len(&self) -> usize {
-        nested_len(
+    /// Fills in the encoded lengths of the endpoint's messages.
+    fn measured(mut self) -> Self {
+        self.socket_address_len = string_len(endpoint_field::SOCKET_ADDRESS_ADDRESS, self.addr)
+            + encoding::uint32::encoded_len(endpoint_field::PORT_VALUE, &self.port);
+        self.endpoint_len = nested_len(
             endpoint_field::ADDRESS,
-            nested_len(endpoint_field::SOCKET_ADDRESS, self.socket_address_len()),
-        ) + string_len(endpoint_field::HOSTNAME, self.hostname)
-    }
-
-    fn lb_endpoint_len(&self) -> usize {
-        nested_len(endpoint_field::ENDPOINT, self.endpoint_len())
+            nested_len(endpoint_field::SOCKET_ADDRESS, self.socket_address_len),
+        ) + string_len(endpoint_field::HOSTNAME, self.hostname);
+        self.lb_endpoint_len = nested_len(endpoint_field::ENDPOINT, self.endpoint_len)
             + self.metadata.as_ref().map_or(0, |metadata| {
                 encoding::message::encoded_len(endpoint_field::METADATA, metadata)
             })
             + self.weight.map_or(0, |weight| {
                 encoding::message::encoded_len(endpoint_field::WEIGHT, &weight)
-            })
+            });
+        self
     }
 
     /// Writes the `LbEndpoint` (without its own key and length), fields in number order.
     fn encode(&self, buf: &mut Vec<u8>) {
-        put_header(endpoint_field::ENDPOINT, self.endpoint_len(), buf);
-        let socket_address_len = self.socket_address_len();
+        put_header(endpoint_field::ENDPOINT, self.endpoint_len, buf);
+        let socket_address_len = self.socket_address_len;
         put_header(
             endpoint_field::ADDRESS,
             nested_len(endpoint_field::SOCKET_ADDRESS, socket_address_len),
