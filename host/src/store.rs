@@ -160,9 +160,11 @@ struct Entry {
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     objects: BTreeMap<ObjectKey, Entry>,
-    /// EndpointSlice names by the (namespace, Service name) in their
-    /// `kubernetes.io/service-name` label. Kept in step by `insert` and `remove`.
-    slices_by_service: BTreeMap<(String, String), BTreeSet<String>>,
+    /// EndpointSlices (a copy of their entries, by name) by the namespace and then the
+    /// Service name in their `kubernetes.io/service-name` label, so a Service's slices
+    /// are one lookup by `&str` (no allocation, no search of `objects` per slice). Kept
+    /// in step by `insert` and `remove`.
+    slices_by_service: BTreeMap<String, BTreeMap<String, BTreeMap<String, Entry>>>,
     /// Per kind, the [`Revision`] of the last content change (create, update, delete) to
     /// an object of that kind; absent for kinds never changed. Bumped by `apply`, `delete`
     /// and `reset`.
@@ -286,21 +288,27 @@ impl Store {
     fn insert(&mut self, key: ObjectKey, entry: Entry) {
         if let Some((ns, svc)) = slice_service(&entry.object) {
             self.slices_by_service
-                .entry((ns, svc))
+                .entry(ns)
                 .or_default()
-                .insert(key.name.clone());
+                .entry(svc)
+                .or_default()
+                .insert(key.name.clone(), entry.clone());
         }
         self.objects.insert(key, entry);
     }
 
     fn remove(&mut self, key: &ObjectKey) -> Option<Entry> {
         let entry = self.objects.remove(key)?;
-        if let Some(svc_key) = slice_service(&entry.object)
-            && let Some(names) = self.slices_by_service.get_mut(&svc_key)
+        if let Some((ns, svc)) = slice_service(&entry.object)
+            && let Some(services) = self.slices_by_service.get_mut(&ns)
+            && let Some(names) = services.get_mut(&svc)
         {
             names.remove(&key.name);
             if names.is_empty() {
-                self.slices_by_service.remove(&svc_key);
+                services.remove(&svc);
+                if services.is_empty() {
+                    self.slices_by_service.remove(&ns);
+                }
             }
         }
         Some(entry)
@@ -376,13 +384,57 @@ impl Store {
             .map(|(k, e)| (k, &e.object, e.hash))
     }
 
+    /// The object `kind` `namespace/name`, found without building an [`ObjectKey`].
     fn lookup(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<&Object> {
-        let key = ObjectKey {
-            kind,
-            namespace: namespace.map(str::to_string),
-            name: name.to_string(),
-        };
-        self.get(&key)
+        let key: &dyn KeyView = &(kind, namespace, name);
+        self.objects.get(key).map(|e| &e.object)
+    }
+}
+
+/// An object key's parts, borrowed: lets the store's map be searched by `&str`s (a
+/// lookup per reference, per route, per pass) without allocating an [`ObjectKey`].
+trait KeyView {
+    /// Kind, namespace and name, in [`ObjectKey`]'s order.
+    fn parts(&self) -> (Kind, Option<&str>, &str);
+}
+
+impl KeyView for ObjectKey {
+    fn parts(&self) -> (Kind, Option<&str>, &str) {
+        (self.kind, self.namespace.as_deref(), &self.name)
+    }
+}
+
+impl KeyView for (Kind, Option<&str>, &str) {
+    fn parts(&self) -> (Kind, Option<&str>, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyView + 'a> for ObjectKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl PartialOrd for dyn KeyView + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The same order as [`ObjectKey`]'s derived one (kind, namespace, name), as `Borrow`
+/// requires.
+impl Ord for dyn KeyView + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
     }
 }
 
@@ -477,16 +529,10 @@ impl Store {
         service: &str,
     ) -> impl Iterator<Item = &'a Entry> + use<'a, 'n> {
         self.slices_by_service
-            .get(&(namespace.to_string(), service.to_string()))
+            .get(namespace)
+            .and_then(|services| services.get(service))
             .into_iter()
-            .flatten()
-            .filter_map(move |name| {
-                self.objects.get(&ObjectKey::namespaced(
-                    Kind::EndpointSlice,
-                    namespace,
-                    name.as_str(),
-                ))
-            })
+            .flat_map(BTreeMap::values)
     }
 }
 

@@ -115,6 +115,39 @@ pub(crate) struct GatewayOptions<'t, 'p> {
     pub(crate) errors: Vec<OptionError>,
     /// Keys a higher-precedence option overrode, by the one that lost.
     pub(crate) warnings: Vec<OptionError>,
+    /// The port-independent virtual hosts of this pass so far.
+    pub(crate) portless: PortlessHosts,
+}
+
+/// The virtual hosts built or reused so far in a pass that read nothing of their port
+/// (no VirtualHostOptions, no redirect waiting for the listener's port), each with the
+/// route IRs it was built from. A later port's virtual host for the same domain from the
+/// very same IRs is then that `Arc` (its twin) as it is: neither built nor compared
+/// deeply, which halves the virtual-host work of a Gateway whose HTTP and HTTPS ports
+/// serve the same routes.
+#[derive(Default)]
+pub(crate) struct PortlessHosts(
+    FastMap<*const VirtualHost, (Arc<VirtualHost>, Vec<*const RouteIr>)>,
+);
+
+impl PortlessHosts {
+    /// Whether `vhost` was built from exactly `chosen`, in order, without reading a port.
+    fn built_from(&self, vhost: &Arc<VirtualHost>, chosen: &[&Arc<RouteIr>]) -> bool {
+        self.0.get(&Arc::as_ptr(vhost)).is_some_and(|(_, irs)| {
+            irs.len() == chosen.len() && irs.iter().zip(chosen).all(|(a, b)| *a == Arc::as_ptr(b))
+        })
+    }
+
+    /// Records that `vhost` was built from `chosen` without reading a port.
+    fn record(&mut self, vhost: &Arc<VirtualHost>, chosen: &[&Arc<RouteIr>]) {
+        self.0.insert(
+            Arc::as_ptr(vhost),
+            (
+                vhost.clone(),
+                chosen.iter().map(|ir| Arc::as_ptr(ir)).collect(),
+            ),
+        );
+    }
 }
 
 impl GatewayOptions<'_, '_> {
@@ -177,24 +210,43 @@ fn get_or_build(
         ctx.errors.extend(applied.errors.iter().cloned());
         ctx.warnings.extend(applied.warnings.iter().cloned());
     };
+    // Neither options nor a redirect's port: the virtual host is the same on every port.
+    let portless = spec.options.is_empty()
+        && chosen
+            .iter()
+            .all(|ir| ir.entries.iter().all(|e| e.redirect.is_none()));
     if let Some(e) = entries.get_mut(spec.domain)
         && same(e)
     {
         e.used = pass;
         report(&e.applied, ctx, port_filters);
+        if portless {
+            ctx.portless.record(&e.vhost, chosen);
+        }
         return e.vhost.clone();
     }
-    stats.virtual_hosts_built += 1;
-    let (vhost, applied) = apply_vhost_options(
-        virtual_host(spec.port, spec.domain, chosen),
-        &spec.options,
-        spec.listener,
-        ctx,
-    );
-    report(&applied, ctx, port_filters);
-    let vhost = match twin {
-        Some(t) if **t == vhost => t.clone(),
-        _ => Arc::new(vhost),
+    let (vhost, applied) = match twin {
+        Some(t) if portless && ctx.portless.built_from(t, chosen) => {
+            (t.clone(), Applied::default())
+        }
+        _ => {
+            stats.virtual_hosts_built += 1;
+            let (vhost, applied) = apply_vhost_options(
+                virtual_host(spec.port, spec.domain, chosen),
+                &spec.options,
+                spec.listener,
+                ctx,
+            );
+            report(&applied, ctx, port_filters);
+            let vhost = match twin {
+                Some(t) if **t == vhost => t.clone(),
+                _ => Arc::new(vhost),
+            };
+            if portless {
+                ctx.portless.record(&vhost, chosen);
+            }
+            (vhost, applied)
+        }
     };
     entries.insert(
         spec.domain.to_string(),

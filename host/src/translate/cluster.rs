@@ -394,11 +394,10 @@ pub(crate) fn service_endpoints(
         .and_then(|s| s.spec.as_ref())
         .and_then(|s| s.ports.as_ref())
         .and_then(|ps| ps.iter().find(|p| p.port == i32::from(port)))
-        .cloned()
     else {
         return Vec::new();
     };
-    let port_name = svc_port.name.clone().unwrap_or_default();
+    let port_name = svc_port.name.as_deref().unwrap_or_default();
     let mut ready = Vec::new();
     let mut serving = Vec::new();
     for slice in rec.slices_for(ns, name) {
@@ -409,7 +408,7 @@ pub(crate) fn service_endpoints(
             .ports
             .iter()
             .flatten()
-            .find(|p| p.name.clone().unwrap_or_default() == port_name)
+            .find(|p| p.name.as_deref().unwrap_or_default() == port_name)
             .and_then(|p| p.port)
             .and_then(|p| u16::try_from(p).ok());
         let Some(target) = slice_port else { continue };

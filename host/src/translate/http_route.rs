@@ -258,12 +258,20 @@ pub(crate) fn translate_route(
             );
         }
     }
+    // One entry per rule and match (a rule without matches has one): sized exactly, as
+    // an Envoy route is over 2 KiB and the IR is kept for the translator's lifetime.
+    let rules = route.spec.rules.iter().flatten();
+    ir.entries.reserve_exact(
+        rules
+            .map(|r| r.matches.as_ref().map_or(1, |m| m.len().max(1)))
+            .sum(),
+    );
     for (ri, rule) in route.spec.rules.iter().flatten().enumerate() {
         translate_rule(rec, opts, &mut ir, ri, rule);
     }
     if ir.accepted.is_err() {
         // An invalid route programs nothing.
-        ir.entries.clear();
+        ir.entries = Vec::new();
         ir.clusters.clear();
         ir.http_filters.clear();
     }
@@ -300,6 +308,8 @@ fn translate_rule(
         None | Some([]) => &default_match,
         Some(ms) => ms,
     };
+    // Each backend is resolved once per rule, at its first use, not once per match.
+    let mut resolved = Vec::new();
     for (mi, m) in matches.iter().enumerate() {
         let translated = match matches::translate(Some(m), &format!("{path}.matches[{mi}]")) {
             Ok(t) => t,
@@ -313,7 +323,14 @@ fn translate_rule(
             Ok(s) => s,
             Err(p) => return first(&mut ir.accepted, p),
         };
-        let backends = match backends(rec, ir, ri, rule, &translated.path, &mut set) {
+        let backends = match backends(
+            rec,
+            ir,
+            (ri, rule),
+            &translated.path,
+            &mut set,
+            &mut resolved,
+        ) {
             Ok(b) => b,
             Err(p) => return first(&mut ir.accepted, p),
         };
@@ -603,13 +620,16 @@ fn resolve_backend(
     })
 }
 
+/// The backends of rule `ri` for one of its matches; `resolved` keeps each backend's
+/// resolution (by index) from the rule's earlier matches, since it does not depend on
+/// the match.
 fn backends(
     rec: &mut Recorder<'_>,
     ir: &mut RouteIr,
-    ri: usize,
-    rule: &HttpRouteRules,
+    (ri, rule): (usize, &HttpRouteRules),
     matched: &PathMatch,
     rule_set: &mut FilterSet,
+    resolved: &mut Vec<Option<Result<ClusterRef, Problem>>>,
 ) -> Result<Vec<Backend>, Problem> {
     let refs = rule.backend_refs.as_deref().unwrap_or_default();
     let single = refs.len() == 1;
@@ -649,16 +669,27 @@ fn backends(
                 ),
             ));
         }
-        let cluster = match resolve_backend(
-            rec,
-            &ir.namespace,
-            b.group.as_deref().unwrap_or(""),
-            b.kind.as_deref().unwrap_or("Service"),
-            &b.name,
-            b.namespace.as_deref(),
-            b.port,
-            &path,
-        ) {
+        if resolved.len() <= bi {
+            resolved.resize(bi + 1, None);
+        }
+        let result = match &resolved[bi] {
+            Some(r) => r.clone(),
+            None => {
+                let r = resolve_backend(
+                    rec,
+                    &ir.namespace,
+                    b.group.as_deref().unwrap_or(""),
+                    b.kind.as_deref().unwrap_or("Service"),
+                    &b.name,
+                    b.namespace.as_deref(),
+                    b.port,
+                    &path,
+                );
+                resolved[bi] = Some(r.clone());
+                r
+            }
+        };
+        let cluster = match result {
             Ok(c) => Some(c),
             Err(p) => {
                 first(&mut ir.resolved, p);

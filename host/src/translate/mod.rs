@@ -401,7 +401,8 @@ pub struct PassStats {
     pub service_clusters_built: usize,
     /// Upstreams translated afresh (plugin calls).
     pub upstreams_translated: usize,
-    /// Virtual hosts built afresh (the rest were shared with the previous pass).
+    /// Virtual hosts built afresh (the rest were shared with the previous pass or with
+    /// the same domain's on an earlier port).
     pub virtual_hosts_built: usize,
 }
 
@@ -510,6 +511,7 @@ impl Translator {
             generation,
             errors: Vec::new(),
             warnings: Vec::new(),
+            portless: assemble::PortlessHosts::default(),
         };
         for (gi, plan) in plans.iter().enumerate() {
             let resources = assemble::gateway_resources(

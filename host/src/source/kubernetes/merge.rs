@@ -102,7 +102,7 @@ impl Merger {
                 } else {
                     let gone: Vec<ObjectKey> = self.known[api]
                         .keys()
-                        .filter(|k| !listed.contains_key(k))
+                        .filter(|k| !listed.contains_key(*k))
                         .cloned()
                         .collect();
                     for key in gone {
@@ -229,7 +229,7 @@ impl Merger {
         let gone: Vec<ObjectKey> = self
             .held
             .keys()
-            .filter(|k| !listed.contains_key(k))
+            .filter(|k| !listed.contains_key(*k))
             .cloned()
             .collect();
         for key in gone {
