@@ -122,19 +122,17 @@ pub(crate) struct GatewayOptions<'t, 'p> {
 /// The virtual hosts built or reused so far in a pass that read nothing of their port
 /// (no VirtualHostOptions, no redirect waiting for the listener's port), each with the
 /// route IRs it was built from. A later port's virtual host for the same domain from the
-/// very same IRs is then that `Arc` (its twin) as it is: neither built nor compared
-/// deeply, which halves the virtual-host work of a Gateway whose HTTP and HTTPS ports
+/// very same IRs (held here, so a pointer cannot be reused within the pass) is then
+/// that `Arc` (its twin) as it is: neither built nor compared deeply, which halves the virtual-host work of a Gateway whose HTTP and HTTPS ports
 /// serve the same routes.
 #[derive(Default)]
-pub(crate) struct PortlessHosts(
-    FastMap<*const VirtualHost, (Arc<VirtualHost>, Vec<*const RouteIr>)>,
-);
+pub(crate) struct PortlessHosts(FastMap<*const VirtualHost, (Arc<VirtualHost>, Vec<Arc<RouteIr>>)>);
 
 impl PortlessHosts {
     /// Whether `vhost` was built from exactly `chosen`, in order, without reading a port.
     fn built_from(&self, vhost: &Arc<VirtualHost>, chosen: &[&Arc<RouteIr>]) -> bool {
         self.0.get(&Arc::as_ptr(vhost)).is_some_and(|(_, irs)| {
-            irs.len() == chosen.len() && irs.iter().zip(chosen).all(|(a, b)| *a == Arc::as_ptr(b))
+            irs.len() == chosen.len() && irs.iter().zip(chosen).all(|(a, b)| Arc::ptr_eq(a, b))
         })
     }
 
@@ -144,7 +142,7 @@ impl PortlessHosts {
             Arc::as_ptr(vhost),
             (
                 vhost.clone(),
-                chosen.iter().map(|ir| Arc::as_ptr(ir)).collect(),
+                chosen.iter().map(|ir| Arc::clone(ir)).collect(),
             ),
         );
     }
