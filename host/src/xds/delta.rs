@@ -17,6 +17,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
 use crate::xds::bind::View;
+use crate::xds::names::Names;
 use crate::xds::stream::{Machine, PlanMemo, StreamCtx, Subscription, walk};
 use crate::xds::wire::DeltaResponse;
 use crate::xds::{Resource, ResourceType};
@@ -38,9 +39,14 @@ struct TypeState {
     /// `held_view` stands for it (then this is empty).
     held: BTreeMap<String, String>,
     /// The proxy holds exactly the resources of this view that the subscription wants
-    /// (which has not changed since): what `held` would list, in one pointer. The state
-    /// of a stream in sync, so a stream keeps no per-resource list of its own.
+    /// (which has not changed since), except the names in `unsent`: what `held` would
+    /// list, in one pointer. The state of a stream in sync, so a stream keeps no
+    /// per-resource list of its own.
     held_view: Option<View>,
+    /// With `held_view`: names subscribed since the proxy came to hold it, which it does
+    /// not hold yet (a proxy subscribes to a new cluster's endpoints one name at a time;
+    /// listing a thousand held names for each would cost more than the rest of a pass).
+    unsent: BTreeSet<String>,
     /// Subscribed names the proxy was told do not exist (and does not hold).
     absent: BTreeSet<String>,
     /// Whether anything was sent for this type on this stream.
@@ -50,8 +56,8 @@ struct TypeState {
     /// Whether there was anything to send, per view.
     memo: PlanMemo<bool>,
     /// A view the proxy holds exactly (every subscribed resource at its version, nothing
-    /// else) since the subscription last changed: the next diff walks it against the new
-    /// view by pointer instead of looking up every name.
+    /// else, but for `unsent`): the next diff walks it against the new view by pointer
+    /// instead of looking up every name.
     synced: RefCell<Option<View>>,
     /// The proxy may hold resources it no longer subscribes to (it dropped a wildcard):
     /// what it holds is then not a view's subscribed set, so `synced` stays unused.
@@ -65,7 +71,7 @@ impl TypeState {
             Some(view) => view
                 .resources(ty)
                 .get(name)
-                .filter(|_| self.sub.wants(name))
+                .filter(|_| self.sub.wants(name) && !self.unsent.contains(name))
                 .map(|r| r.version.as_str()),
             None => self.held.get(name).map(String::as_str),
         }
@@ -77,7 +83,7 @@ impl TypeState {
             Some(view) => Box::new(
                 view.resources(ty)
                     .iter()
-                    .filter(|r| self.sub.wants(&r.name))
+                    .filter(|r| self.sub.wants(&r.name) && !self.unsent.contains(&*r.name))
                     .map(|r| r.name.as_str()),
             ),
             None => Box::new(self.held.keys().map(String::as_str)),
@@ -98,16 +104,55 @@ impl TypeState {
         }
     }
 
-    /// Lists what `held_view` stands for in `held`, before the subscription or the
-    /// held resources change one by one.
+    /// Lists what `held_view` stands for in `held`, before the held resources change
+    /// one by one.
     fn list_held(&mut self, ty: ResourceType) {
         if let Some(view) = self.held_view.take() {
             self.held = view
                 .resources(ty)
                 .iter()
-                .filter(|r| self.sub.wants(&r.name))
+                .filter(|r| self.sub.wants(&r.name) && !self.unsent.contains(&*r.name))
                 .map(|r| (r.name.clone(), r.version.clone()))
                 .collect();
+        }
+        self.unsent.clear();
+    }
+
+    /// Changes the subscription. A proxy holding a view keeps it, with the names it
+    /// newly subscribed to marked as not held (`unsent`); otherwise what it holds is
+    /// listed first.
+    fn resubscribe(&mut self, ty: ResourceType, req: &DeltaDiscoveryRequest, interned: &Names) {
+        let drops_wildcard =
+            self.sub.wildcard && req.resource_names_unsubscribe.iter().any(|n| n == "*");
+        if self.held_view.is_some() && !self.stray && !drops_wildcard {
+            for name in &req.resource_names_subscribe {
+                if name != "*" && !self.sub.wants(name) {
+                    self.unsent.insert(name.clone());
+                }
+            }
+        } else {
+            self.synced.replace(None);
+            self.list_held(ty);
+        }
+        let was_wildcard = self.sub.wildcard;
+        self.sub.delta_update(
+            &req.resource_names_subscribe,
+            &req.resource_names_unsubscribe,
+            interned,
+        );
+        // It may hold what it no longer subscribes to: not a view's subscribed set.
+        self.stray |= was_wildcard && !self.sub.wildcard;
+        self.forget_unsubscribed(req);
+    }
+
+    /// Forgets what the proxy holds, or was told is absent, of names it unsubscribed.
+    fn forget_unsubscribed(&mut self, req: &DeltaDiscoveryRequest) {
+        for name in &req.resource_names_unsubscribe {
+            if !self.sub.wants(name) {
+                self.held.remove(name);
+                self.absent.remove(name);
+                self.unsent.remove(name);
+            }
         }
     }
 
@@ -115,42 +160,77 @@ impl TypeState {
     /// what it holds that left the view.
     fn diff(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Plan> {
         let synced = self.synced.borrow().clone().filter(|_| !self.stray);
-        let plan = match synced {
+        let (plan, kept_stale) = match synced {
             Some(from) => {
-                let fast = self.diff_from(ty, &from, view, retain_stale);
+                let (fast, kept_stale) = self.diff_from(ty, &from, view, retain_stale);
+                let fast = self.add_unsent(ty, view, fast);
                 debug_assert_eq!(
-                    fast.as_ref().map(Plan::summary),
-                    self.full_diff(ty, view, retain_stale)
-                        .as_ref()
-                        .map(Plan::summary),
+                    (fast.as_ref().map(Plan::summary), kept_stale),
+                    {
+                        let (full, kept) = self.full_diff(ty, view, retain_stale);
+                        (full.as_ref().map(Plan::summary), kept)
+                    },
                     "the walk from the synced view and the full diff disagree"
                 );
-                fast
+                (fast, kept_stale)
             }
             _ => self.full_diff(ty, view, retain_stale),
         };
-        if plan.is_none() && !retain_stale && !self.stray {
+        // With nothing stale kept, the proxy will hold exactly this view's subscribed
+        // resources (also when stale ones could have been kept, but there were none).
+        let exact = !kept_stale && !self.stray;
+        if plan.is_none() && exact {
             // Nothing to send: the proxy holds exactly this view.
             self.synced.replace(Some(view.clone()));
         }
         plan.map(|p| Plan {
-            complete: (!retain_stale && !self.stray).then(|| view.clone()),
+            complete: exact.then(|| view.clone()),
             ..p
         })
     }
 
-    /// What changed between `from` (which the proxy holds exactly) and `to`, among the
-    /// subscribed resources: a walk of both name-ordered lists, equal resources told by
-    /// pointer. With `retain_stale`, what left is kept (not removed).
+    /// Adds to `plan` the names subscribed since the proxy came to hold a view
+    /// (`unsent`, left out of `diff_from`'s walk): each is sent if `view` has it, else
+    /// reported as not existing (once).
+    fn add_unsent(&self, ty: ResourceType, view: &View, plan: Option<Plan>) -> Option<Plan> {
+        let current = view.resources(ty);
+        let mut updated = Vec::new();
+        let mut removed = Vec::new();
+        for name in &self.unsent {
+            match current.get(name) {
+                Some(r) => updated.push(r.clone()),
+                None if !self.absent.contains(name) => removed.push(name.clone()),
+                None => {}
+            }
+        }
+        if updated.is_empty() && removed.is_empty() {
+            return plan;
+        }
+        let mut plan = plan.unwrap_or(Plan {
+            updated: Vec::new(),
+            removed: Vec::new(),
+            complete: None,
+        });
+        plan.updated.append(&mut updated);
+        plan.removed.append(&mut removed);
+        Some(plan)
+    }
+
+    /// What changed between `from` (which the proxy holds exactly, but for `unsent`)
+    /// and `to`, among the subscribed resources: a walk of both name-ordered lists,
+    /// equal resources told by pointer. With `retain_stale`, what left is kept (not
+    /// removed), and the second value says whether anything was.
     fn diff_from(
         &self,
         ty: ResourceType,
         from: &View,
         to: &View,
         retain_stale: bool,
-    ) -> Option<Plan> {
+    ) -> (Option<Plan>, bool) {
+        let wants = |name: &str| self.sub.wants(name) && !self.unsent.contains(name);
         let mut updated = Vec::new();
         let mut removed = Vec::new();
+        let mut kept_stale = false;
         let mut old = from.resources(ty).iter().peekable();
         let mut new = to.resources(ty).iter().peekable();
         loop {
@@ -161,20 +241,24 @@ impl TypeState {
                     new.next();
                 }
                 (Some(o), Some(n)) if o.name == n.name => {
-                    if o.version != n.version && self.sub.wants(&n.name) {
+                    if o.version != n.version && wants(&n.name) {
                         updated.push((*n).clone());
                     }
                     old.next();
                     new.next();
                 }
                 (Some(o), n) if n.is_none_or(|n| o.name < n.name) => {
-                    if !retain_stale && self.sub.wants(&o.name) {
-                        removed.push(o.name.clone());
+                    if wants(&o.name) {
+                        if retain_stale {
+                            kept_stale = true;
+                        } else {
+                            removed.push(o.name.clone());
+                        }
                     }
                     old.next();
                 }
                 (_, Some(n)) => {
-                    if self.sub.wants(&n.name) {
+                    if wants(&n.name) {
                         updated.push((*n).clone());
                     }
                     new.next();
@@ -183,15 +267,17 @@ impl TypeState {
             }
         }
         let first_wildcard = self.sub.wildcard && !self.sent_once;
-        (!updated.is_empty() || !removed.is_empty() || first_wildcard).then_some(Plan {
+        let plan = (!updated.is_empty() || !removed.is_empty() || first_wildcard).then_some(Plan {
             updated,
             removed,
             complete: None,
-        })
+        });
+        (plan, kept_stale)
     }
 
-    /// What the proxy lacks, looked up name by name against what it holds.
-    fn full_diff(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Option<Plan> {
+    /// What the proxy lacks, looked up name by name against what it holds; the second
+    /// value says whether `retain_stale` kept anything.
+    fn full_diff(&self, ty: ResourceType, view: &View, retain_stale: bool) -> (Option<Plan>, bool) {
         let current = view.resources(ty);
         let updated: Vec<Arc<Resource>> = current
             .iter()
@@ -201,14 +287,15 @@ impl TypeState {
             })
             .cloned()
             .collect();
-        let mut removed: Vec<String> = if retain_stale {
-            Vec::new()
-        } else {
-            self.held_names(ty)
-                .filter(|name| current.get(name).is_none())
-                .map(str::to_string)
-                .collect()
-        };
+        let mut removed: Vec<String> = self
+            .held_names(ty)
+            .filter(|name| current.get(name).is_none())
+            .map(str::to_string)
+            .collect();
+        let kept_stale = retain_stale && !removed.is_empty();
+        if retain_stale {
+            removed.clear();
+        }
         // Subscribed by name, never held, not in the snapshot: "does not exist".
         removed.extend(
             self.sub
@@ -224,11 +311,12 @@ impl TypeState {
         );
         // A wildcard subscription is always answered once, even with nothing.
         let first_wildcard = self.sub.wildcard && !self.sent_once;
-        (!updated.is_empty() || !removed.is_empty() || first_wildcard).then_some(Plan {
+        let plan = (!updated.is_empty() || !removed.is_empty() || first_wildcard).then_some(Plan {
             updated,
             removed,
             complete: None,
-        })
+        });
+        (plan, kept_stale)
     }
 }
 
@@ -273,7 +361,7 @@ impl Delta {
     }
 
     /// Handles one request from the proxy.
-    pub fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Vec<DeltaResponse> {
+    pub fn on_request(&mut self, mut req: DeltaDiscoveryRequest) -> Vec<DeltaResponse> {
         let Some(ty) = ResourceType::from_type_url(&req.type_url) else {
             tracing::warn!(
                 type_url = req.type_url,
@@ -284,7 +372,9 @@ impl Delta {
         let state = &mut self.types[ty.index()];
         if !state.sub.requested {
             // Only the first request of a type on a stream carries what the proxy has.
-            state.held = req.initial_resource_versions.into_iter().collect();
+            state.held = std::mem::take(&mut req.initial_resource_versions)
+                .into_iter()
+                .collect();
             state.held_view = None;
             state.synced.replace(None);
         }
@@ -313,28 +403,21 @@ impl Delta {
             }
         }
         let state = &mut self.types[ty.index()];
-        if !req.resource_names_subscribe.is_empty() || !req.resource_names_unsubscribe.is_empty() {
-            state.synced.replace(None);
-        }
         let first = !state.sub.requested;
-        if !req.resource_names_subscribe.is_empty() || !req.resource_names_unsubscribe.is_empty() {
-            state.list_held(ty);
-        }
-        let was_wildcard = state.sub.wildcard;
-        state.sub.delta_update(
-            &req.resource_names_subscribe,
-            &req.resource_names_unsubscribe,
-            &self.ctx.names,
-        );
-        state.stray |= was_wildcard && !state.sub.wildcard;
-        // Reported versions of resources it does not subscribe to: what it holds is not a
-        // view's subscribed set.
-        state.stray |= first && state.held.keys().any(|name| !state.sub.wants(name));
-        for name in &req.resource_names_unsubscribe {
-            if !state.sub.wants(name) {
-                state.held.remove(name);
-                state.absent.remove(name);
-            }
+        if first {
+            state.sub.delta_update(
+                &req.resource_names_subscribe,
+                &req.resource_names_unsubscribe,
+                &self.ctx.names,
+            );
+            // Reported versions of resources it does not subscribe to: what it holds is
+            // not a view's subscribed set.
+            state.stray |= state.held.keys().any(|name| !state.sub.wants(name));
+            state.forget_unsubscribed(&req);
+        } else if !req.resource_names_subscribe.is_empty()
+            || !req.resource_names_unsubscribe.is_empty()
+        {
+            state.resubscribe(ty, &req, &self.ctx.names);
         }
         state.memo.changed();
         self.respond()
@@ -416,6 +499,7 @@ impl Machine for Delta {
         if plan.complete.is_some() {
             // The proxy will hold exactly the view's subscribed resources.
             state.held.clear();
+            state.unsent.clear();
             state.held_view = plan.complete.clone();
         } else {
             state.list_held(ty);

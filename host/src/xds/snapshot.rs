@@ -197,13 +197,27 @@ impl PartialEq for Origin {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TypeResources {
     version: String,
-    resources: BTreeMap<String, Arc<Resource>>,
+    /// In name order, one per name: a list, not a map, so building one costs no key
+    /// copies and no node per resource (it is rebuilt for every publish).
+    resources: Vec<Arc<Resource>>,
 }
 
 impl TypeResources {
-    fn new(resources: BTreeMap<String, Arc<Resource>>) -> Self {
+    /// From resources in any order; of two with one name, the later wins.
+    fn new(mut resources: Vec<Arc<Resource>>) -> Self {
+        if !resources.is_sorted_by(|a, b| a.name < b.name) {
+            resources.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut unique: Vec<Arc<Resource>> = Vec::with_capacity(resources.len());
+            for r in resources {
+                match unique.last_mut() {
+                    Some(last) if last.name == r.name => *last = r,
+                    _ => unique.push(r),
+                }
+            }
+            resources = unique;
+        }
         Self {
-            version: list_version(resources.values().map(|r| (&*r.name, &*r.version))),
+            version: list_version(resources.iter().map(|r| (&*r.name, &*r.version))),
             resources,
         }
     }
@@ -215,12 +229,15 @@ impl TypeResources {
 
     /// The resource with this name.
     pub fn get(&self, name: &str) -> Option<&Arc<Resource>> {
-        self.resources.get(name)
+        self.resources
+            .binary_search_by(|r| r.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.resources[i])
     }
 
     /// The resources in name order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Resource>> {
-        self.resources.values()
+        self.resources.iter()
     }
 
     /// How many resources there are.
@@ -283,7 +300,7 @@ impl Snapshot {
                         let reused = previous
                             .and_then(|p| p.get(name))
                             .filter(|r| r.origin.is(m));
-                        let r = match reused {
+                        match reused {
                             Some(r) => r.clone(),
                             None => Arc::new(Resource::encode(
                                 name.to_string(),
@@ -291,8 +308,7 @@ impl Snapshot {
                                 m.encode_to_vec(),
                                 Origin::of(m),
                             )),
-                        };
-                        (r.name.clone(), r)
+                        }
                     })
                     .collect(),
             )
@@ -312,7 +328,7 @@ impl Snapshot {
                     bytes,
                     Origin(Some(Arc::new(layout))),
                 );
-                (r.name.clone(), Arc::new(r))
+                Arc::new(r)
             })
             .collect();
         Self::from_types([

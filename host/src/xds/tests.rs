@@ -1024,6 +1024,45 @@ async fn delta_named_subscription_in_sync_gets_only_its_own_changes_and_removals
 }
 
 #[tokio::test]
+async fn delta_stream_in_sync_that_subscribes_to_more_gets_just_those() {
+    // A proxy subscribes to each new cluster's endpoints one name at a time.
+    let h = start().await;
+    let spec = |gen_a| {
+        mk_spec()
+            .cluster("a", gen_a)
+            .cluster("b", 1)
+            .cluster("c", 1)
+            .route("r1", &["a"])
+    };
+    h.publish("gw", &spec(1));
+    let mut envoy = h.delta(mk_node("envoy-1", "default/gw")).await;
+    envoy.subscribe(EDS, &["a"], &[], "");
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(delta_names(&eds), ["a"]);
+    envoy.ack(&eds);
+    envoy.subscribe(EDS, &["b"], &[], &eds.nonce);
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(delta_names(&eds), ["b"]);
+    assert!(eds.removed_resources.is_empty());
+    envoy.ack(&eds);
+    // One that exists and one that does not: the first sent, the second reported.
+    envoy.subscribe(EDS, &["c", "ghost"], &[], &eds.nonce);
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(delta_names(&eds), ["c"]);
+    assert_eq!(eds.removed_resources, ["ghost"]);
+    envoy.ack(&eds);
+    envoy.expect_quiet().await;
+    // Still in sync: a change of one is sent alone; unsubscribed ones are not sent.
+    envoy.subscribe(EDS, &[], &["b"], &eds.nonce);
+    h.publish("gw", &spec(2));
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(delta_names(&eds), ["a"]);
+    assert!(eds.removed_resources.is_empty());
+    envoy.ack(&eds);
+    envoy.expect_quiet().await;
+}
+
+#[tokio::test]
 async fn delta_resources_requested_before_they_exist_arrive_when_published() {
     let h = start().await;
     h.publish("gw", &spec_v1());
