@@ -316,13 +316,18 @@ fn translate_rule(
     // Each backend is resolved once per rule, at its first use, not once per match.
     let mut resolved = Vec::new();
     for (mi, m) in matches.iter().enumerate() {
-        let translated = match matches::translate(Some(m), &format!("{path}.matches[{mi}]")) {
+        let match_path = FieldPath {
+            parent: &path,
+            field: "matches",
+            index: mi,
+        };
+        let translated = match matches::translate(Some(m), &match_path) {
             Ok(t) => t,
             Err(p) => return first(&mut ir.accepted, p),
         };
         let mut set = match filters::collect(
             rule.filters.as_deref().unwrap_or_default(),
-            &format!("{path}.filters"),
+            &format_args!("{path}.filters"),
             &translated.path,
         ) {
             Ok(s) => s,
@@ -544,7 +549,7 @@ fn resolve_backend(
     name: &str,
     namespace: Option<&str>,
     port: Option<i32>,
-    path: &str,
+    path: &dyn std::fmt::Display,
 ) -> Result<ClusterRef, Problem> {
     let ns = namespace.unwrap_or(route_ns);
     let from = RefFrom {
@@ -640,7 +645,16 @@ fn backends(
     let single = refs.len() == 1;
     let mut out = Vec::new();
     for (bi, b) in refs.iter().enumerate() {
-        let path = format!("spec.rules[{ri}].backendRefs[{bi}]");
+        let rule_path = FieldPath {
+            parent: &"spec",
+            field: "rules",
+            index: ri,
+        };
+        let path = FieldPath {
+            parent: &rule_path,
+            field: "backendRefs",
+            index: bi,
+        };
         let weight = match b.weight {
             None => 1,
             Some(w) => u32::try_from(w).map_err(|_| {
@@ -655,9 +669,16 @@ fn backends(
             .iter()
             .flatten()
             .enumerate()
-            .map(|(fi, f)| filters::from_backend_filter(f, &format!("{path}.filters[{fi}]")))
+            .map(|(fi, f)| {
+                let at = FieldPath {
+                    parent: &path,
+                    field: "filters",
+                    index: fi,
+                };
+                filters::from_backend_filter(f, &at)
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut set = filters::collect(&converted, &format!("{path}.filters"), matched)?;
+        let mut set = filters::collect(&converted, &format_args!("{path}.filters"), matched)?;
         if single {
             // One backend: its filters act on the whole rule.
             merge(rule_set, std::mem::take(&mut set));
