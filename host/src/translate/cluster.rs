@@ -31,6 +31,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::envoy::r#type::v3::{Int64Range, Percent};
 use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration, UInt32Value};
+use k8s_openapi::api::core::v1::ServicePort;
 use prost::{Message, Name};
 
 use crate::model::upstream::{self, LbPolicy, Spec as UpstreamValidated, UpstreamCommon};
@@ -159,21 +160,14 @@ impl ClusterCache {
         }
         stats.service_clusters_built += 1;
         let mut rec = reader.recorder();
-        let cluster_name = ClusterRef::Service {
-            namespace: ns.to_string(),
-            name: name.to_string(),
-            port,
-        }
-        .cluster_name();
-        let app_protocol = rec
-            .service(ns, name)
-            .and_then(|s| s.spec.as_ref())
-            .and_then(|s| s.ports.as_ref())
-            .and_then(|ps| ps.iter().find(|p| p.port == i32::from(port)))
-            .and_then(|p| p.app_protocol.clone());
-        let endpoints = service_endpoints(&mut rec, ns, name, port);
+        let cluster_name = key.cluster_name();
+        let svc_port = service_port(&mut rec, ns, name, port);
+        let app_protocol = svc_port.and_then(|p| p.app_protocol.as_deref());
+        let endpoints = svc_port
+            .map(|p| port_endpoints(&mut rec, ns, name, p))
+            .unwrap_or_default();
         let mut cluster = eds_cluster(&cluster_name);
-        if app_protocol.as_deref() == Some("kubernetes.io/h2c") {
+        if app_protocol == Some("kubernetes.io/h2c") {
             set_http2(&mut cluster, Http2ProtocolOptions::default());
         }
         let built = Arc::new(Built {
@@ -389,14 +383,32 @@ pub(crate) fn service_endpoints(
     name: &str,
     port: u16,
 ) -> Vec<ResolvedEndpoint> {
-    let Some(svc_port) = rec
-        .service(ns, name)
+    match service_port(rec, ns, name, port) {
+        Some(svc_port) => port_endpoints(rec, ns, name, svc_port),
+        None => Vec::new(),
+    }
+}
+
+/// Port `port` of Service `ns/name`, if both exist.
+fn service_port<'s>(
+    rec: &mut Recorder<'s>,
+    ns: &str,
+    name: &str,
+    port: u16,
+) -> Option<&'s ServicePort> {
+    rec.service(ns, name)
         .and_then(|s| s.spec.as_ref())
         .and_then(|s| s.ports.as_ref())
         .and_then(|ps| ps.iter().find(|p| p.port == i32::from(port)))
-    else {
-        return Vec::new();
-    };
+}
+
+/// The endpoints of `svc_port` of Service `ns/name` (see [`service_endpoints`]).
+fn port_endpoints(
+    rec: &mut Recorder<'_>,
+    ns: &str,
+    name: &str,
+    svc_port: &ServicePort,
+) -> Vec<ResolvedEndpoint> {
     let port_name = svc_port.name.as_deref().unwrap_or_default();
     let mut ready = Vec::new();
     let mut serving = Vec::new();

@@ -26,7 +26,9 @@ use crate::model::gateway_api::httproutes::{
     HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewritePathType,
 };
 
-use super::conditions::{Problem, R_UNSUPPORTED_VALUE};
+use std::fmt;
+
+use super::conditions::{FieldPath, Problem, R_UNSUPPORTED_VALUE};
 use super::matches::PathMatch;
 
 /// Header changes on requests or responses.
@@ -110,14 +112,14 @@ impl FilterSet {
 /// Converts a backend-level filter to the rule-level type (the shapes are identical).
 pub(crate) fn from_backend_filter(
     f: &HttpRouteRulesBackendRefsFilters,
-    path: &str,
+    path: &dyn fmt::Display,
 ) -> Result<HttpRouteRulesFilters, Problem> {
     serde_json::to_value(f)
         .and_then(serde_json::from_value)
         .map_err(|e| Problem::new(R_UNSUPPORTED_VALUE, format!("{path}: {e}")))
 }
 
-fn missing(path: &str, field: &str) -> Problem {
+fn missing(path: &dyn fmt::Display, field: &str) -> Problem {
     Problem::new(
         R_UNSUPPORTED_VALUE,
         format!("{path}.{field}: is required by the filter's type"),
@@ -144,13 +146,17 @@ fn header(
 /// match is `matched`. An unsupported value is an error naming the field.
 pub(crate) fn collect(
     filters: &[HttpRouteRulesFilters],
-    path: &str,
+    path: &dyn fmt::Display,
     matched: &PathMatch,
 ) -> Result<FilterSet, Problem> {
     use header_value_option::HeaderAppendAction as A;
     let mut set = FilterSet::default();
     for (i, f) in filters.iter().enumerate() {
-        let p = format!("{path}[{i}]");
+        let p = FieldPath {
+            parent: path,
+            field: "",
+            index: i,
+        };
         match f.r#type {
             HttpRouteRulesFiltersType::RequestHeaderModifier => {
                 let m = f

@@ -16,6 +16,8 @@ use crate::model::gateway_api::httproutes::{
     HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
 };
 
+use std::fmt;
+
 use super::conditions::{Problem, R_UNSUPPORTED_VALUE};
 
 /// How specific a match is; larger sorts first. Field order is the spec's precedence:
@@ -57,7 +59,7 @@ fn exact(v: &str) -> StringMatcher {
     }
 }
 
-fn regex(path: &str, v: &str) -> Result<RegexMatcher, Problem> {
+fn regex(path: &dyn fmt::Display, v: &str) -> Result<RegexMatcher, Problem> {
     // Parsing is the whole check (compiling would build automata we never use, which
     // cost more than the rest of a route's translation); a syntax error reads the same as
     // `regex::Regex::new` reports it.
@@ -78,7 +80,7 @@ fn regex(path: &str, v: &str) -> Result<RegexMatcher, Problem> {
 /// Translates one match (`None`: a rule without matches, which matches every request).
 pub(crate) fn translate(
     m: Option<&HttpRouteRulesMatches>,
-    path: &str,
+    path: &dyn fmt::Display,
 ) -> Result<Translated, Problem> {
     let mut rm = RouteMatch::default();
     let mut spec = Specificity::default();
@@ -109,7 +111,7 @@ pub(crate) fn translate(
         HttpRouteRulesMatchesPathType::RegularExpression => {
             spec.path_kind = 2;
             rm.path_specifier = Some(route_match::PathSpecifier::SafeRegex(regex(
-                &format!("{path}.path.value"),
+                &format_args!("{path}.path.value"),
                 &value,
             )?));
             PathMatch::Regex
@@ -152,7 +154,7 @@ pub(crate) fn translate(
                 Some(HttpRouteRulesMatchesHeadersType::RegularExpression) => {
                     header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
                         match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(
-                            &format!("{path}.headers[{i}].value"),
+                            &format_args!("{path}.headers[{i}].value"),
                             &h.value,
                         )?)),
                         ..Default::default()
@@ -177,7 +179,7 @@ pub(crate) fn translate(
             let sm = match q.r#type {
                 Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression) => StringMatcher {
                     match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(
-                        &format!("{path}.queryParams[{i}].value"),
+                        &format_args!("{path}.queryParams[{i}].value"),
                         &q.value,
                     )?)),
                     ..Default::default()

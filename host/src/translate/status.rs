@@ -175,6 +175,11 @@ pub(crate) struct RouteStatusCache {
     entries: FastMap<ObjectKey, RouteStatusEntry>,
     /// Every attached route's status as of the last pass.
     statuses: Statuses,
+    /// The status built last this pass, with the route and binding it was built from: a
+    /// route with the same outcome (references resolved, generation and parent outcomes,
+    /// as most routes behind one Gateway have) shares that value instead of serialising
+    /// its own. At 10,000 routes that is 10,000 JSON trees fewer.
+    last: Option<(Arc<RouteIr>, Arc<Binding>, Arc<Value>)>,
 }
 
 struct RouteStatusEntry {
@@ -185,7 +190,9 @@ struct RouteStatusEntry {
 
 impl RouteStatusCache {
     /// The status of route `key` (translated as `ir`, bound as `binding`): the memoised
-    /// one if neither changed, else `build`'s, memoised.
+    /// one if neither changed, else `build`'s, memoised. `build` reads only the route's
+    /// `resolved` and `generation` and the binding's `parents`, so the value built last
+    /// this pass from equal ones is taken as it is.
     fn get_or_build(
         &mut self,
         key: &ObjectKey,
@@ -199,7 +206,20 @@ impl RouteStatusCache {
                 return e.status.clone();
             }
         }
-        let status = Arc::new(build());
+        let status = match &self.last {
+            Some((last_ir, last_binding, status))
+                if last_ir.resolved == ir.resolved
+                    && last_ir.generation == ir.generation
+                    && last_binding.parents == binding.parents =>
+            {
+                status.clone()
+            }
+            _ => {
+                let status = Arc::new(build());
+                self.last = Some((ir.clone(), binding.clone(), status.clone()));
+                status
+            }
+        };
         let entry = RouteStatusEntry {
             ir: ir.clone(),
             binding: binding.clone(),
@@ -212,6 +232,8 @@ impl RouteStatusCache {
     /// Every attached route's status, memoised or built; routes no longer attached are
     /// forgotten.
     fn rebuild(&mut self, attachments: &Attachments, build: impl Fn(&RouteIr, &Binding) -> Value) {
+        // Built in an earlier pass, with an earlier time in its conditions.
+        self.last = None;
         let statuses: Statuses = attachments
             .parents
             .iter()
@@ -234,6 +256,7 @@ impl RouteStatusCache {
         attachments: &Attachments,
         build: impl Fn(&RouteIr, &Binding) -> Value,
     ) {
+        self.last = None;
         for key in changed {
             match attachments.parents.get(key) {
                 Some(Bound { ir, binding }) => {
