@@ -251,6 +251,41 @@ impl TypeResources {
     }
 }
 
+/// Looks up names in a [`TypeResources`] in ascending order (as the translator lists
+/// them), each from where the previous one was found: a step or two, not a search,
+/// when the list is much the same as the names asked. Any order is still answered.
+struct Cursor<'a> {
+    list: &'a [Arc<Resource>],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(resources: Option<&'a TypeResources>) -> Self {
+        Self {
+            list: resources.map_or(&[], |r| &r.resources),
+            at: 0,
+        }
+    }
+
+    /// The resource named `name`, if the list has it.
+    fn find(&mut self, name: &str) -> Option<&'a Arc<Resource>> {
+        let list = self.list;
+        let ahead = list.get(self.at..).unwrap_or(&[]);
+        let i = match ahead.iter().take(4).position(|r| r.name.as_str() >= name) {
+            Some(step) if ahead[step].name == name => self.at + step,
+            Some(step) if self.at == 0 || list[self.at - 1].name.as_str() < name => {
+                // Between two neighbours: not in the list.
+                self.at += step;
+                return None;
+            }
+            // Further on, or behind (asked out of order): search.
+            _ => list.binary_search_by(|r| r.name.as_str().cmp(name)).ok()?,
+        };
+        self.at = i + 1;
+        Some(&list[i])
+    }
+}
+
 // === Snapshot ===
 
 /// Everything one Gateway's proxies are served, versioned by content.
@@ -291,15 +326,13 @@ impl Snapshot {
             items: &[Arc<M>],
             name: impl Fn(&M) -> &str,
         ) -> TypeResources {
-            let previous = previous.map(|p| p.resources(ty));
+            let mut previous = Cursor::new(previous.map(|p| p.resources(ty)));
             TypeResources::new(
                 items
                     .iter()
                     .map(|m| {
                         let name = name(m);
-                        let reused = previous
-                            .and_then(|p| p.get(name))
-                            .filter(|r| r.origin.is(m));
+                        let reused = previous.find(name).filter(|r| r.origin.is(m));
                         match reused {
                             Some(r) => r.clone(),
                             None => Arc::new(Resource::encode(
@@ -555,6 +588,43 @@ mod tests {
     use crate::model::Kind;
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
     use prost::Name;
+
+    #[test]
+    fn type_resources_are_in_name_order_and_the_later_of_two_names_wins() {
+        let r = |name: &str, body: u8| Arc::new(Resource::new(name.into(), "t", vec![body]));
+        let list = TypeResources::new(vec![r("b", 1), r("a", 1), r("b", 2), r("c", 1)]);
+        let names: Vec<&str> = list.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(list.get("b").map(|r| r.value().to_vec()), Some(vec![2]));
+        assert!(list.get("d").is_none());
+    }
+
+    #[test]
+    fn a_cursor_finds_what_a_search_finds_whatever_the_order_asked() {
+        let list = TypeResources::new(
+            (0..200)
+                .filter(|i| i % 3 != 0)
+                .map(|i| Arc::new(Resource::new(format!("n{i:03}"), "t", Vec::new())))
+                .collect(),
+        );
+        // Ascending with gaps, runs, repeats, jumps back and names past the end.
+        let mut state = 7u32;
+        let mut asks: Vec<u32> = (0..210).collect();
+        for _ in 0..400 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            asks.push((state >> 8) % 215);
+        }
+        let mut cursor = Cursor::new(Some(&list));
+        for i in asks {
+            let name = format!("n{i:03}");
+            assert_eq!(
+                cursor.find(&name).map(|r| r.name.as_str()),
+                list.get(&name).map(|r| r.name.as_str()),
+                "{name}"
+            );
+        }
+        assert!(Cursor::new(None).find("n001").is_none());
+    }
 
     fn mk_gateway(name: impl ToString) -> ObjectKey {
         ObjectKey::namespaced(Kind::Gateway, "default", name.to_string())
