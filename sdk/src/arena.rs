@@ -73,7 +73,9 @@ impl<const N: usize> Arena<N> {
         // SAFETY: single-threaded, and no caller holds a reference across this call.
         let state = unsafe { &mut *self.state.get() };
         let base = self.base();
-        let start = (base + state.next).checked_next_multiple_of(layout.align())? - base;
+        // `Layout` alignments are powers of two: round up with a mask, not a division.
+        let mask = layout.align() - 1;
+        let start = ((base + state.next).checked_add(mask)? & !mask) - base;
         let end = start.checked_add(layout.size())?;
         if end > N {
             return None;

@@ -14,9 +14,9 @@ use weir_plugin_sdk::envoy::config::endpoint::v3::{
 use weir_plugin_sdk::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use weir_plugin_sdk::pack;
 use weir_plugin_sdk::prost::encoding::{self, WireType};
-use weir_plugin_sdk::prost_types::{Struct, Value, value};
+use weir_plugin_sdk::prost_types::{Duration as ProtoDuration, Struct, Value, value};
 
-use crate::config::{Host, StaticConfig};
+use crate::config::StaticConfig;
 
 /// How long Envoy waits for a connection to a host (K8sGateway's default).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,11 +90,15 @@ struct EndpointParts<'a> {
     port: u32,
     /// The hostname Envoy uses for auto host rewrite and stats (empty for an IP).
     hostname: &'a str,
+    /// Whether the address is an IP.
+    is_ip: bool,
+    /// The SNI to send to the host, if any.
+    sni: Option<&'a str>,
     weight: Option<u32>,
     /// The transport socket match metadata, when hosts have different SNIs.
     metadata: Option<Metadata>,
     /// Encoded lengths of its `SocketAddress`, `Endpoint` and `LbEndpoint`, measured
-    /// once ([`EndpointParts::measured`]) rather than at each of their uses.
+    /// once ([`EndpointParts::measure`]) rather than at each of their uses.
     socket_address_len: usize,
     endpoint_len: usize,
     lb_endpoint_len: usize,
@@ -103,42 +107,43 @@ struct EndpointParts<'a> {
 impl<'a> Parts<'a> {
     fn new(config: &'a StaticConfig) -> Self {
         // Parse each address once: whether it is an IP decides the discovery type, the
-        // endpoint's hostname and (with autoSniRewrite) its SNI.
-        let hosts: Vec<(&Host, bool, Option<&str>)> = config
+        // endpoint's hostname and (with autoSniRewrite) its SNI. One vector holds the
+        // endpoints from the start; they are measured once their metadata is known.
+        let mut endpoints: Vec<EndpointParts> = config
             .hosts
             .iter()
             .map(|host| {
                 let is_ip = host.is_ip();
-                (host, is_ip, config.sni_for_parsed(host, || is_ip))
+                EndpointParts {
+                    addr: &host.addr,
+                    port: host.port(),
+                    hostname: if is_ip { "" } else { &host.addr },
+                    is_ip,
+                    sni: config.sni_for_parsed(host, || is_ip),
+                    weight: host
+                        .load_balancing_weight
+                        .and_then(|w| u32::try_from(w).ok()),
+                    metadata: None,
+                    socket_address_len: 0,
+                    endpoint_len: 0,
+                    lb_endpoint_len: 0,
+                }
             })
             .collect();
-        let discovery = if hosts.iter().all(|&(_, is_ip, _)| is_ip) {
+        let discovery = if endpoints.iter().all(|e| e.is_ip) {
             cluster::DiscoveryType::Static
         } else {
             cluster::DiscoveryType::StrictDns
         };
         let tls = config.tls();
-        let first_sni = hosts.first().and_then(|&(_, _, sni)| sni);
-        let per_host_sni = tls && hosts.iter().any(|&(_, _, sni)| sni != first_sni);
-
-        let endpoints: Vec<EndpointParts> = hosts
-            .iter()
-            .map(|&(host, is_ip, sni)| {
-                EndpointParts {
-                    addr: &host.addr,
-                    port: host.port(),
-                    hostname: if is_ip { "" } else { &host.addr },
-                    weight: host
-                        .load_balancing_weight
-                        .and_then(|w| u32::try_from(w).ok()),
-                    metadata: sni.filter(|_| per_host_sni).map(sni_metadata),
-                    socket_address_len: 0,
-                    endpoint_len: 0,
-                    lb_endpoint_len: 0,
-                }
-                .measured()
-            })
-            .collect();
+        let first_sni = endpoints.first().and_then(|e| e.sni);
+        let per_host_sni = tls && endpoints.iter().any(|e| e.sni != first_sni);
+        for endpoint in &mut endpoints {
+            if per_host_sni {
+                endpoint.metadata = endpoint.sni.map(sni_metadata);
+            }
+            endpoint.measure();
+        }
         let locality_len = endpoints
             .iter()
             .map(|e| nested_len(endpoint_field::LB_ENDPOINTS, e.lb_endpoint_len))
@@ -155,7 +160,7 @@ impl<'a> Parts<'a> {
             // Hosts without an SNI fall back to the cluster's own socket. One match per
             // distinct SNI, in name order.
             (true, true) => {
-                let snis: BTreeSet<&str> = hosts.iter().filter_map(|&(_, _, sni)| sni).collect();
+                let snis: BTreeSet<&str> = endpoints.iter().filter_map(|e| e.sni).collect();
                 let matches = snis
                     .into_iter()
                     .map(|sni| cluster::TransportSocketMatch {
@@ -205,10 +210,10 @@ impl<'a> Parts<'a> {
             );
         let mut buf = Vec::with_capacity(len);
         put_string(field::NAME, name, &mut buf);
-        encoding::int32::encode(field::TYPE, &discovery, &mut buf);
-        encoding::message::encode(field::CONNECT_TIMEOUT, &timeout, &mut buf);
+        put_int32(field::TYPE, discovery, &mut buf);
+        put_duration(field::CONNECT_TIMEOUT, &timeout, &mut buf);
         if dns_lookup_family != 0 {
-            encoding::int32::encode(field::DNS_LOOKUP_FAMILY, &dns_lookup_family, &mut buf);
+            put_int32(field::DNS_LOOKUP_FAMILY, dns_lookup_family, &mut buf);
         }
         if let Some(socket) = &self.transport_socket {
             encoding::message::encode(field::TRANSPORT_SOCKET, socket, &mut buf);
@@ -309,7 +314,7 @@ impl EndpointParts<'_> {
     }
 
     /// Fills in the encoded lengths of the endpoint's messages.
-    fn measured(mut self) -> Self {
+    fn measure(&mut self) {
         self.socket_address_len = string_len(endpoint_field::SOCKET_ADDRESS_ADDRESS, self.addr)
             + encoding::uint32::encoded_len(endpoint_field::PORT_VALUE, &self.port);
         self.endpoint_len = nested_len(
@@ -323,7 +328,6 @@ impl EndpointParts<'_> {
             + self.weight.map_or(0, |weight| {
                 encoding::message::encoded_len(endpoint_field::WEIGHT, &weight)
             });
-        self
     }
 
     /// Writes the `LbEndpoint` (without its own key and length), fields in number order.
@@ -337,13 +341,21 @@ impl EndpointParts<'_> {
         );
         put_header(endpoint_field::SOCKET_ADDRESS, socket_address_len, buf);
         put_string(endpoint_field::SOCKET_ADDRESS_ADDRESS, self.addr, buf);
-        encoding::uint32::encode(endpoint_field::PORT_VALUE, &self.port, buf);
+        put_uint32(endpoint_field::PORT_VALUE, self.port, buf);
         put_string(endpoint_field::HOSTNAME, self.hostname, buf);
         if let Some(metadata) = &self.metadata {
             encoding::message::encode(endpoint_field::METADATA, metadata, buf);
         }
-        if let Some(weight) = &self.weight {
-            encoding::message::encode(endpoint_field::WEIGHT, weight, buf);
+        if let Some(weight) = self.weight {
+            // A `UInt32Value`: its one field, skipped when zero as proto3 does.
+            let len = match weight {
+                0 => 0,
+                w => encoding::uint32::encoded_len(1, &w),
+            };
+            put_header(endpoint_field::WEIGHT, len, buf);
+            if weight != 0 {
+                put_uint32(1, weight, buf);
+            }
         }
     }
 }
@@ -367,13 +379,49 @@ fn put_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
     put_varint(len as u64, buf);
 }
 
-/// Writes `value` as a varint, inline when it fits in one byte (every key a static
-/// cluster writes, and most lengths), through prost otherwise.
-fn put_varint(value: u64, buf: &mut Vec<u8>) {
-    if value < 0x80 {
-        buf.push(value as u8);
-    } else {
-        encoding::encode_varint(value, buf);
+/// Writes `value` as a varint, inline: prost's `encode_varint` goes through `BufMut`
+/// byte by byte, several times the cost for the one- and two-byte varints written here.
+#[inline]
+fn put_varint(mut value: u64, buf: &mut Vec<u8>) {
+    while value >= 0x80 {
+        buf.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+/// Writes the key of varint field `tag`.
+fn put_varint_key(tag: u32, buf: &mut Vec<u8>) {
+    put_varint(u64::from(tag << 3 | WireType::Varint as u32), buf);
+}
+
+/// Writes `int32` field `tag` as prost does (negative values sign-extended to 64 bits).
+fn put_int32(tag: u32, value: i32, buf: &mut Vec<u8>) {
+    put_varint_key(tag, buf);
+    put_varint(i64::from(value) as u64, buf);
+}
+
+/// Writes `uint32` field `tag`.
+fn put_uint32(tag: u32, value: u32, buf: &mut Vec<u8>) {
+    put_varint_key(tag, buf);
+    put_varint(u64::from(value), buf);
+}
+
+/// Writes `google.protobuf.Duration` field `tag` as prost does (zero fields skipped).
+fn put_duration(tag: u32, duration: &ProtoDuration, buf: &mut Vec<u8>) {
+    let seconds = duration.seconds as u64;
+    let nanos = i64::from(duration.nanos) as u64;
+    let field_len = |value: u64| match value {
+        0 => 0,
+        v => 1 + encoding::encoded_len_varint(v),
+    };
+    put_header(tag, field_len(seconds) + field_len(nanos), buf);
+    if duration.seconds != 0 {
+        put_varint_key(1, buf);
+        put_varint(duration.seconds as u64, buf);
+    }
+    if duration.nanos != 0 {
+        put_int32(2, duration.nanos, buf);
     }
 }
 

@@ -216,6 +216,7 @@ fn encoded_cluster_is_the_prost_encoding_of_the_built_one() {
         r#"{"hosts":[{"addr":"10.0.0.1","port":8443,"sniAddr":"api.example.com"}]}"#,
         r#"{"useTls":true,"hosts":[{"addr":"a.example.com","port":443},{"addr":"b.example.com","port":443,"loadBalancingWeight":3},{"addr":"10.0.0.9","port":443}]}"#,
         r#"{"autoSniRewrite":false,"useTls":false,"hosts":[{"addr":"::1","port":9000}]}"#,
+        r#"{"hosts":[{"addr":"10.0.0.1","port":65535,"loadBalancingWeight":4294967295},{"addr":"10.0.0.2","port":1,"loadBalancingWeight":1}]}"#,
     ];
     for json in configs {
         let config = StaticConfig::from_json(json).unwrap();
