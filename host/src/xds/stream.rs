@@ -2,12 +2,11 @@
 //! subscription rules, and the make-before-break walk over resource types.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::model::ObjectKey;
 use crate::xds::bind::View;
-use crate::xds::names::Names;
+use crate::xds::names::{NameSet, Names};
 use crate::xds::{NackReport, NackReports, ResourceType, XdsMetrics};
 
 /// The identity of a stream and where it reports.
@@ -84,7 +83,7 @@ pub(crate) struct Subscription {
     /// SotW only: the first request had no names and no named request followed.
     legacy_wildcard: bool,
     /// Explicitly subscribed names (`*` excluded), interned: shared with other streams.
-    pub names: BTreeSet<Arc<str>>,
+    pub names: NameSet,
 }
 
 impl Subscription {
@@ -98,10 +97,7 @@ impl Subscription {
         self.requested = true;
         self.wildcard =
             names.iter().any(|n| n == "*") || (names.is_empty() && self.legacy_wildcard);
-        self.names = interned
-            .intern(names.iter().map(String::as_str).filter(|n| *n != "*"))
-            .into_iter()
-            .collect();
+        self.names = interned.set_of(names.iter().map(String::as_str).filter(|n| *n != "*"));
     }
 
     /// A delta request changes the subscription.
@@ -111,14 +107,14 @@ impl Subscription {
         }
         self.requested = true;
         self.wildcard |= subscribe.iter().any(|n| n == "*");
-        let named = subscribe.iter().map(String::as_str).filter(|n| *n != "*");
-        self.names.extend(interned.intern(named));
-        for name in unsubscribe {
-            if name == "*" {
-                self.wildcard = false;
-            } else {
-                self.names.remove(name.as_str());
-            }
+        if unsubscribe.iter().any(|n| n == "*") {
+            self.wildcard = false;
+        }
+        fn named(names: &[String]) -> impl Iterator<Item = &str> {
+            names.iter().map(String::as_str).filter(|n| *n != "*")
+        }
+        if named(subscribe).next().is_some() || named(unsubscribe).next().is_some() {
+            self.names = interned.change_set(&self.names, named(subscribe), named(unsubscribe));
         }
     }
 
