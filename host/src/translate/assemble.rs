@@ -124,8 +124,8 @@ pub(crate) struct GatewayOptions<'t, 'p> {
 /// (no VirtualHostOptions, no redirect waiting for the listener's port), each with the
 /// route IRs it was built from. A later port's virtual host for the same domain from the
 /// very same IRs (held here, so a pointer cannot be reused within the pass) is then
-/// that `Arc` (its twin) as it is: neither built nor compared deeply, which halves the virtual-host work of a Gateway whose HTTP and HTTPS ports
-/// serve the same routes.
+/// that `Arc` (its twin) as it is: neither built nor compared deeply, which halves the
+/// virtual-host work of a Gateway whose HTTP and HTTPS ports serve the same routes.
 #[derive(Default)]
 pub(crate) struct PortlessHosts(FastMap<*const VirtualHost, (Arc<VirtualHost>, Vec<Arc<RouteIr>>)>);
 

@@ -65,13 +65,19 @@ struct TypeState {
 }
 
 impl TypeState {
+    /// Whether the proxy holds `name` when `held_view` (or the synced view) has it: it is
+    /// subscribed and was not subscribed to after the proxy came to hold that view.
+    fn holds_if_in_view(&self, name: &str) -> bool {
+        self.sub.wants(name) && !self.unsent.contains(name)
+    }
+
     /// The version of `name` the proxy holds, if any.
     fn held_version(&self, ty: ResourceType, name: &str) -> Option<&str> {
         match &self.held_view {
             Some(view) => view
                 .resources(ty)
                 .get(name)
-                .filter(|_| self.sub.wants(name) && !self.unsent.contains(name))
+                .filter(|_| self.holds_if_in_view(name))
                 .map(|r| r.version.as_str()),
             None => self.held.get(name).map(String::as_str),
         }
@@ -83,7 +89,7 @@ impl TypeState {
             Some(view) => Box::new(
                 view.resources(ty)
                     .iter()
-                    .filter(|r| self.sub.wants(&r.name) && !self.unsent.contains(&*r.name))
+                    .filter(|r| self.holds_if_in_view(&r.name))
                     .map(|r| r.name.as_str()),
             ),
             None => Box::new(self.held.keys().map(String::as_str)),
@@ -111,7 +117,7 @@ impl TypeState {
             self.held = view
                 .resources(ty)
                 .iter()
-                .filter(|r| self.sub.wants(&r.name) && !self.unsent.contains(&*r.name))
+                .filter(|r| self.holds_if_in_view(&r.name))
                 .map(|r| (r.name.clone(), r.version.clone()))
                 .collect();
         }
@@ -227,7 +233,7 @@ impl TypeState {
         to: &View,
         retain_stale: bool,
     ) -> (Option<Plan>, bool) {
-        let wants = |name: &str| self.sub.wants(name) && !self.unsent.contains(name);
+        let wants = |name: &str| self.holds_if_in_view(name);
         let mut updated = Vec::new();
         let mut removed = Vec::new();
         let mut kept_stale = false;
@@ -287,15 +293,14 @@ impl TypeState {
             })
             .cloned()
             .collect();
-        let mut removed: Vec<String> = self
+        let mut stale = self
             .held_names(ty)
-            .filter(|name| current.get(name).is_none())
-            .map(str::to_string)
-            .collect();
-        let kept_stale = retain_stale && !removed.is_empty();
-        if retain_stale {
-            removed.clear();
-        }
+            .filter(|name| current.get(name).is_none());
+        let (mut removed, kept_stale): (Vec<String>, bool) = if retain_stale {
+            (Vec::new(), stale.next().is_some())
+        } else {
+            (stale.map(str::to_string).collect(), false)
+        };
         // Subscribed by name, never held, not in the snapshot: "does not exist".
         removed.extend(
             self.sub

@@ -229,10 +229,14 @@ impl TypeResources {
 
     /// The resource with this name.
     pub fn get(&self, name: &str) -> Option<&Arc<Resource>> {
+        self.position(name).map(|i| &self.resources[i])
+    }
+
+    /// Where the resource with this name is in the list.
+    fn position(&self, name: &str) -> Option<usize> {
         self.resources
             .binary_search_by(|r| r.name.as_str().cmp(name))
             .ok()
-            .map(|i| &self.resources[i])
     }
 
     /// The resources in name order.
@@ -255,21 +259,19 @@ impl TypeResources {
 /// them), each from where the previous one was found: a step or two, not a search,
 /// when the list is much the same as the names asked. Any order is still answered.
 struct Cursor<'a> {
-    list: &'a [Arc<Resource>],
+    resources: Option<&'a TypeResources>,
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
     fn new(resources: Option<&'a TypeResources>) -> Self {
-        Self {
-            list: resources.map_or(&[], |r| &r.resources),
-            at: 0,
-        }
+        Self { resources, at: 0 }
     }
 
     /// The resource named `name`, if the list has it.
     fn find(&mut self, name: &str) -> Option<&'a Arc<Resource>> {
-        let list = self.list;
+        let resources = self.resources?;
+        let list = &resources.resources[..];
         let ahead = list.get(self.at..).unwrap_or(&[]);
         let i = match ahead.iter().take(4).position(|r| r.name.as_str() >= name) {
             Some(step) if ahead[step].name == name => self.at + step,
@@ -279,7 +281,7 @@ impl<'a> Cursor<'a> {
                 return None;
             }
             // Further on, or behind (asked out of order): search.
-            _ => list.binary_search_by(|r| r.name.as_str().cmp(name)).ok()?,
+            _ => resources.position(name)?,
         };
         self.at = i + 1;
         Some(&list[i])
