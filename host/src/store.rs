@@ -164,7 +164,7 @@ pub struct Store {
     /// Service name in their `kubernetes.io/service-name` label, so a Service's slices
     /// are one lookup by `&str` (no allocation, no search of `objects` per slice). Kept
     /// in step by `insert` and `remove`.
-    slices_by_service: BTreeMap<String, BTreeMap<String, BTreeMap<String, Entry>>>,
+    slices_by_service: BTreeMap<String, BTreeMap<String, ServiceSlices>>,
     /// Per kind, the [`Revision`] of the last content change (create, update, delete) to
     /// an object of that kind; absent for kinds never changed. Bumped by `apply`, `delete`
     /// and `reset`.
@@ -292,7 +292,7 @@ impl Store {
                 .or_default()
                 .entry(svc)
                 .or_default()
-                .insert(key.name.clone(), entry.clone());
+                .insert(&key.name, entry.clone());
         }
         self.objects.insert(key, entry);
     }
@@ -304,7 +304,7 @@ impl Store {
             && let Some(names) = services.get_mut(&svc)
         {
             names.remove(&key.name);
-            if names.is_empty() {
+            if names.0.is_empty() {
                 services.remove(&svc);
                 if services.is_empty() {
                     self.slices_by_service.remove(&ns);
@@ -532,7 +532,34 @@ impl Store {
             .get(namespace)
             .and_then(|services| services.get(service))
             .into_iter()
-            .flat_map(BTreeMap::values)
+            .flat_map(|slices| slices.0.iter().map(|(_, entry)| entry))
+    }
+}
+
+/// The EndpointSlices of one Service, ordered by name. Almost every Service has one to
+/// three, so a sorted `Vec` (one small allocation) stands in for a map, whose smallest
+/// node would hold room for eleven.
+#[derive(Clone, Debug, Default)]
+struct ServiceSlices(Vec<(String, Entry)>);
+
+impl ServiceSlices {
+    /// Adds or replaces the slice `name`.
+    fn insert(&mut self, name: &str, entry: Entry) {
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) => self.0[i].1 = entry,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (name.to_string(), entry));
+            }
+        }
+    }
+
+    /// Removes the slice `name`, if present.
+    fn remove(&mut self, name: &str) {
+        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            self.0.remove(i);
+            self.0.shrink_to_fit();
+        }
     }
 }
 

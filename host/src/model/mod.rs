@@ -14,11 +14,13 @@
 //!   `apiVersion` + `kind` to a [`Kind`], including K8sGateway's groups (`gloo.solo.io`,
 //!   `gateway.solo.io`), whose manifests read as Weir's kinds unchanged.
 //! - [`secret`] wraps Secrets so their values never print.
+//! - [`compact`] trims decoded Services and EndpointSlices to the memory they need.
 //! - [`crds`] renders the CRDs (`weir crds`).
 //!
 //! This layer depends on the API types only: no Kubernetes client or runtime, no tonic, no
 //! wasmtime.
 
+pub mod compact;
 pub mod crds;
 pub mod direct_response;
 pub mod duration;

@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::model::{Object, ObjectKey};
@@ -34,31 +35,64 @@ pub struct DirSource {
     /// The same directory as an absolute path (what file watchers report).
     absolute_root: PathBuf,
     /// Every manifest file read, in path order (the order definitions resolve in).
-    files: BTreeMap<PathBuf, CachedFile>,
-    /// The files defining each key.
-    defined_in: BTreeMap<ObjectKey, BTreeSet<PathBuf>>,
+    files: BTreeMap<Arc<Path>, CachedFile>,
+    /// The files defining each key, in path order: almost always one, shared with `files`.
+    defined_in: BTreeMap<ObjectKey, Vec<Arc<Path>>>,
 }
 
 #[derive(Debug)]
 struct CachedFile {
     stamp: Stamp,
     parsed: ParsedFile,
-    /// Where each key sits in `parsed.objects`, so looking a key up does not scan the
-    /// file (a file of N objects would otherwise cost N² per change).
-    index: BTreeMap<ObjectKey, Vec<usize>>,
+    /// Each key with where it sits in `parsed.objects`, ordered by key (then position),
+    /// so looking a key up does not scan the file (a file of N objects would otherwise
+    /// cost N² per change). A sorted list: most files define one object or a few.
+    index: Vec<(ObjectKey, usize)>,
 }
 
 impl CachedFile {
     fn new(stamp: Stamp, parsed: ParsedFile) -> Self {
-        let mut index: BTreeMap<ObjectKey, Vec<usize>> = BTreeMap::new();
-        for (position, (object, _)) in parsed.objects.iter().enumerate() {
-            index.entry(object.key()).or_default().push(position);
-        }
+        let mut index: Vec<(ObjectKey, usize)> = parsed
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(position, (object, _))| (object.key(), position))
+            .collect();
+        index.sort_unstable();
         Self {
             stamp,
             parsed,
             index,
         }
+    }
+
+    /// Where `key` sits in `parsed.objects`, in file order.
+    fn positions<'a>(&'a self, key: &ObjectKey) -> impl Iterator<Item = usize> + 'a {
+        let start = self.index.partition_point(|(k, _)| k < key);
+        let end = start + self.index[start..].partition_point(|(k, _)| k == key);
+        self.index[start..end].iter().map(|&(_, at)| at)
+    }
+
+    /// Whether the file defines `key`.
+    fn defines(&self, key: &ObjectKey) -> bool {
+        self.positions(key).next().is_some()
+    }
+
+    /// The keys the file defines, each once, in key order.
+    fn into_keys(self) -> impl Iterator<Item = ObjectKey> {
+        let mut keys: Vec<ObjectKey> = self.index.into_iter().map(|(k, _)| k).collect();
+        keys.dedup();
+        keys.into_iter()
+    }
+
+    /// The same, borrowed.
+    fn keys(&self) -> impl Iterator<Item = &ObjectKey> {
+        let mut last: Option<&ObjectKey> = None;
+        self.index.iter().filter_map(move |(k, _)| {
+            let new = last != Some(k);
+            last = Some(k);
+            new.then_some(k)
+        })
     }
 }
 
@@ -159,7 +193,7 @@ impl DirSource {
         }
         let mut read = Vec::new();
         // A scope's files are one contiguous range of the path-ordered map.
-        let mut removed: Vec<PathBuf> = scopes
+        let mut removed: Vec<Arc<Path>> = scopes
             .iter()
             .flat_map(|scope| {
                 self.files
@@ -170,7 +204,7 @@ impl DirSource {
                     .map(|(file, _)| file)
                     .take_while(move |file| file.starts_with(scope))
             })
-            .filter(|file| !present.contains(*file))
+            .filter(|file| !present.contains(&***file))
             .cloned()
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -179,12 +213,15 @@ impl DirSource {
             let stamp = match std::fs::metadata(&file) {
                 Ok(meta) => (meta.len(), meta.modified().ok()),
                 Err(source) if source.kind() == std::io::ErrorKind::NotFound => {
-                    removed.push(file);
+                    removed.push(Arc::from(file));
                     continue;
                 }
                 Err(source) => return Err(Error::Read { path: file, source }),
             };
-            let unchanged = self.files.get(&file).is_some_and(|c| c.stamp == stamp);
+            let unchanged = self
+                .files
+                .get(file.as_path())
+                .is_some_and(|c| c.stamp == stamp);
             if unchanged && !forced.contains(&file) {
                 continue;
             }
@@ -193,7 +230,7 @@ impl DirSource {
                 Err(Error::Read { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
-                    removed.push(file);
+                    removed.push(Arc::from(file));
                 }
                 Err(err) => return Err(err),
             }
@@ -216,17 +253,23 @@ impl DirSource {
             refresh
                 .diagnostics
                 .extend(cached.parsed.diagnostics.iter().cloned());
-            for key in cached.index.keys() {
-                self.defined_in
-                    .entry(key.clone())
-                    .or_default()
-                    .insert(file.clone());
+            // One shared copy of the path names the file everywhere.
+            let file: Arc<Path> = match self.files.get_key_value(file.as_path()) {
+                Some((known, _)) => known.clone(),
+                None => Arc::from(file),
+            };
+            for key in cached.keys() {
+                let files = self.defined_in.entry(key.clone()).or_default();
+                if let Err(at) = files.binary_search(&file) {
+                    files.reserve_exact(1);
+                    files.insert(at, file.clone());
+                }
                 touched.insert(key.clone());
             }
             if let Some(old) = self.files.insert(file.clone(), cached) {
                 // Keys the file still defines keep their `defined_in` entry.
-                for key in old.index.into_keys() {
-                    if !self.files[&file].index.contains_key(&key) {
+                for key in old.into_keys() {
+                    if !self.files[&file].defines(&key) {
                         self.undefine(&key, &file);
                     }
                     touched.insert(key);
@@ -244,7 +287,7 @@ impl DirSource {
     }
 
     fn forget(&mut self, file: &Path, old: CachedFile, touched: &mut BTreeSet<ObjectKey>) {
-        for key in old.index.into_keys() {
+        for key in old.into_keys() {
             self.undefine(&key, file);
             touched.insert(key);
         }
@@ -252,7 +295,7 @@ impl DirSource {
 
     fn undefine(&mut self, key: &ObjectKey, file: &Path) {
         if let Some(files) = self.defined_in.get_mut(key) {
-            files.remove(file);
+            files.retain(|f| **f != *file);
             if files.is_empty() {
                 self.defined_in.remove(key);
             }
@@ -270,9 +313,9 @@ impl DirSource {
             .flatten()
             .flat_map(|file| {
                 let cached = &self.files[file];
-                cached.index.get(key).into_iter().flatten().map(move |&at| {
+                cached.positions(key).map(move |at| {
                     let (object, line) = &cached.parsed.objects[at];
-                    (file.as_path(), *line, object)
+                    (&**file, *line, object)
                 })
             })
     }

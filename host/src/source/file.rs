@@ -26,11 +26,11 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use crate::model::gateway_api::{
-    EndpointSlice, Gateway, GatewayClass, HttpRoute, Namespace, ReferenceGrant, Secret, Service,
+    Gateway, GatewayClass, HttpRoute, Namespace, ReferenceGrant, Secret,
 };
 use crate::model::{
     DEFAULT_NAMESPACE, DirectResponse, HttpListenerOption, Kind, ListenerOption, Object, ObjectKey,
-    RouteOption, TypeMetaError, Upstream, VirtualHostOption,
+    RouteOption, TypeMetaError, Upstream, VirtualHostOption, compact,
 };
 
 use super::SourceEvent;
@@ -643,8 +643,8 @@ fn decode_object(
         Kind::HttpListenerOption => decode::<HttpListenerOption>(input, ignored)?.into(),
         Kind::DirectResponse => decode::<DirectResponse>(input, ignored)?.into(),
         Kind::Namespace => decode::<Namespace>(input, ignored)?.into(),
-        Kind::Service => decode::<Service>(input, ignored)?.into(),
-        Kind::EndpointSlice => decode::<EndpointSlice>(input, ignored)?.into(),
+        Kind::Service => compact::service(decode(input, ignored)?).into(),
+        Kind::EndpointSlice => compact::endpoint_slice(decode(input, ignored)?).into(),
         Kind::Secret => decode::<Secret>(input, ignored)?.into(),
     })
 }
