@@ -62,8 +62,20 @@ impl CompileCache {
             }
         }
         let compiled = engine.precompile_component(bytes)?;
-        if let Err(err) = write_atomically(&path, &compiled) {
-            tracing::debug!(path = %path.display(), "cannot write plugin cache entry: {err}");
+        match write_atomically(&path, &compiled) {
+            // Mapped from the file, as a cached load is, the code is page cache the kernel
+            // can share and reclaim rather than ~10 MiB of the process's own memory per
+            // plugin.
+            // SAFETY: this engine wrote the file a moment ago, as above.
+            Ok(()) => match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok((component, false)),
+                Err(err) => {
+                    tracing::debug!(path = %path.display(), "cannot map the new cache entry: {err:#}")
+                }
+            },
+            Err(err) => {
+                tracing::debug!(path = %path.display(), "cannot write plugin cache entry: {err}")
+            }
         }
         // SAFETY: `compiled` was produced by this very engine a moment ago.
         let component = unsafe { Component::deserialize(engine, &compiled)? };
