@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
-use crate::xds::bind::View;
+use crate::xds::bind::{Resources, View};
 use crate::xds::names::Names;
 use crate::xds::stream::{Machine, PlanMemo, StreamCtx, Subscription, walk};
 use crate::xds::wire::DeltaResponse;
@@ -344,7 +344,21 @@ impl Plan {
 struct InFlight {
     nonce: String,
     version: String,
-    names: Vec<String>,
+    /// What the response carried, for a NACK to name (shared, not copied: a first
+    /// response carries every resource of its type).
+    updated: Vec<Arc<Resource>>,
+    removed: Vec<String>,
+}
+
+impl InFlight {
+    /// The names of the resources the response carried or removed.
+    fn names(&self) -> Vec<String> {
+        self.updated
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(self.removed.iter().cloned())
+            .collect()
+    }
 }
 
 /// What one response carries.
@@ -396,7 +410,7 @@ impl Delta {
                         Some(error) => self.ctx.nack(
                             ty,
                             &answered.version,
-                            answered.names,
+                            answered.names(),
                             error.message.clone(),
                         ),
                         None => self.ctx.ack(ty, &answered.version),
@@ -526,19 +540,22 @@ impl Machine for Delta {
         state.sent_once = true;
         state.synced.replace(plan.complete.clone());
         state.memo.changed();
+        // A response of every resource of the type (a proxy's first, typically) shares
+        // one encoding of them with every other stream sending the same.
+        let shared = match view.resources(ty) {
+            Resources::Shared(all) if all.is_all(&plan.updated) => Some(all.delta_entries()),
+            _ => None,
+        };
         state.in_flight = Some(InFlight {
             nonce: nonce.clone(),
             version: view.version().to_string(),
-            names: plan
-                .updated
-                .iter()
-                .map(|r| r.name.clone())
-                .chain(plan.removed.iter().cloned())
-                .collect(),
+            updated: plan.updated.clone(),
+            removed: plan.removed.clone(),
         });
         DeltaResponse {
             system_version_info: view.version().to_string(),
             resources: plan.updated,
+            shared,
             type_url: ty.type_url(),
             removed_resources: plan.removed,
             nonce,

@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use envoy_types::pb::google::protobuf::Any;
@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::model::ObjectKey;
 use crate::translate::GatewayResources;
+use crate::xds::wire::{self, Framed};
 
 // === ResourceType ===
 
@@ -200,6 +201,22 @@ pub struct TypeResources {
     /// In name order, one per name: a list, not a map, so building one costs no key
     /// copies and no node per resource (it is rebuilt for every publish).
     resources: Vec<Arc<Resource>>,
+    /// Every resource as delta response elements, encoded once when a stream first
+    /// sends them all (see [`TypeResources::delta_entries`]).
+    delta_entries: EncodedOnce,
+    /// The same as state-of-the-world response elements.
+    sotw_entries: EncodedOnce,
+}
+
+/// A lazily encoded form of a [`TypeResources`]; equal whatever it holds, since it only
+/// ever holds what the resources determine.
+#[derive(Clone, Debug, Default)]
+struct EncodedOnce(OnceLock<Framed>);
+
+impl PartialEq for EncodedOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl TypeResources {
@@ -219,7 +236,36 @@ impl TypeResources {
         Self {
             version: list_version(resources.iter().map(|r| (&*r.name, &*r.version))),
             resources,
+            delta_entries: EncodedOnce::default(),
+            sotw_entries: EncodedOnce::default(),
         }
+    }
+
+    /// Whether `resources` are exactly these, in order (by identity).
+    pub(crate) fn is_all(&self, resources: &[Arc<Resource>]) -> bool {
+        resources.len() == self.resources.len()
+            && resources
+                .iter()
+                .zip(&self.resources)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+
+    /// Every resource as `DeltaDiscoveryResponse.resources` elements, encoded by the first
+    /// stream that asks and shared by all: a thousand proxies' first responses are then
+    /// one copy of the resources, not a thousand.
+    pub(crate) fn delta_entries(&self) -> Framed {
+        self.delta_entries
+            .0
+            .get_or_init(|| wire::delta_entries(&self.resources))
+            .clone()
+    }
+
+    /// Every resource as `DiscoveryResponse.resources` elements, shared the same way.
+    pub(crate) fn sotw_entries(&self) -> Framed {
+        self.sotw_entries
+            .0
+            .get_or_init(|| wire::sotw_entries(&self.resources))
+            .clone()
     }
 
     /// A content hash over every resource's name and version.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
-use crate::xds::bind::View;
+use crate::xds::bind::{Resources, View};
 use crate::xds::snapshot::list_version;
 use crate::xds::stream::{Machine, PlanMemo, StreamCtx, Subscription, walk};
 use crate::xds::wire::SotwResponse;
@@ -197,9 +197,17 @@ impl Machine for Sotw {
             "sending"
         );
         self.ctx.metrics.pushed(ty);
+        let resources_sent: Vec<Arc<Resource>> = resources.values().cloned().collect();
+        // Every resource of the type (a wildcard type, typically) shares one encoding of
+        // them with every other stream sending the same.
+        let shared = match view.resources(ty) {
+            Resources::Shared(all) if all.is_all(&resources_sent) => Some(all.sotw_entries()),
+            _ => None,
+        };
         let response = SotwResponse {
             version_info: plan.version.clone(),
-            resources: resources.values().cloned().collect(),
+            resources: resources_sent,
+            shared,
             type_url: ty.type_url(),
             nonce: nonce.clone(),
         };

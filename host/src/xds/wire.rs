@@ -34,6 +34,8 @@ pub(crate) trait Frame {
 pub(crate) struct DeltaResponse {
     pub system_version_info: String,
     pub resources: Vec<Arc<Resource>>,
+    /// `resources` already encoded (by [`delta_entries`]), shared with other streams.
+    pub shared: Option<Framed>,
     pub type_url: &'static str,
     pub removed_resources: Vec<String>,
     pub nonce: String,
@@ -45,6 +47,8 @@ pub(crate) struct DeltaResponse {
 pub(crate) struct SotwResponse {
     pub version_info: String,
     pub resources: Vec<Arc<Resource>>,
+    /// `resources` already encoded (by [`sotw_entries`]), shared with other streams.
+    pub shared: Option<Framed>,
     pub type_url: &'static str,
     pub nonce: String,
 }
@@ -97,13 +101,32 @@ struct Writer {
 impl Writer {
     /// A writer for a message of `len` bytes, its gRPC prefix written.
     fn new(len: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(len.min(SHARE_FROM * 2) + 5);
-        buf.put_u8(0); // not compressed
-        buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        let mut w = Self::bare(len.min(SHARE_FROM * 2) + 5);
+        w.buf.put_u8(0); // not compressed
+        w.buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        w
+    }
+
+    /// A writer of part of a message, its buffer sized for `capacity` bytes.
+    fn bare(capacity: usize) -> Self {
         Self {
             chunks: Vec::new(),
-            buf,
+            buf: BytesMut::with_capacity(capacity),
         }
+    }
+
+    /// One resource as a `DeltaDiscoveryResponse.resources` element.
+    fn delta_entry(&mut self, r: &Resource) {
+        self.header(DELTA_RESOURCES, delta_resource_len(r));
+        self.string(DELTA_RESOURCE_VERSION, &r.version);
+        self.any(DELTA_RESOURCE_BODY, r);
+        self.string(DELTA_RESOURCE_NAME, &r.name);
+    }
+
+    /// Chunks written elsewhere, as they are.
+    fn chunks(&mut self, chunks: &Framed) {
+        self.flush();
+        self.chunks.extend(chunks.iter().cloned());
     }
 
     fn header(&mut self, tag: u32, len: usize) {
@@ -158,14 +181,47 @@ impl Writer {
     }
 }
 
+/// Every one of `resources` as a `DeltaDiscoveryResponse.resources` element, in order:
+/// the part of a response that is the same for every stream sending those resources.
+/// Small resources are copied into shared buffers, large bodies referenced.
+pub(crate) fn delta_entries(resources: &[Arc<Resource>]) -> Framed {
+    let len: usize = resources
+        .iter()
+        .map(|r| delimited_len(DELTA_RESOURCES, delta_resource_len(r)))
+        .sum();
+    let mut w = Writer::bare(len.min(1 << 20));
+    for r in resources {
+        w.delta_entry(r);
+    }
+    w.finish()
+}
+
+/// Every one of `resources` as a `DiscoveryResponse.resources` element, in order (see
+/// [`delta_entries`]).
+pub(crate) fn sotw_entries(resources: &[Arc<Resource>]) -> Framed {
+    let len: usize = resources
+        .iter()
+        .map(|r| delimited_len(SOTW_RESOURCES, any_len(r)))
+        .sum();
+    let mut w = Writer::bare(len.min(1 << 20));
+    for r in resources {
+        w.any(SOTW_RESOURCES, r);
+    }
+    w.finish()
+}
+
 impl Frame for DeltaResponse {
     fn frame(&self) -> Framed {
-        let len = scalar_len(DELTA_SYSTEM_VERSION_INFO, self.system_version_info.len())
-            + self
+        let resources_len = match &self.shared {
+            Some(chunks) => chunks.iter().map(Bytes::len).sum(),
+            None => self
                 .resources
                 .iter()
                 .map(|r| delimited_len(DELTA_RESOURCES, delta_resource_len(r)))
-                .sum::<usize>()
+                .sum::<usize>(),
+        };
+        let len = scalar_len(DELTA_SYSTEM_VERSION_INFO, self.system_version_info.len())
+            + resources_len
             + scalar_len(DELTA_TYPE_URL, self.type_url.len())
             + self
                 .removed_resources
@@ -175,11 +231,13 @@ impl Frame for DeltaResponse {
             + scalar_len(DELTA_NONCE, self.nonce.len());
         let mut w = Writer::new(len);
         w.string(DELTA_SYSTEM_VERSION_INFO, &self.system_version_info);
-        for r in &self.resources {
-            w.header(DELTA_RESOURCES, delta_resource_len(r));
-            w.string(DELTA_RESOURCE_VERSION, &r.version);
-            w.any(DELTA_RESOURCE_BODY, r);
-            w.string(DELTA_RESOURCE_NAME, &r.name);
+        match &self.shared {
+            Some(chunks) => w.chunks(chunks),
+            None => {
+                for r in &self.resources {
+                    w.delta_entry(r);
+                }
+            }
         }
         w.string(DELTA_TYPE_URL, self.type_url);
         w.string(DELTA_NONCE, &self.nonce);
@@ -192,18 +250,27 @@ impl Frame for DeltaResponse {
 
 impl Frame for SotwResponse {
     fn frame(&self) -> Framed {
-        let len = scalar_len(SOTW_VERSION_INFO, self.version_info.len())
-            + self
+        let resources_len = match &self.shared {
+            Some(chunks) => chunks.iter().map(Bytes::len).sum(),
+            None => self
                 .resources
                 .iter()
                 .map(|r| delimited_len(SOTW_RESOURCES, any_len(r)))
-                .sum::<usize>()
+                .sum::<usize>(),
+        };
+        let len = scalar_len(SOTW_VERSION_INFO, self.version_info.len())
+            + resources_len
             + scalar_len(SOTW_TYPE_URL, self.type_url.len())
             + scalar_len(SOTW_NONCE, self.nonce.len());
         let mut w = Writer::new(len);
         w.string(SOTW_VERSION_INFO, &self.version_info);
-        for r in &self.resources {
-            w.any(SOTW_RESOURCES, r);
+        match &self.shared {
+            Some(chunks) => w.chunks(chunks),
+            None => {
+                for r in &self.resources {
+                    w.any(SOTW_RESOURCES, r);
+                }
+            }
         }
         w.string(SOTW_TYPE_URL, self.type_url);
         w.string(SOTW_NONCE, &self.nonce);
@@ -290,15 +357,22 @@ mod tests {
             (Vec::new(), vec!["gone".to_string()], ""),
             (Vec::new(), Vec::new(), "v2"),
         ] {
-            let response = DeltaResponse {
+            let mut response = DeltaResponse {
                 system_version_info: version.into(),
                 resources,
+                shared: None,
                 type_url: ResourceType::Route.type_url(),
                 removed_resources: removed,
                 nonce: "17".into(),
             };
             let wire = unframe(&response.frame());
             assert_eq!(wire, response.to_proto().encode_to_vec());
+            response.shared = Some(delta_entries(&response.resources));
+            assert_eq!(
+                unframe(&response.frame()),
+                wire,
+                "the shared encoding of the resources is the same bytes"
+            );
             let decoded =
                 envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse::decode(
                     wire.as_slice(),
@@ -311,14 +385,21 @@ mod tests {
     #[test]
     fn a_sotw_response_is_the_bytes_prost_encodes() {
         for resources in [resources(), Vec::new()] {
-            let response = SotwResponse {
+            let mut response = SotwResponse {
                 version_info: "abc".into(),
                 resources,
+                shared: None,
                 type_url: ResourceType::Route.type_url(),
                 nonce: "3".into(),
             };
             let wire = unframe(&response.frame());
             assert_eq!(wire, response.to_proto().encode_to_vec());
+            response.shared = Some(sotw_entries(&response.resources));
+            assert_eq!(
+                unframe(&response.frame()),
+                wire,
+                "the shared encoding of the resources is the same bytes"
+            );
             let decoded =
                 envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse::decode(
                     wire.as_slice(),
@@ -334,6 +415,7 @@ mod tests {
         let response = DeltaResponse {
             system_version_info: "v".into(),
             resources: vec![large.clone()],
+            shared: None,
             type_url: ResourceType::Route.type_url(),
             removed_resources: Vec::new(),
             nonce: "1".into(),
@@ -345,5 +427,32 @@ mod tests {
                 .any(|c| c.as_ptr() == large.value().as_ptr() && c.len() == large.value().len()),
             "the resource body is the snapshot's own bytes"
         );
+    }
+
+    #[test]
+    fn responses_with_shared_entries_reference_one_copy_of_them() {
+        let resources: Vec<_> = (0..100)
+            .map(|i| resource(&format!("c{i:03}"), ResourceType::Cluster, 40))
+            .collect();
+        let shared = delta_entries(&resources);
+        let response = |nonce: &str| DeltaResponse {
+            system_version_info: "v".into(),
+            resources: resources.clone(),
+            shared: Some(shared.clone()),
+            type_url: ResourceType::Cluster.type_url(),
+            removed_resources: Vec::new(),
+            nonce: nonce.into(),
+        };
+        let (a, b) = (response("1").frame(), response("2").frame());
+        assert_ne!(unframe(&a), unframe(&b), "each has its own nonce");
+        let entries = &shared[0];
+        for framed in [&a, &b] {
+            assert!(
+                framed
+                    .iter()
+                    .any(|c| c.as_ptr() == entries.as_ptr() && c.len() == entries.len()),
+                "the entries are the shared bytes, not a copy"
+            );
+        }
     }
 }
