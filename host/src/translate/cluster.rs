@@ -71,8 +71,25 @@ impl ClusterRef {
                 namespace,
                 name,
                 port,
-            } => format!("kube_{namespace}_{name}_{port}"),
-            ClusterRef::Upstream { namespace, name } => format!("upstream_{namespace}_{name}"),
+            } => {
+                // Built without the formatting machinery: a name per backend per pass.
+                let mut out = String::with_capacity(namespace.len() + name.len() + 12);
+                out.push_str("kube_");
+                out.push_str(namespace);
+                out.push('_');
+                out.push_str(name);
+                out.push('_');
+                super::push_decimal(&mut out, usize::from(*port));
+                out
+            }
+            ClusterRef::Upstream { namespace, name } => {
+                let mut out = String::with_capacity(namespace.len() + name.len() + 10);
+                out.push_str("upstream_");
+                out.push_str(namespace);
+                out.push('_');
+                out.push_str(name);
+                out
+            }
         }
     }
 }

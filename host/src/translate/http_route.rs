@@ -12,6 +12,7 @@
 //! API asks for. A rule with no usable backend at all answers 500 directly.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -299,7 +300,12 @@ fn translate_rule(
     ri: usize,
     rule: &HttpRouteRules,
 ) {
-    let path = format!("spec.rules[{ri}]");
+    // Displayed only in an error message, so not formatted up front.
+    let path = FieldPath {
+        parent: &"spec",
+        field: "rules",
+        index: ri,
+    };
     let timeouts = match rule_timeouts(rule, &path) {
         Ok(t) => t,
         Err(p) => return first(&mut ir.accepted, p),
@@ -356,7 +362,7 @@ fn translate_rule(
             Err(p) => return first(&mut ir.accepted, p),
         };
         let mut route = route;
-        route.name = format!("{}_{}_rule{ri}_match{mi}", ir.namespace, ir.name);
+        route.name = envoy_route_name(&ir.namespace, &ir.name, ri, mi);
         route.r#match = Some(translated.route_match);
         if let Some(cors) = &set.cors {
             add_cors(ir, &mut route, cors);
@@ -370,6 +376,21 @@ fn translate_rule(
             redirect: set.redirect.clone(),
         });
     }
+}
+
+/// The Envoy route name of match `mi` of rule `ri` of HTTPRoute `namespace/name`:
+/// `<namespace>_<name>_rule<ri>_match<mi>`, built without the formatting machinery (a
+/// `format!` per Envoy route was a visible share of a full pass).
+fn envoy_route_name(namespace: &str, name: &str, ri: usize, mi: usize) -> String {
+    let mut out = String::with_capacity(namespace.len() + name.len() + 16);
+    out.push_str(namespace);
+    out.push('_');
+    out.push_str(name);
+    out.push_str("_rule");
+    super::push_decimal(&mut out, ri);
+    out.push_str("_match");
+    super::push_decimal(&mut out, mi);
+    out
 }
 
 /// The name of Envoy's CORS HTTP filter.
@@ -416,6 +437,10 @@ fn apply_route_options(
             by_ref.push(a);
         }
     }
+    if by_ref.is_empty() && opts.targeting.is_empty() {
+        // No RouteOption applies: nothing to merge, name or apply.
+        return route;
+    }
     options::sort_by_precedence(&mut by_ref);
     let route_name = if by_ref.is_empty() {
         format!("HTTPRoute {}/{}", ir.namespace, ir.name)
@@ -445,7 +470,7 @@ fn apply_route_options(
 /// `(request, backendRequest)` timeouts.
 type Timeouts = (Option<PbDuration>, Option<PbDuration>);
 
-fn rule_timeouts(rule: &HttpRouteRules, path: &str) -> Result<Timeouts, Problem> {
+fn rule_timeouts(rule: &HttpRouteRules, path: &dyn fmt::Display) -> Result<Timeouts, Problem> {
     let parse = |v: &Option<String>, field: &str| -> Result<Option<PbDuration>, Problem> {
         v.as_deref()
             .map(|s| {
@@ -474,7 +499,10 @@ pub(crate) const RETRY_ON_CONNECTION_ERRORS: &str = "connect-failure,refused-str
 /// The rule's `retry` (experimental channel) as an Envoy retry policy without a per-try
 /// timeout: `attempts` retries (Envoy's default of 1 when unset) on connection errors
 /// and on each of `codes`, `backoff` as the base back-off interval.
-fn rule_retry(rule: &HttpRouteRules, path: &str) -> Result<Option<RetryPolicy>, Problem> {
+fn rule_retry(
+    rule: &HttpRouteRules,
+    path: &dyn fmt::Display,
+) -> Result<Option<RetryPolicy>, Problem> {
     let Some(r) = &rule.retry else {
         return Ok(None);
     };
