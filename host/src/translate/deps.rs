@@ -72,6 +72,13 @@ impl Dep {
     }
 }
 
+/// Whether `snapshot` found some object of `kind`.
+pub(crate) fn found(snapshot: &DepSnapshot, kind: Kind) -> bool {
+    snapshot.iter().any(|(dep, v)| {
+        matches!(dep, Dep::Object(key) if key.kind == kind) && *v != DepValue::Absent
+    })
+}
+
 /// Numbers the passes of one translator; memoised work records the pass that last checked it.
 pub(crate) type PassId = u64;
 

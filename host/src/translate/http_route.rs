@@ -350,24 +350,25 @@ fn translate_rule(
             Ok(b) => b,
             Err(p) => return first(&mut ir.accepted, p),
         };
-        let route = match build_route(
+        // Built in place: a route is over 2 KiB, and each move of it is a copy.
+        let mut route = Route::default();
+        if let Err(p) = build_route(
             rec,
             ir,
-            &set,
+            &mut set,
             &backends,
             &translated.path,
             (timeouts, retry.as_ref()),
+            &mut route,
         ) {
-            Ok(r) => r,
-            Err(p) => return first(&mut ir.accepted, p),
-        };
-        let mut route = route;
+            return first(&mut ir.accepted, p);
+        }
         route.name = envoy_route_name(&ir.namespace, &ir.name, ri, mi);
         route.r#match = Some(translated.route_match);
         if let Some(cors) = &set.cors {
             add_cors(ir, &mut route, cors);
         }
-        let route = apply_route_options(rec, opts, ir, (ri, &set), route);
+        apply_route_options(rec, opts, ir, (ri, &set), &mut route);
         ir.entries.push(RouteEntry {
             route: route.encode_to_vec().into_boxed_slice(),
             specificity: translated.specificity,
@@ -420,8 +421,8 @@ fn apply_route_options(
     opts: &mut RouteOptions<'_, '_>,
     ir: &mut RouteIr,
     (rule, set): (usize, &FilterSet),
-    route: Route,
-) -> Route {
+    route: &mut Route,
+) {
     let mut by_ref: Vec<Attached> = Vec::new();
     for e in &set.extension_refs {
         if weir_ref_kind(&e.group, &e.kind) != Some(Kind::RouteOption) {
@@ -439,7 +440,7 @@ fn apply_route_options(
     }
     if by_ref.is_empty() && opts.targeting.is_empty() {
         // No RouteOption applies: nothing to merge, name or apply.
-        return route;
+        return;
     }
     options::sort_by_precedence(&mut by_ref);
     let route_name = if by_ref.is_empty() {
@@ -453,18 +454,18 @@ fn apply_route_options(
         &mut ir.option_warnings,
     );
     if merged.is_empty() {
-        return route;
+        return;
     }
     opts.used = true;
-    options::apply_to_route(
+    *route = options::apply_to_route(
         &mut opts.plugins,
-        route,
+        std::mem::take(route),
         &merged,
         (&mut ir.http_filters, &mut ir.clusters),
         &mut ir.option_errors,
         // Recorded, so the route is translated again when the Upstream comes or goes.
         &mut |ns, name| rec.upstream(ns, name).is_some(),
-    )
+    );
 }
 
 /// `(request, backendRequest)` timeouts.
@@ -784,21 +785,22 @@ fn internal_error() -> route::Action {
     })
 }
 
+/// Fills `r` (a default route) with the rule's header changes, which it takes from `set`,
+/// and its action.
+#[allow(clippy::too_many_arguments)]
 fn build_route(
     rec: &mut Recorder<'_>,
     ir: &mut RouteIr,
-    set: &FilterSet,
+    set: &mut FilterSet,
     backends: &[Backend],
     matched: &PathMatch,
     ((request_timeout, backend_timeout), retry): (Timeouts, Option<&RetryPolicy>),
-) -> Result<Route, Problem> {
-    let mut r = Route {
-        request_headers_to_add: set.request.add.clone(),
-        request_headers_to_remove: set.request.remove.clone(),
-        response_headers_to_add: set.response.add.clone(),
-        response_headers_to_remove: set.response.remove.clone(),
-        ..Default::default()
-    };
+    r: &mut Route,
+) -> Result<(), Problem> {
+    r.request_headers_to_add = std::mem::take(&mut set.request.add);
+    r.request_headers_to_remove = std::mem::take(&mut set.request.remove);
+    r.response_headers_to_add = std::mem::take(&mut set.response.add);
+    r.response_headers_to_remove = std::mem::take(&mut set.response.remove);
 
     // ExtensionRefs: DirectResponse answers; RouteOption is a hook for later.
     let mut direct: Option<DirectResponseAction> = None;
@@ -880,16 +882,16 @@ fn build_route(
 
     if broken {
         r.action = Some(internal_error());
-        return Ok(r);
+        return Ok(());
     }
     if let Some(redirect) = &set.redirect {
         // Finished with the listener's port at assembly.
         r.action = Some(route::Action::Redirect(redirect.to_action(0)));
-        return Ok(r);
+        return Ok(());
     }
     if let Some(d) = direct {
         r.action = Some(route::Action::DirectResponse(d));
-        return Ok(r);
+        return Ok(());
     }
 
     let valid: Vec<(&ClusterRef, &Backend)> = backends
@@ -904,7 +906,7 @@ fn build_route(
         .sum();
     if valid.is_empty() {
         r.action = Some(internal_error());
-        return Ok(r);
+        return Ok(());
     }
     let mut action = RouteAction {
         cluster_not_found_response_code:
@@ -1004,5 +1006,5 @@ fn build_route(
         (None, None, None) => {}
     }
     r.action = Some(route::Action::Route(action));
-    Ok(r)
+    Ok(())
 }

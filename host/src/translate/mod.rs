@@ -560,7 +560,7 @@ impl Translator {
         // Forgetting deleted objects is a lookup per memo entry: skip it for kinds that
         // did not change.
         if !(stable.contains(Kind::Service) && stable.contains(Kind::Upstream)) {
-            self.clusters.retain_present(store);
+            self.clusters.retain_present(store, self.pass);
         }
         self.vhosts.retain_used(self.pass);
         self.cluster_lists.retain_used(self.pass);
