@@ -180,6 +180,8 @@ impl<'s> PassReader<'s> {
         // change during a pass).
         deps.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         deps.dedup_by(|a, b| a.0 == b.0);
+        // Kept as long as the memo entry: no spare capacity.
+        deps.shrink_to_fit();
         deps
     }
 }
