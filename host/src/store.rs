@@ -386,8 +386,19 @@ impl Store {
 
     /// The object `kind` `namespace/name`, found without building an [`ObjectKey`].
     fn lookup(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Option<&Object> {
+        self.lookup_hashed(kind, namespace, name).map(|(o, _)| o)
+    }
+
+    /// The object `kind` `namespace/name` with its content hash, found in one search
+    /// without building an [`ObjectKey`].
+    pub fn lookup_hashed(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<(&Object, ContentHash)> {
         let key: &dyn KeyView = &(kind, namespace, name);
-        self.objects.get(key).map(|e| &e.object)
+        self.objects.get(key).map(|e| (&e.object, e.hash))
     }
 }
 
@@ -521,6 +532,18 @@ impl Store {
         service: &str,
     ) -> impl Iterator<Item = ContentHash> + use<'a, 'n> {
         self.slice_entries_for(namespace, service).map(|e| e.hash)
+    }
+
+    /// Every object indexed as an EndpointSlice of the Service `namespace/service` with
+    /// its content hash, in name order: what [`Store::endpoint_slices_for`] and
+    /// [`Store::endpoint_slice_hashes_for`] read, in one search.
+    pub fn endpoint_slices_hashed_for<'a, 'n>(
+        &'a self,
+        namespace: &'n str,
+        service: &str,
+    ) -> impl Iterator<Item = (&'a Object, ContentHash)> + use<'a, 'n> {
+        self.slice_entries_for(namespace, service)
+            .map(|e| (&e.object, e.hash))
     }
 
     fn slice_entries_for<'a, 'n>(

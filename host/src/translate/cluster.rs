@@ -71,8 +71,25 @@ impl ClusterRef {
                 namespace,
                 name,
                 port,
-            } => format!("kube_{namespace}_{name}_{port}"),
-            ClusterRef::Upstream { namespace, name } => format!("upstream_{namespace}_{name}"),
+            } => {
+                // Built without the formatting machinery: a name per backend per pass.
+                let mut out = String::with_capacity(namespace.len() + name.len() + 12);
+                out.push_str("kube_");
+                out.push_str(namespace);
+                out.push('_');
+                out.push_str(name);
+                out.push('_');
+                super::push_decimal(&mut out, usize::from(*port));
+                out
+            }
+            ClusterRef::Upstream { namespace, name } => {
+                let mut out = String::with_capacity(namespace.len() + name.len() + 10);
+                out.push_str("upstream_");
+                out.push_str(namespace);
+                out.push('_');
+                out.push_str(name);
+                out
+            }
         }
     }
 }
@@ -123,12 +140,17 @@ pub(crate) struct ClusterCache {
 }
 
 impl ClusterCache {
-    /// Drops entries for objects that are gone.
-    pub(crate) fn retain_present(&mut self, store: &crate::store::Store) {
-        self.services.retain(|c, _| match c {
+    /// Drops entries for objects that are gone; `pass` is the pass that just ran.
+    pub(crate) fn retain_present(&mut self, store: &crate::store::Store, pass: PassId) {
+        self.services.retain(|c, e| match c {
+            // An entry built or checked in this pass that found its Service needs no
+            // second search of the store: it does not change during a pass.
             ClusterRef::Service {
                 namespace, name, ..
-            } => store.service(namespace, name).is_some(),
+            } => {
+                (e.checked == pass && super::deps::found(&e.deps, Kind::Service))
+                    || store.service(namespace, name).is_some()
+            }
             ClusterRef::Upstream { .. } => false,
         });
         self.upstreams.retain(|k, _| store.get(k).is_some());

@@ -3,8 +3,10 @@
 //! Per-object work (an HTTPRoute's translation, a cluster) reads other objects through a
 //! [`Recorder`], which notes each lookup as a [`Dep`] — including lookups that found
 //! nothing, since an object appearing later must invalidate the work too. The memo keeps
-//! each dependency's [`DepValue`] (the content hashes it saw); the work is reused only if
-//! every value is unchanged. [`PassReader`] computes each value at most once per pass.
+//! each dependency's [`DepValue`] (the content hashes it saw, taken by the very lookup
+//! that read the object, so recording costs no second search of the store); the work is
+//! reused only if every value is unchanged. [`PassReader`] computes each value it checks
+//! at most once per pass.
 //!
 //! Checking every dependency of every memoised piece each pass costs a store lookup per
 //! dependency, which at 10,000 routes dominates a pass where one route changed. So the
@@ -12,12 +14,11 @@
 //! pass ([`crate::store::Store::kind_revision`]): work that was checked in the previous pass
 //! need not look again at its dependencies of those kinds.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::FastMap;
 use crate::model::gateway_api::{EndpointSlice, ReferenceGrant, Service};
-use crate::model::{DirectResponse, Kind, ObjectKey, RouteOption, SecretObject, Upstream};
+use crate::model::{DirectResponse, Kind, Object, ObjectKey, RouteOption, SecretObject, Upstream};
 use crate::store::{ContentHash, Store};
 
 /// Something memoised work read.
@@ -31,8 +32,31 @@ pub(crate) enum Dep {
     SlicesOf(String, String),
 }
 
-/// The content hashes a dependency had: none for a missing object, one per object otherwise.
-pub(crate) type DepValue = Vec<ContentHash>;
+/// The content hashes a dependency had: none for a missing object, one per object
+/// otherwise, in the store's order. One hash, the usual case, is held without allocating.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DepValue {
+    /// No object.
+    Absent,
+    /// One object's hash.
+    One(ContentHash),
+    /// Two or more objects' hashes.
+    Many(Box<[ContentHash]>),
+}
+
+impl DepValue {
+    /// The value of a dependency on the objects with these hashes.
+    fn of(hashes: impl IntoIterator<Item = ContentHash>) -> Self {
+        let mut it = hashes.into_iter();
+        let Some(first) = it.next() else {
+            return Self::Absent;
+        };
+        let Some(second) = it.next() else {
+            return Self::One(first);
+        };
+        Self::Many([first, second].into_iter().chain(it).collect())
+    }
+}
 
 /// Recorded dependencies with the values they had.
 pub(crate) type DepSnapshot = Vec<(Dep, DepValue)>;
@@ -46,6 +70,13 @@ impl Dep {
             Dep::SlicesOf(..) => Kind::EndpointSlice,
         }
     }
+}
+
+/// Whether `snapshot` found some object of `kind`.
+pub(crate) fn found(snapshot: &DepSnapshot, kind: Kind) -> bool {
+    snapshot.iter().any(|(dep, v)| {
+        matches!(dep, Dep::Object(key) if key.kind == kind) && *v != DepValue::Absent
+    })
 }
 
 /// Numbers the passes of one translator; memoised work records the pass that last checked it.
@@ -96,22 +127,26 @@ impl<'s> PassReader<'s> {
         self.pass
     }
 
-    fn value(&mut self, dep: &Dep) -> &DepValue {
-        if !self.values.contains_key(dep) {
-            let v = Self::compute(self.store, dep);
-            self.values.insert(dep.clone(), v);
+    /// Whether `dep` still has value `v`; its value now is computed once per pass.
+    fn still(&mut self, dep: &Dep, v: &DepValue) -> bool {
+        if let Some(now) = self.values.get(dep) {
+            return now == v;
         }
-        &self.values[dep]
+        let now = Self::compute(self.store, dep);
+        let same = now == *v;
+        self.values.insert(dep.clone(), now);
+        same
     }
 
     fn compute(store: &Store, dep: &Dep) -> DepValue {
         match dep {
-            Dep::Object(key) => store.hash(key).into_iter().collect(),
-            Dep::GrantsIn(ns) => store
-                .of_kind_in_hashed(Kind::ReferenceGrant, ns)
-                .map(|(_, _, h)| h)
-                .collect(),
-            Dep::SlicesOf(ns, svc) => store.endpoint_slice_hashes_for(ns, svc).collect(),
+            Dep::Object(key) => DepValue::of(store.hash(key)),
+            Dep::GrantsIn(ns) => DepValue::of(
+                store
+                    .of_kind_in_hashed(Kind::ReferenceGrant, ns)
+                    .map(|(_, _, h)| h),
+            ),
+            Dep::SlicesOf(ns, svc) => DepValue::of(store.endpoint_slice_hashes_for(ns, svc)),
         }
     }
 
@@ -127,52 +162,59 @@ impl<'s> PassReader<'s> {
         snapshot
             .iter()
             .filter(|(dep, _)| !skip.contains(dep.kind()))
-            .all(|(dep, v)| self.value(dep) == v)
+            .all(|(dep, v)| self.still(dep, v))
     }
 
     /// A recorder for one piece of work.
     pub(crate) fn recorder(&self) -> Recorder<'s> {
         Recorder {
             store: self.store,
-            deps: BTreeSet::new(),
+            deps: Vec::new(),
         }
     }
 
-    /// The values of what `recorder` saw.
+    /// What `recorder` saw, with the values it saw, once each.
     pub(crate) fn snapshot(&mut self, recorder: Recorder<'s>) -> DepSnapshot {
-        recorder
-            .deps
-            .into_iter()
-            .map(|d| {
-                let v = self.value(&d).clone();
-                (d, v)
-            })
-            .collect()
+        let mut deps = recorder.deps;
+        // A dependency read twice had the same value both times (the store does not
+        // change during a pass).
+        deps.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        deps.dedup_by(|a, b| a.0 == b.0);
+        // Kept as long as the memo entry: no spare capacity.
+        deps.shrink_to_fit();
+        deps
     }
 }
 
-/// Reads the store on behalf of one piece of memoised work, noting every lookup.
+/// Reads the store on behalf of one piece of memoised work, noting every lookup and the
+/// value it found.
 pub(crate) struct Recorder<'s> {
     store: &'s Store,
-    deps: BTreeSet<Dep>,
+    /// In the order read; [`PassReader::snapshot`] sorts out repeats.
+    deps: Vec<(Dep, DepValue)>,
 }
 
 impl<'s> Recorder<'s> {
-    fn note(&mut self, kind: Kind, ns: &str, name: &str) {
-        self.deps
-            .insert(Dep::Object(ObjectKey::namespaced(kind, ns, name)));
+    /// Looks up the namespaced object `kind` `ns/name` and notes it (found or not).
+    fn read(&mut self, kind: Kind, ns: &str, name: &str) -> Option<&'s Object> {
+        let found = self.store.lookup_hashed(kind, Some(ns), name);
+        self.deps.push((
+            Dep::Object(ObjectKey::namespaced(kind, ns, name)),
+            DepValue::of(found.map(|(_, h)| h)),
+        ));
+        found.map(|(o, _)| o)
     }
 
     /// The Service `ns/name`.
     pub(crate) fn service(&mut self, ns: &str, name: &str) -> Option<&'s Arc<Service>> {
-        self.note(Kind::Service, ns, name);
-        self.store.service(ns, name)
+        self.read(Kind::Service, ns, name)
+            .and_then(Object::as_service)
     }
 
     /// The Upstream `ns/name`.
     pub(crate) fn upstream(&mut self, ns: &str, name: &str) -> Option<&'s Arc<Upstream>> {
-        self.note(Kind::Upstream, ns, name);
-        self.store.upstream(ns, name)
+        self.read(Kind::Upstream, ns, name)
+            .and_then(Object::as_upstream)
     }
 
     /// The DirectResponse `ns/name`.
@@ -181,14 +223,15 @@ impl<'s> Recorder<'s> {
         ns: &str,
         name: &str,
     ) -> Option<&'s Arc<DirectResponse>> {
-        self.note(Kind::DirectResponse, ns, name);
-        self.store.direct_response(ns, name)
+        self.read(Kind::DirectResponse, ns, name)
+            .and_then(Object::as_direct_response)
     }
 
     /// Whether the RouteOption `ns/name` exists.
     pub(crate) fn route_option_exists(&mut self, ns: &str, name: &str) -> bool {
-        self.note(Kind::RouteOption, ns, name);
-        self.store.route_option(ns, name).is_some()
+        self.read(Kind::RouteOption, ns, name)
+            .and_then(Object::as_route_option)
+            .is_some()
     }
 
     /// The RouteOption `ns/name`, with its content hash.
@@ -197,31 +240,47 @@ impl<'s> Recorder<'s> {
         ns: &str,
         name: &str,
     ) -> Option<(&'s Arc<RouteOption>, ContentHash)> {
-        self.note(Kind::RouteOption, ns, name);
-        let option = self.store.route_option(ns, name)?;
-        let hash = self
-            .store
-            .hash(&ObjectKey::namespaced(Kind::RouteOption, ns, name))?;
-        Some((option, hash))
+        let found = self.store.lookup_hashed(Kind::RouteOption, Some(ns), name);
+        self.deps.push((
+            Dep::Object(ObjectKey::namespaced(Kind::RouteOption, ns, name)),
+            DepValue::of(found.map(|(_, h)| h)),
+        ));
+        let (object, hash) = found?;
+        Some((object.as_route_option()?, hash))
     }
 
     /// The Secret `ns/name`.
     pub(crate) fn secret(&mut self, ns: &str, name: &str) -> Option<&'s Arc<SecretObject>> {
-        self.note(Kind::Secret, ns, name);
-        self.store.secret(ns, name)
+        self.read(Kind::Secret, ns, name)
+            .and_then(Object::as_secret)
     }
 
     /// The EndpointSlices of Service `ns/name`.
     pub(crate) fn slices_for(&mut self, ns: &str, name: &str) -> Vec<&'s Arc<EndpointSlice>> {
-        self.deps
-            .insert(Dep::SlicesOf(ns.to_string(), name.to_string()));
-        self.store.endpoint_slices_for(ns, name).collect()
+        let mut hashes = Vec::new();
+        let mut slices = Vec::new();
+        for (object, hash) in self.store.endpoint_slices_hashed_for(ns, name) {
+            hashes.push(hash);
+            slices.extend(object.as_endpoint_slice());
+        }
+        self.deps.push((
+            Dep::SlicesOf(ns.to_string(), name.to_string()),
+            DepValue::of(hashes),
+        ));
+        slices
     }
 
     /// The ReferenceGrants in `ns`.
     pub(crate) fn grants_in(&mut self, ns: &str) -> Vec<&'s Arc<ReferenceGrant>> {
-        self.deps.insert(Dep::GrantsIn(ns.to_string()));
-        self.store.reference_grants_in(ns).collect()
+        let mut hashes = Vec::new();
+        let mut grants = Vec::new();
+        for (_, object, hash) in self.store.of_kind_in_hashed(Kind::ReferenceGrant, ns) {
+            hashes.push(hash);
+            grants.extend(object.as_reference_grant());
+        }
+        self.deps
+            .push((Dep::GrantsIn(ns.to_string()), DepValue::of(hashes)));
+        grants
     }
 }
 

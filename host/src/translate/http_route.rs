@@ -12,6 +12,7 @@
 //! API asks for. A rule with no usable backend at all answers 500 directly.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -299,7 +300,12 @@ fn translate_rule(
     ri: usize,
     rule: &HttpRouteRules,
 ) {
-    let path = format!("spec.rules[{ri}]");
+    // Displayed only in an error message, so not formatted up front.
+    let path = FieldPath {
+        parent: &"spec",
+        field: "rules",
+        index: ri,
+    };
     let timeouts = match rule_timeouts(rule, &path) {
         Ok(t) => t,
         Err(p) => return first(&mut ir.accepted, p),
@@ -344,24 +350,25 @@ fn translate_rule(
             Ok(b) => b,
             Err(p) => return first(&mut ir.accepted, p),
         };
-        let route = match build_route(
+        // Built in place: a route is over 2 KiB, and each move of it is a copy.
+        let mut route = Route::default();
+        if let Err(p) = build_route(
             rec,
             ir,
-            &set,
+            &mut set,
             &backends,
             &translated.path,
             (timeouts, retry.as_ref()),
+            &mut route,
         ) {
-            Ok(r) => r,
-            Err(p) => return first(&mut ir.accepted, p),
-        };
-        let mut route = route;
-        route.name = format!("{}_{}_rule{ri}_match{mi}", ir.namespace, ir.name);
+            return first(&mut ir.accepted, p);
+        }
+        route.name = envoy_route_name(&ir.namespace, &ir.name, ri, mi);
         route.r#match = Some(translated.route_match);
         if let Some(cors) = &set.cors {
             add_cors(ir, &mut route, cors);
         }
-        let route = apply_route_options(rec, opts, ir, (ri, &set), route);
+        apply_route_options(rec, opts, ir, (ri, &set), &mut route);
         ir.entries.push(RouteEntry {
             route: route.encode_to_vec().into_boxed_slice(),
             specificity: translated.specificity,
@@ -370,6 +377,21 @@ fn translate_rule(
             redirect: set.redirect.clone(),
         });
     }
+}
+
+/// The Envoy route name of match `mi` of rule `ri` of HTTPRoute `namespace/name`:
+/// `<namespace>_<name>_rule<ri>_match<mi>`, built without the formatting machinery (a
+/// `format!` per Envoy route was a visible share of a full pass).
+fn envoy_route_name(namespace: &str, name: &str, ri: usize, mi: usize) -> String {
+    let mut out = String::with_capacity(namespace.len() + name.len() + 16);
+    out.push_str(namespace);
+    out.push('_');
+    out.push_str(name);
+    out.push_str("_rule");
+    super::push_decimal(&mut out, ri);
+    out.push_str("_match");
+    super::push_decimal(&mut out, mi);
+    out
 }
 
 /// The name of Envoy's CORS HTTP filter.
@@ -399,8 +421,8 @@ fn apply_route_options(
     opts: &mut RouteOptions<'_, '_>,
     ir: &mut RouteIr,
     (rule, set): (usize, &FilterSet),
-    route: Route,
-) -> Route {
+    route: &mut Route,
+) {
     let mut by_ref: Vec<Attached> = Vec::new();
     for e in &set.extension_refs {
         if weir_ref_kind(&e.group, &e.kind) != Some(Kind::RouteOption) {
@@ -416,6 +438,10 @@ fn apply_route_options(
             by_ref.push(a);
         }
     }
+    if by_ref.is_empty() && opts.targeting.is_empty() {
+        // No RouteOption applies: nothing to merge, name or apply.
+        return;
+    }
     options::sort_by_precedence(&mut by_ref);
     let route_name = if by_ref.is_empty() {
         format!("HTTPRoute {}/{}", ir.namespace, ir.name)
@@ -428,24 +454,24 @@ fn apply_route_options(
         &mut ir.option_warnings,
     );
     if merged.is_empty() {
-        return route;
+        return;
     }
     opts.used = true;
-    options::apply_to_route(
+    *route = options::apply_to_route(
         &mut opts.plugins,
-        route,
+        std::mem::take(route),
         &merged,
         (&mut ir.http_filters, &mut ir.clusters),
         &mut ir.option_errors,
         // Recorded, so the route is translated again when the Upstream comes or goes.
         &mut |ns, name| rec.upstream(ns, name).is_some(),
-    )
+    );
 }
 
 /// `(request, backendRequest)` timeouts.
 type Timeouts = (Option<PbDuration>, Option<PbDuration>);
 
-fn rule_timeouts(rule: &HttpRouteRules, path: &str) -> Result<Timeouts, Problem> {
+fn rule_timeouts(rule: &HttpRouteRules, path: &dyn fmt::Display) -> Result<Timeouts, Problem> {
     let parse = |v: &Option<String>, field: &str| -> Result<Option<PbDuration>, Problem> {
         v.as_deref()
             .map(|s| {
@@ -474,7 +500,10 @@ pub(crate) const RETRY_ON_CONNECTION_ERRORS: &str = "connect-failure,refused-str
 /// The rule's `retry` (experimental channel) as an Envoy retry policy without a per-try
 /// timeout: `attempts` retries (Envoy's default of 1 when unset) on connection errors
 /// and on each of `codes`, `backoff` as the base back-off interval.
-fn rule_retry(rule: &HttpRouteRules, path: &str) -> Result<Option<RetryPolicy>, Problem> {
+fn rule_retry(
+    rule: &HttpRouteRules,
+    path: &dyn fmt::Display,
+) -> Result<Option<RetryPolicy>, Problem> {
     let Some(r) = &rule.retry else {
         return Ok(None);
     };
@@ -756,21 +785,22 @@ fn internal_error() -> route::Action {
     })
 }
 
+/// Fills `r` (a default route) with the rule's header changes, which it takes from `set`,
+/// and its action.
+#[allow(clippy::too_many_arguments)]
 fn build_route(
     rec: &mut Recorder<'_>,
     ir: &mut RouteIr,
-    set: &FilterSet,
+    set: &mut FilterSet,
     backends: &[Backend],
     matched: &PathMatch,
     ((request_timeout, backend_timeout), retry): (Timeouts, Option<&RetryPolicy>),
-) -> Result<Route, Problem> {
-    let mut r = Route {
-        request_headers_to_add: set.request.add.clone(),
-        request_headers_to_remove: set.request.remove.clone(),
-        response_headers_to_add: set.response.add.clone(),
-        response_headers_to_remove: set.response.remove.clone(),
-        ..Default::default()
-    };
+    r: &mut Route,
+) -> Result<(), Problem> {
+    r.request_headers_to_add = std::mem::take(&mut set.request.add);
+    r.request_headers_to_remove = std::mem::take(&mut set.request.remove);
+    r.response_headers_to_add = std::mem::take(&mut set.response.add);
+    r.response_headers_to_remove = std::mem::take(&mut set.response.remove);
 
     // ExtensionRefs: DirectResponse answers; RouteOption is a hook for later.
     let mut direct: Option<DirectResponseAction> = None;
@@ -852,16 +882,16 @@ fn build_route(
 
     if broken {
         r.action = Some(internal_error());
-        return Ok(r);
+        return Ok(());
     }
     if let Some(redirect) = &set.redirect {
         // Finished with the listener's port at assembly.
         r.action = Some(route::Action::Redirect(redirect.to_action(0)));
-        return Ok(r);
+        return Ok(());
     }
     if let Some(d) = direct {
         r.action = Some(route::Action::DirectResponse(d));
-        return Ok(r);
+        return Ok(());
     }
 
     let valid: Vec<(&ClusterRef, &Backend)> = backends
@@ -876,7 +906,7 @@ fn build_route(
         .sum();
     if valid.is_empty() {
         r.action = Some(internal_error());
-        return Ok(r);
+        return Ok(());
     }
     let mut action = RouteAction {
         cluster_not_found_response_code:
@@ -976,5 +1006,5 @@ fn build_route(
         (None, None, None) => {}
     }
     r.action = Some(route::Action::Route(action));
-    Ok(r)
+    Ok(())
 }

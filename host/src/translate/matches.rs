@@ -4,6 +4,9 @@
 //! syntaxes agree on everything but a few corners (RE2 lacks nothing `regex` has that a
 //! route would use, but `regex` accepts some Unicode classes RE2 spells differently), so
 //! the check is an approximation: a pattern it accepts may still, rarely, be NACKed.
+//! Patterns in a plain subset of the syntax the parser always accepts (literals, `.`,
+//! anchors, alternation, groups, simple classes and repetition operators) skip the parse,
+//! which cost more than the rest of the route's translation.
 
 use envoy_types::pb::envoy::config::route::v3::{
     HeaderMatcher, QueryParameterMatcher, RouteMatch, header_matcher, query_parameter_matcher,
@@ -62,7 +65,18 @@ fn exact(v: &str) -> StringMatcher {
 fn regex(path: &dyn fmt::Display, v: &str) -> Result<RegexMatcher, Problem> {
     // Parsing is the whole check (compiling would build automata we never use, which
     // cost more than the rest of a route's translation); a syntax error reads the same as
-    // `regex::Regex::new` reports it.
+    // `regex::Regex::new` reports it. Patterns of the plain subset skip even that.
+    if !plainly_valid(v) {
+        check_syntax(path, v)?;
+    }
+    Ok(RegexMatcher {
+        regex: v.to_string(),
+        engine_type: None,
+    })
+}
+
+/// The full syntax check of a regular expression.
+fn check_syntax(path: &dyn fmt::Display, v: &str) -> Result<(), Problem> {
     regex_syntax::Parser::new().parse(v).map_err(|e| {
         let first = e.to_string();
         let first = first.lines().last().unwrap_or_default().trim().to_string();
@@ -71,10 +85,102 @@ fn regex(path: &dyn fmt::Display, v: &str) -> Result<RegexMatcher, Problem> {
             format!("{path}: invalid regular expression {v:?}: {first}"),
         )
     })?;
-    Ok(RegexMatcher {
-        regex: v.to_string(),
-        engine_type: None,
-    })
+    Ok(())
+}
+
+/// How deep groups may nest in a pattern [`plainly_valid`] vouches for (the parser's own
+/// limit is far higher).
+const PLAIN_NESTING: usize = 16;
+
+/// Whether `v` is in a plain subset of the regular-expression syntax that the parser
+/// always accepts, so checking it needs no parse (a parse costs more than the rest of the
+/// route's translation): literal ASCII letters, digits and `/-_~%=,;:@!'<>`, escaped
+/// metacharacters, `.`, `^`, `$`, `|`, groups `( )` that are not `(?`, classes of letters,
+/// digits, `_` and ascending ranges of them, and `*`, `+` or `?` after a literal, `.`, a
+/// class or a group, optionally made lazy by one `?`. `false` says nothing either way:
+/// the parser decides.
+fn plainly_valid(v: &str) -> bool {
+    let b = v.as_bytes();
+    let mut i = 0;
+    let mut depth = 0usize;
+    // Whether the last item can take a repetition operator.
+    let mut repeatable = false;
+    while i < b.len() {
+        let c = b[i];
+        i += 1;
+        match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => repeatable = true,
+            b'/' | b'-' | b'_' | b'~' | b'%' | b'=' | b',' | b';' | b':' | b'@' | b'!' | b'\''
+            | b'<' | b'>' | b'.' => repeatable = true,
+            b'^' | b'$' | b'|' => repeatable = false,
+            b'\\' => match b.get(i) {
+                Some(
+                    b'\\' | b'.' | b'+' | b'*' | b'?' | b'(' | b')' | b'|' | b'[' | b']' | b'{'
+                    | b'}' | b'^' | b'$',
+                ) => {
+                    i += 1;
+                    repeatable = true;
+                }
+                _ => return false,
+            },
+            b'(' => {
+                if b.get(i) == Some(&b'?') || depth == PLAIN_NESTING {
+                    return false;
+                }
+                depth += 1;
+                repeatable = false;
+            }
+            b')' => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+                repeatable = true;
+            }
+            b'[' => match plain_class(&b[i..]) {
+                Some(len) => {
+                    i += len;
+                    repeatable = true;
+                }
+                None => return false,
+            },
+            b'*' | b'+' | b'?' => {
+                if !repeatable {
+                    return false;
+                }
+                if b.get(i) == Some(&b'?') {
+                    i += 1;
+                }
+                repeatable = false;
+            }
+            _ => return false,
+        }
+    }
+    depth == 0
+}
+
+/// The length of a plain class's body and closing `]` (what follows its `[`): one or more
+/// letters, digits, `_` or ascending ranges of them.
+fn plain_class(b: &[u8]) -> Option<usize> {
+    let plain = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut i = 0;
+    loop {
+        let lo = *b.get(i)?;
+        if lo == b']' && i > 0 {
+            return Some(i + 1);
+        }
+        if !plain(lo) {
+            return None;
+        }
+        i += 1;
+        if b.get(i) == Some(&b'-') {
+            let hi = *b.get(i + 1)?;
+            if !plain(hi) || hi < lo {
+                return None;
+            }
+            i += 2;
+        }
+    }
 }
 
 /// Translates one match (`None`: a rule without matches, which matches every request).
@@ -214,5 +320,73 @@ fn method_name(m: &HttpRouteRulesMatchesMethod) -> &'static str {
         M::Options => "OPTIONS",
         M::Trace => "TRACE",
         M::Patch => "PATCH",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plainly_valid;
+
+    fn parses(p: &str) -> bool {
+        regex_syntax::Parser::new().parse(p).is_ok()
+    }
+
+    #[test]
+    fn plain_patterns_skip_the_parse() {
+        for p in [
+            "^/r12/rule0/m1/items/[0-9]+$",
+            "/api/v[0-9]+/.*",
+            "^/(users|groups)/[a-zA-Z0-9_]+/?$",
+            "a.b\\.c\\(d\\)",
+            "x*?y+?z??",
+            "",
+        ] {
+            assert!(plainly_valid(p), "{p}");
+            assert!(parses(p), "{p}");
+        }
+        for p in [
+            "(?i)a", "\\d+", "[^a]", "[a-]", "a{2}", "a**", "*a", "(a", "a)", "[z-a]", "é",
+        ] {
+            assert!(!plainly_valid(p), "{p}");
+        }
+    }
+
+    /// Every pattern the plain subset vouches for parses: all patterns of up to four
+    /// characters of the subset and just outside it, and many longer random ones.
+    #[test]
+    fn plainly_valid_patterns_always_parse() {
+        const ALPHABET: &[u8] = b"aZ0-.*+?()|[]^$\\{";
+        let check = |p: &str| {
+            if plainly_valid(p) {
+                assert!(parses(p), "{p:?} is vouched for but does not parse");
+                1
+            } else {
+                0
+            }
+        };
+        let mut vouched = 0;
+        let n = ALPHABET.len();
+        for len in 0..=4u32 {
+            for mut code in 0..n.pow(len) {
+                let mut p = String::new();
+                for _ in 0..len {
+                    p.push(char::from(ALPHABET[code % n]));
+                    code /= n;
+                }
+                vouched += check(&p);
+            }
+        }
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut p = String::new();
+            for _ in 0..12 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                p.push(char::from(ALPHABET[(state >> 33) as usize % n]));
+            }
+            vouched += check(&p);
+        }
+        assert!(vouched > 1_000, "{vouched}");
     }
 }

@@ -75,6 +75,24 @@ pub use cluster::ClusterRef;
 /// and much faster than SipHash on the short string keys it holds.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Appends `n` in decimal to `out`, as `{n}` would, without the formatting machinery.
+pub(crate) fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10, so the cast keeps it whole.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        out.push(char::from(*d));
+    }
+}
+
 /// The hash set counterpart of [`FastMap`].
 pub(crate) type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
@@ -542,7 +560,7 @@ impl Translator {
         // Forgetting deleted objects is a lookup per memo entry: skip it for kinds that
         // did not change.
         if !(stable.contains(Kind::Service) && stable.contains(Kind::Upstream)) {
-            self.clusters.retain_present(store);
+            self.clusters.retain_present(store, self.pass);
         }
         self.vhosts.retain_used(self.pass);
         self.cluster_lists.retain_used(self.pass);
