@@ -66,6 +66,35 @@ pub enum ClusterRef {
     },
 }
 
+/// A set of cluster references, kept sorted in a vector: every route IR holds one, and
+/// a `BTreeSet`'s first node has room for eleven (~640 B) where a route names one or two.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ClusterSet(Vec<ClusterRef>);
+
+impl ClusterSet {
+    /// Adds `c` unless present.
+    pub(crate) fn insert(&mut self, c: ClusterRef) {
+        if let Err(i) = self.0.binary_search(&c) {
+            self.0.insert(i, c);
+        }
+    }
+
+    /// The references, in order.
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, ClusterRef> {
+        self.0.iter()
+    }
+
+    /// Removes every reference.
+    pub(crate) fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+
+    /// Gives back the room no reference uses.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+}
+
 impl ClusterRef {
     /// The Envoy cluster name: `kube_<ns>_<service>_<port>` or `upstream_<ns>_<name>`.
     pub fn cluster_name(&self) -> String {
