@@ -110,10 +110,13 @@ impl<M> Clone for Encoded<M> {
 
 /// Equal messages, as decoded: identical bytes, or else the same decoded message, since
 /// prost writes a map field (`typed_per_filter_config`, ...) in its `HashMap`'s order,
-/// which differs between two maps with the same entries.
+/// which differs between two maps with the same entries. Equal messages encode to the
+/// same length whatever the order, so only equal lengths are decoded.
 impl<M: Named + PartialEq> PartialEq for Encoded<M> {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && (self.bytes == other.bytes || self.decode() == other.decode())
+        self.name == other.name
+            && (self.bytes == other.bytes
+                || (self.bytes.len() == other.bytes.len() && self.decode() == other.decode()))
     }
 }
 
@@ -197,5 +200,45 @@ mod tests {
         assert_eq!(built, Encoded::encode(&vhost));
         assert_eq!(built.decode(), vhost);
         assert_eq!(built.name(), "example.com");
+    }
+
+    #[test]
+    fn equal_messages_are_equal_whatever_order_their_maps_were_written_in() {
+        use envoy_types::pb::google::protobuf::Any;
+        use std::collections::HashMap;
+        const TYPED_PER_FILTER_CONFIG: u32 = 13;
+        let entry = |i: u8| {
+            let mut buf = Vec::new();
+            prost::encoding::hash_map::encode(
+                prost::encoding::string::encode,
+                prost::encoding::string::encoded_len,
+                prost::encoding::message::encode,
+                prost::encoding::message::encoded_len,
+                TYPED_PER_FILTER_CONFIG,
+                &HashMap::from([(
+                    format!("f{i}"),
+                    Any {
+                        type_url: "t".into(),
+                        value: vec![i],
+                    },
+                )]),
+                &mut buf,
+            );
+            buf
+        };
+        // A virtual host `v` with one route whose map entries come in `order`.
+        let vhost = |order: &[u8]| {
+            let route: Vec<u8> = order.iter().flat_map(|i| entry(*i)).collect();
+            let mut bytes = Vec::new();
+            put_length_delimited(1, b"v", &mut bytes);
+            put_length_delimited(3, &route, &mut bytes);
+            Encoded::<VirtualHost>::from_parts("v", bytes)
+        };
+        let (a, b) = (vhost(&[0, 1, 2]), vhost(&[2, 0, 1]));
+        assert_ne!(a.as_bytes(), b.as_bytes());
+        assert_eq!(a, b);
+        assert_eq!(a.decode().routes[0].typed_per_filter_config.len(), 3);
+        assert_ne!(a, vhost(&[0, 1, 3]), "same length, other content");
+        assert_ne!(a, vhost(&[0, 1]));
     }
 }
