@@ -163,9 +163,8 @@ pub struct Store {
     /// EndpointSlices (a copy of their entries, by name) by the namespace and then the
     /// Service name in their `kubernetes.io/service-name` label, so a Service's slices
     /// are one lookup by `&str` (no allocation, no search of `objects` per slice). Kept
-    /// in step by `insert` and `remove`. A Service's slices are a vector sorted by name:
-    /// it usually has one, and a `BTreeMap`'s first node has room for eleven (~600 B).
-    slices_by_service: BTreeMap<String, BTreeMap<String, Vec<(String, Entry)>>>,
+    /// in step by `insert` and `remove`.
+    slices_by_service: BTreeMap<String, BTreeMap<String, BTreeMap<String, Entry>>>,
     /// Per kind, the [`Revision`] of the last content change (create, update, delete) to
     /// an object of that kind; absent for kinds never changed. Bumped by `apply`, `delete`
     /// and `reset`.
@@ -288,19 +287,12 @@ impl Store {
 
     fn insert(&mut self, key: ObjectKey, entry: Entry) {
         if let Some((ns, svc)) = slice_service(&entry.object) {
-            let slices = self
-                .slices_by_service
+            self.slices_by_service
                 .entry(ns)
                 .or_default()
                 .entry(svc)
-                .or_default();
-            match slices.binary_search_by(|(n, _)| n.as_str().cmp(&key.name)) {
-                Ok(i) => slices[i].1 = entry.clone(),
-                Err(i) => {
-                    slices.reserve_exact(1);
-                    slices.insert(i, (key.name.clone(), entry.clone()));
-                }
-            }
+                .or_default()
+                .insert(key.name.clone(), entry.clone());
         }
         self.objects.insert(key, entry);
     }
@@ -311,9 +303,7 @@ impl Store {
             && let Some(services) = self.slices_by_service.get_mut(&ns)
             && let Some(names) = services.get_mut(&svc)
         {
-            if let Ok(i) = names.binary_search_by(|(n, _)| n.as_str().cmp(&key.name)) {
-                names.remove(i);
-            }
+            names.remove(&key.name);
             if names.is_empty() {
                 services.remove(&svc);
                 if services.is_empty() {
@@ -542,7 +532,7 @@ impl Store {
             .get(namespace)
             .and_then(|services| services.get(service))
             .into_iter()
-            .flat_map(|slices| slices.iter().map(|(_, e)| e))
+            .flat_map(BTreeMap::values)
     }
 }
 
