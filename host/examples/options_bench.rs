@@ -150,7 +150,7 @@ fn full<'r>(
             .routes
             .iter()
             .flat_map(|r| &r.virtual_hosts)
-            .flat_map(|v| &v.routes)
+            .flat_map(|v| v.decode().routes)
             .fold((0, 0), |(w, a), r| {
                 let has = r
                     .typed_per_filter_config

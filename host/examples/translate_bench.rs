@@ -84,7 +84,7 @@ fn summary(t: &Translation) -> String {
         g.routes
             .iter()
             .flat_map(|r| &r.virtual_hosts)
-            .map(|v| v.routes.len())
+            .map(|v| v.decode().routes.len())
             .sum()
     });
     format!(

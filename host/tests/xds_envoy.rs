@@ -35,7 +35,9 @@ use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};
 use prost::{Message, Name};
 use serde_json::json;
 use weir::model::{Kind, ObjectKey};
-use weir::translate::{GatewayResources, RouteTable};
+use weir::translate::{
+    EncodedCluster, EncodedEndpoints, EncodedVirtualHost, GatewayResources, RouteTable,
+};
 use weir::xds::{AdsServer, ResourceType, Snapshot, SnapshotCache};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -151,7 +153,7 @@ fn mk_resources(
         })],
         routes: vec![RouteTable::new(
             "route",
-            vec![Arc::new(VirtualHost {
+            vec![Arc::new(EncodedVirtualHost::from(VirtualHost {
                 name: "all".into(),
                 domains: vec!["*".into()],
                 routes: vec![Route {
@@ -168,12 +170,12 @@ fn mk_resources(
                     ..Default::default()
                 }],
                 ..Default::default()
-            })],
+            }))],
         )],
         clusters: backends
             .iter()
             .map(|(name, _)| {
-                Arc::new(Cluster {
+                Arc::new(EncodedCluster::from(Cluster {
                     name: name.to_string(),
                     connect_timeout: Some(PbDuration {
                         seconds: 1,
@@ -187,13 +189,13 @@ fn mk_resources(
                         service_name: String::new(),
                     }),
                     ..Default::default()
-                })
+                }))
             })
             .collect(),
         endpoints: backends
             .iter()
             .map(|(name, port)| {
-                Arc::new(ClusterLoadAssignment {
+                Arc::new(EncodedEndpoints::from(ClusterLoadAssignment {
                     cluster_name: name.to_string(),
                     endpoints: vec![LocalityLbEndpoints {
                         lb_endpoints: vec![LbEndpoint {
@@ -208,7 +210,7 @@ fn mk_resources(
                         ..Default::default()
                     }],
                     ..Default::default()
-                })
+                }))
             })
             .collect(),
         secrets: vec![],

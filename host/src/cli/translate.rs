@@ -87,13 +87,15 @@ fn render(resources: &GatewayResources) -> Result<Value, envoy_json::JsonError> 
             .collect()
     }
     let routes: Vec<_> = resources.routes.iter().map(|r| r.to_proto()).collect();
+    let clusters: Vec<_> = resources.clusters.iter().map(|c| c.decode()).collect();
+    let endpoints: Vec<_> = resources.endpoints.iter().map(|e| e.decode()).collect();
     let mut secrets = all(resources.secrets.iter().map(|r| &**r))?;
     secrets.iter_mut().for_each(envoy_json::redact_secret);
     Ok(json!({
         "listeners": all(resources.listeners.iter().map(|r| &**r))?,
         "routes": all(&routes)?,
-        "clusters": all(resources.clusters.iter().map(|r| &**r))?,
-        "endpoints": all(resources.endpoints.iter().map(|r| &**r))?,
+        "clusters": all(&clusters)?,
+        "endpoints": all(&endpoints)?,
         "secrets": secrets,
     }))
 }

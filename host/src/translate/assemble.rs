@@ -12,9 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
-use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
@@ -40,8 +38,10 @@ use super::gateway::{AttachDelta, Attachments, GatewayPlan, ListenerPlan, Protoc
 use super::hostnames;
 use super::http_route::RouteIr;
 use super::options::{self, Attached, GatewayOptionIndexes, OptionError};
+use super::{
+    EncodedCluster, EncodedEndpoints, EncodedVirtualHost, GatewayResources, PassStats, RouteTable,
+};
 use super::{FastMap, FastSet, FilterPlugins, OptionFilter, OptionRequest, OptionResult};
-use super::{GatewayResources, PassStats, RouteTable};
 
 /// The virtual-host memo, per (Gateway, port): the port's hostname index and virtual
 /// hosts, and one entry per domain, reused while the same route IRs (by pointer) make it
@@ -64,7 +64,7 @@ struct PortCache {
     /// Whether VirtualHostOptions applied to the port's listeners.
     with_options: bool,
     /// The virtual hosts built, sorted by name (the domain).
-    table: Vec<Arc<VirtualHost>>,
+    table: Vec<Arc<EncodedVirtualHost>>,
     /// The entries by domain (looked up by `&str`, no allocation).
     entries: FastMap<String, VhostEntry>,
     /// The pass that last built the port.
@@ -76,7 +76,7 @@ struct VhostEntry {
     chosen: Vec<Arc<RouteIr>>,
     /// The VirtualHostOptions applied (object and content), and the plugin generation.
     options: OptionsUsed,
-    vhost: Arc<VirtualHost>,
+    vhost: Arc<EncodedVirtualHost>,
     /// What applying the options produced besides the virtual host.
     applied: Applied,
     /// The pass that last used this entry.
@@ -127,18 +127,20 @@ pub(crate) struct GatewayOptions<'t, 'p> {
 /// that `Arc` (its twin) as it is: neither built nor compared deeply, which halves the
 /// virtual-host work of a Gateway whose HTTP and HTTPS ports serve the same routes.
 #[derive(Default)]
-pub(crate) struct PortlessHosts(FastMap<*const VirtualHost, (Arc<VirtualHost>, Vec<Arc<RouteIr>>)>);
+pub(crate) struct PortlessHosts(
+    FastMap<*const EncodedVirtualHost, (Arc<EncodedVirtualHost>, Vec<Arc<RouteIr>>)>,
+);
 
 impl PortlessHosts {
     /// Whether `vhost` was built from exactly `chosen`, in order, without reading a port.
-    fn built_from(&self, vhost: &Arc<VirtualHost>, chosen: &[&Arc<RouteIr>]) -> bool {
+    fn built_from(&self, vhost: &Arc<EncodedVirtualHost>, chosen: &[&Arc<RouteIr>]) -> bool {
         self.0.get(&Arc::as_ptr(vhost)).is_some_and(|(_, irs)| {
             irs.len() == chosen.len() && irs.iter().zip(chosen).all(|(a, b)| Arc::ptr_eq(a, b))
         })
     }
 
     /// Records that `vhost` was built from `chosen` without reading a port.
-    fn record(&mut self, vhost: &Arc<VirtualHost>, chosen: &[&Arc<RouteIr>]) {
+    fn record(&mut self, vhost: &Arc<EncodedVirtualHost>, chosen: &[&Arc<RouteIr>]) {
         self.0.insert(
             Arc::as_ptr(vhost),
             (
@@ -180,11 +182,11 @@ struct VhostSpec<'a, 'b> {
 fn get_or_build(
     entries: &mut FastMap<String, VhostEntry>,
     spec: VhostSpec<'_, '_>,
-    twin: Option<&Arc<VirtualHost>>,
+    twin: Option<&Arc<EncodedVirtualHost>>,
     ctx: &mut GatewayOptions<'_, '_>,
     port_filters: &mut Vec<OptionFilter>,
     (pass, stats): (PassId, &mut PassStats),
-) -> Arc<VirtualHost> {
+) -> Arc<EncodedVirtualHost> {
     let chosen = &spec.chosen;
     let used: OptionsUsed = (
         spec.options
@@ -230,12 +232,14 @@ fn get_or_build(
         }
         _ => {
             stats.virtual_hosts_built += 1;
-            let (vhost, applied) = apply_vhost_options(
-                virtual_host(spec.port, spec.domain, chosen),
-                &spec.options,
-                spec.listener,
-                ctx,
-            );
+            let built = virtual_host(spec.port, spec.domain, chosen);
+            let (vhost, applied) = if spec.options.is_empty() {
+                (built, Applied::default())
+            } else {
+                let (vhost, applied) =
+                    apply_vhost_options(built.decode(), &spec.options, spec.listener, ctx);
+                (EncodedVirtualHost::encode(&vhost), applied)
+            };
             report(&applied, ctx, port_filters);
             let vhost = match twin {
                 Some(t) if **t == vhost => t.clone(),
@@ -441,8 +445,8 @@ pub(crate) fn gateway_resources(
 /// the SDS secrets the clusters' TLS settings name (in the order the clusters gave them).
 #[derive(Clone, Default)]
 struct UsedClusters {
-    clusters: Vec<Arc<Cluster>>,
-    endpoints: Vec<Arc<ClusterLoadAssignment>>,
+    clusters: Vec<Arc<EncodedCluster>>,
+    endpoints: Vec<Arc<EncodedEndpoints>>,
     secrets: Vec<Arc<TlsSecret>>,
 }
 
@@ -544,14 +548,14 @@ fn gather_clusters(
         secrets.extend(built.secrets.iter().cloned());
         built_clusters.push(built);
     }
-    built_clusters.sort_by(|a, b| a.cluster.name.cmp(&b.cluster.name));
-    built_clusters.dedup_by(|a, b| a.cluster.name == b.cluster.name);
-    let mut endpoints: Vec<&Arc<ClusterLoadAssignment>> = built_clusters
+    built_clusters.sort_by(|a, b| a.cluster.name().cmp(b.cluster.name()));
+    built_clusters.dedup_by(|a, b| a.cluster.name() == b.cluster.name());
+    let mut endpoints: Vec<&Arc<EncodedEndpoints>> = built_clusters
         .iter()
         .filter_map(|b| b.endpoints.as_ref())
         .collect();
-    endpoints.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
-    endpoints.dedup_by(|a, b| a.cluster_name == b.cluster_name);
+    endpoints.sort_by(|a, b| a.name().cmp(b.name()));
+    endpoints.dedup_by(|a, b| a.name() == b.name());
     UsedClusters {
         endpoints: endpoints.into_iter().cloned().collect(),
         clusters: built_clusters.iter().map(|b| b.cluster.clone()).collect(),
@@ -708,7 +712,7 @@ fn update_port(
     for domain in served_domains(cache, touched) {
         let found = cache
             .table
-            .binary_search_by(|v| v.name.as_str().cmp(domain.as_str()));
+            .binary_search_by(|v| v.name().cmp(domain.as_str()));
         if !cache.by_host.contains_key(domain.as_str()) {
             if let Ok(i) = found {
                 cache.table.remove(i);
@@ -734,7 +738,7 @@ fn served_domains(cache: &PortCache, touched: BTreeSet<String>) -> BTreeSet<Stri
                 .by_host
                 .keys()
                 .map(String::as_str)
-                .chain(cache.table.iter().map(|v| v.name.as_str()));
+                .chain(cache.table.iter().map(|v| v.name()));
             for d in known {
                 if hostnames::covering(d).contains(&h) {
                     out.insert(d.to_string());
@@ -754,7 +758,7 @@ impl PortSpec<'_, '_> {
         entries: &mut FastMap<String, VhostEntry>,
         domain: &str,
         (ctx, port_filters, pass, stats): &mut PortRun<'_, '_, '_>,
-    ) -> Arc<VirtualHost> {
+    ) -> Arc<EncodedVirtualHost> {
         let hosts = || self.listeners.iter().map(|(_, l)| l.hostname.as_deref());
         let best = hostnames::most_specific(hosts(), domain);
         // One IR per route key this pass, so the pointer identifies the route.
@@ -779,7 +783,7 @@ impl PortSpec<'_, '_> {
         };
         let twin = self.earlier.iter().find_map(|t| {
             t.virtual_hosts
-                .binary_search_by(|v| v.name.as_str().cmp(domain))
+                .binary_search_by(|v| v.name().cmp(domain))
                 .ok()
                 .map(|i| &t.virtual_hosts[i])
         });
@@ -795,32 +799,31 @@ impl PortSpec<'_, '_> {
 }
 
 /// The virtual host for `domain` on `port`, from the routes that serve it, ordered by
-/// Gateway API precedence across all of them.
-fn virtual_host(port: u16, domain: &str, chosen: &[&Arc<RouteIr>]) -> VirtualHost {
+/// Gateway API precedence across all of them. It is written from the routes' encodings;
+/// only a redirect, finished with the port, is decoded and encoded again.
+fn virtual_host(port: u16, domain: &str, chosen: &[&Arc<RouteIr>]) -> EncodedVirtualHost {
     let mut entries: Vec<_> = chosen
         .iter()
         .flat_map(|ir| ir.entries.iter().map(move |e| (ir.precedence(e), e)))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    // Decoded in place: a route is over 2 KiB, and decoding into a value then pushing it
-    // copied each one twice.
-    let mut routes = Vec::new();
-    routes.resize_with(entries.len(), Route::default);
-    for (r, (_, e)) in routes.iter_mut().zip(entries) {
-        // Our own encoding of a valid message: merging it cannot fail.
-        if r.merge(&*e.route).is_err() {
-            *r = Route::default();
-        }
-        if let Some(redirect) = &e.redirect {
+    let redirects: Vec<Option<Vec<u8>>> = entries
+        .iter()
+        .map(|(_, e)| {
+            let redirect = e.redirect.as_ref()?;
+            // Our own encoding of a valid message: decoding it cannot fail.
+            let mut r = Route::decode(&*e.route).unwrap_or_default();
             r.action = Some(route::Action::Redirect(redirect.to_action(port)));
-        }
-    }
-    VirtualHost {
-        name: domain.to_string(),
-        domains: vec![domain.to_string()],
-        routes,
-        ..Default::default()
-    }
+            Some(r.encode_to_vec())
+        })
+        .collect();
+    EncodedVirtualHost::from_routes(
+        domain,
+        entries
+            .iter()
+            .zip(&redirects)
+            .map(|((_, e), r)| r.as_deref().unwrap_or(&e.route)),
+    )
 }
 
 /// The HTTP filters the options of the routes attached to these listeners need, one per

@@ -40,7 +40,10 @@ use crate::model::{Kind, ObjectKey};
 use super::FastMap;
 use super::conditions::{Problem, R_INVALID_SPEC, R_PLUGIN_FAILED};
 use super::deps::{DepSnapshot, PassId, PassReader, Recorder};
-use super::{ClusterName, PassStats, ResolvedEndpoint, UpstreamPlugins, UpstreamRequest};
+use super::{
+    ClusterName, EncodedCluster, EncodedEndpoints, PassStats, ResolvedEndpoint, UpstreamPlugins,
+    UpstreamRequest,
+};
 
 /// What a route forwards to: a Service port or an Upstream.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,6 +64,35 @@ pub enum ClusterRef {
         /// Name of the Upstream.
         name: String,
     },
+}
+
+/// A set of cluster references, kept sorted in a vector: every route IR holds one, and
+/// a `BTreeSet`'s first node has room for eleven (~640 B) where a route names one or two.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ClusterSet(Vec<ClusterRef>);
+
+impl ClusterSet {
+    /// Adds `c` unless present.
+    pub(crate) fn insert(&mut self, c: ClusterRef) {
+        if let Err(i) = self.0.binary_search(&c) {
+            self.0.insert(i, c);
+        }
+    }
+
+    /// The references, in order.
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, ClusterRef> {
+        self.0.iter()
+    }
+
+    /// Removes every reference.
+    pub(crate) fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+
+    /// Gives back the room no reference uses.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
 }
 
 impl ClusterRef {
@@ -97,8 +129,10 @@ impl ClusterRef {
 /// A cluster ready for a snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Built {
-    pub(crate) cluster: Arc<Cluster>,
-    pub(crate) endpoints: Option<Arc<ClusterLoadAssignment>>,
+    /// Kept encoded, like the endpoints: a service cluster differs from the next only by
+    /// name, and decoded each is over 3 KiB.
+    pub(crate) cluster: Arc<EncodedCluster>,
+    pub(crate) endpoints: Option<Arc<EncodedEndpoints>>,
     /// SDS secrets the cluster's TLS settings refer to.
     pub(crate) secrets: Vec<Arc<TlsSecret>>,
 }
@@ -193,8 +227,11 @@ impl ClusterCache {
             set_http2(&mut cluster, Http2ProtocolOptions::default());
         }
         let built = Arc::new(Built {
-            endpoints: Some(Arc::new(load_assignment(&cluster_name, &endpoints))),
-            cluster: Arc::new(cluster),
+            endpoints: Some(Arc::new(EncodedEndpoints::encode(&load_assignment(
+                &cluster_name,
+                &endpoints,
+            )))),
+            cluster: Arc::new(EncodedCluster::encode(&cluster)),
             secrets: Vec::new(),
         });
         let deps = reader.snapshot(rec);
@@ -321,8 +358,8 @@ fn translate_upstream(
                 });
             }
             Ok(Arc::new(Built {
-                cluster: Arc::new(cluster),
-                endpoints: endpoints.map(Arc::new),
+                cluster: Arc::new(EncodedCluster::encode(&cluster)),
+                endpoints: endpoints.map(|e| Arc::new(EncodedEndpoints::encode(&e))),
                 secrets: secrets.into_iter().map(Arc::new).collect(),
             }))
         });

@@ -668,7 +668,9 @@ fn bind(
 ) -> Binding {
     let route_ns = ir.namespace.as_str();
     let mut listeners: Vec<(usize, usize, Vec<String>)> = Vec::new();
-    let mut parents = Vec::new();
+    // Sized exactly: a pushed-to vector keeps room for four outcomes (~200 B each), and
+    // every route's binding is held between passes.
+    let mut parents = Vec::with_capacity(ir.parent_refs.len());
     for pref in &ir.parent_refs {
         let group = pref.group.as_deref().unwrap_or(GATEWAY_API_GROUP);
         let kind = pref.kind.as_deref().unwrap_or("Gateway");
@@ -707,13 +709,13 @@ fn bind(
             accepted,
         });
     }
-    Binding {
-        listeners: listeners
-            .into_iter()
-            .map(|(gi, li, hosts)| (gi, li, hosts.into()))
-            .collect(),
-        parents,
-    }
+    // Collected in place, into the pushed-to vector's spare room: give that back.
+    let mut listeners: Vec<_> = listeners
+        .into_iter()
+        .map(|(gi, li, hosts)| (gi, li, hosts.into()))
+        .collect();
+    listeners.shrink_to_fit();
+    Binding { listeners, parents }
 }
 
 /// Picks the listeners of `plan` that `pref` attaches `ir` to, or says why none.

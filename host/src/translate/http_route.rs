@@ -11,7 +11,7 @@
 //! a missing cluster with 500 (`cluster_not_found_response_code`), which is what Gateway
 //! API asks for. A rule with no usable backend at all answers 500 directly.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ use crate::model::gateway_api::httproutes::{HttpRouteParentRefs, HttpRouteRules}
 use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, weir_ref_kind};
 use crate::store::ContentHash;
 
-use super::cluster::{ClusterRef, to_any};
+use super::cluster::{ClusterRef, ClusterSet, to_any};
 use super::conditions::*;
 use super::deps::{DepSnapshot, PassId, PassReader, Recorder, RefFrom, RefTo, reference_permitted};
 use super::filters::{self, FilterSet, Redirect};
@@ -73,7 +73,7 @@ pub(crate) struct RouteIr {
     /// The first reference that could not be resolved.
     pub(crate) resolved: Result<(), Problem>,
     pub(crate) entries: Vec<RouteEntry>,
-    pub(crate) clusters: BTreeSet<ClusterRef>,
+    pub(crate) clusters: ClusterSet,
     /// HTTP filters the route's options need on the listener (one per name).
     pub(crate) http_filters: Vec<OptionFilter>,
     /// RouteOption keys that could not be applied, by the RouteOption they came from.
@@ -249,7 +249,7 @@ pub(crate) fn translate_route(
         accepted: Ok(()),
         resolved: Ok(()),
         entries: Vec::new(),
-        clusters: BTreeSet::new(),
+        clusters: ClusterSet::default(),
         http_filters: Vec::new(),
         option_errors: Vec::new(),
         option_warnings: Vec::new(),
@@ -282,6 +282,8 @@ pub(crate) fn translate_route(
         ir.http_filters.clear();
     }
     options::sort_filters(&mut ir.http_filters);
+    // Kept for the translator's lifetime.
+    ir.clusters.shrink_to_fit();
     ir
 }
 

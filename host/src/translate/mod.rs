@@ -41,6 +41,7 @@ mod assemble;
 mod cluster;
 mod conditions;
 mod deps;
+mod encoded;
 mod filters;
 mod gateway;
 mod hostnames;
@@ -70,6 +71,7 @@ use crate::model::{Kind, ObjectKey};
 use crate::store::Store;
 
 pub use cluster::ClusterRef;
+pub use encoded::{Encoded, EncodedCluster, EncodedEndpoints, EncodedVirtualHost, Named};
 
 /// The hash map of the translator's memo: seeded (so names cannot be chosen to collide)
 /// and much faster than SipHash on the short string keys it holds.
@@ -129,10 +131,11 @@ pub struct GatewayResources {
     /// One route configuration per port (`route_<port>`), served over RDS; ports whose
     /// virtual hosts are identical share the first one's.
     pub routes: Vec<RouteTable>,
-    /// Clusters referenced by routes attached to this Gateway.
-    pub clusters: Vec<Arc<Cluster>>,
+    /// Clusters referenced by routes attached to this Gateway (kept encoded, like the
+    /// endpoints and virtual hosts: decoded, 10,000 of each took over 50 MiB).
+    pub clusters: Vec<Arc<EncodedCluster>>,
     /// Endpoints of the EDS clusters, by cluster name.
-    pub endpoints: Vec<Arc<ClusterLoadAssignment>>,
+    pub endpoints: Vec<Arc<EncodedEndpoints>>,
     /// TLS certificates served over SDS (`secret_<ns>_<name>`). Contains private keys:
     /// redact before printing.
     pub secrets: Vec<Arc<TlsSecret>>,
@@ -146,13 +149,13 @@ pub struct GatewayResources {
 pub struct RouteTable {
     /// The configuration's name (`route_<port>`).
     pub name: String,
-    /// Virtual hosts, sorted by name.
-    pub virtual_hosts: Vec<Arc<VirtualHost>>,
+    /// Virtual hosts, sorted by name, each kept encoded.
+    pub virtual_hosts: Vec<Arc<EncodedVirtualHost>>,
 }
 
 impl RouteTable {
     /// A table with these virtual hosts.
-    pub fn new(name: impl Into<String>, virtual_hosts: Vec<Arc<VirtualHost>>) -> Self {
+    pub fn new(name: impl Into<String>, virtual_hosts: Vec<Arc<EncodedVirtualHost>>) -> Self {
         Self {
             name: name.into(),
             virtual_hosts,
@@ -169,69 +172,33 @@ impl RouteTable {
         }
     }
 
-    /// The Envoy message (copies every virtual host).
+    /// The Envoy message (decodes every virtual host).
     pub fn to_proto(&self) -> RouteConfiguration {
         RouteConfiguration {
-            virtual_hosts: self.virtual_hosts.iter().map(|v| (**v).clone()).collect(),
+            virtual_hosts: self.virtual_hosts.iter().map(|v| v.decode()).collect(),
             ..self.base()
         }
     }
 
-    /// The encoded `RouteConfiguration`, written without copying the virtual hosts:
+    /// The encoded `RouteConfiguration`, written from the virtual hosts' encodings:
     /// protobuf lets a repeated field's elements follow the other fields.
     pub fn encode_to_vec(&self) -> Vec<u8> {
-        self.encode_reusing(None).0
-    }
-
-    /// Like [`RouteTable::encode_to_vec`], but a virtual host that is the very same
-    /// `Arc` as one of `previous` (an earlier encoding and its layout) is copied from it
-    /// instead of encoded again: after a one-route change, all but one are. Returns the
-    /// bytes and where each virtual host sits in them.
-    pub fn encode_reusing(
-        &self,
-        previous: Option<(&[u8], &RouteLayout)>,
-    ) -> (Vec<u8>, RouteLayout) {
         use prost::Message;
         const VIRTUAL_HOSTS: u32 = 2;
-        let earlier: FastMap<*const VirtualHost, &std::ops::Range<usize>> = previous
-            .map(|(_, layout)| {
-                layout
-                    .pieces
-                    .iter()
-                    .map(|(v, range)| (Arc::as_ptr(v), range))
-                    .collect()
-            })
-            .unwrap_or_default();
         let base = self.base();
         let len = base.encoded_len()
             + self
                 .virtual_hosts
                 .iter()
-                .map(|v| match earlier.get(&Arc::as_ptr(v)) {
-                    Some(range) => range.len(),
-                    None => prost::encoding::message::encoded_len(VIRTUAL_HOSTS, &**v),
-                })
+                .map(|v| encoded::length_delimited_len(VIRTUAL_HOSTS, v.as_bytes().len()))
                 .sum::<usize>();
         let mut buf = Vec::with_capacity(len);
         base.encode_raw(&mut buf);
-        let mut pieces = Vec::with_capacity(self.virtual_hosts.len());
         for v in &self.virtual_hosts {
-            let start = buf.len();
-            match (earlier.get(&Arc::as_ptr(v)), previous) {
-                (Some(range), Some((bytes, _))) => buf.extend_from_slice(&bytes[(*range).clone()]),
-                _ => prost::encoding::message::encode(VIRTUAL_HOSTS, &**v, &mut buf),
-            }
-            pieces.push((v.clone(), start..buf.len()));
+            encoded::put_length_delimited(VIRTUAL_HOSTS, v.as_bytes(), &mut buf);
         }
-        (buf, RouteLayout { pieces })
+        buf
     }
-}
-
-/// Where each virtual host of an encoded [`RouteTable`] sits in its bytes (the whole
-/// field: tag, length and message), so the next encoding can copy the unchanged ones.
-#[derive(Debug, Default)]
-pub struct RouteLayout {
-    pieces: Vec<(Arc<VirtualHost>, std::ops::Range<usize>)>,
 }
 
 // === Plugins ===

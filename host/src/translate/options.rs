@@ -303,10 +303,7 @@ pub(crate) fn apply_to_route(
     plugins: &mut Option<&mut dyn FilterPlugins>,
     mut route: Route,
     merged: &Merged<'_>,
-    (filters, clusters): (
-        &mut Vec<OptionFilter>,
-        &mut std::collections::BTreeSet<ClusterRef>,
-    ),
+    (filters, clusters): (&mut Vec<OptionFilter>, &mut super::cluster::ClusterSet),
     errors: &mut Vec<OptionError>,
     upstream_exists: &mut dyn FnMut(&str, &str) -> bool,
 ) -> Route {
@@ -332,7 +329,9 @@ pub(crate) fn apply_to_route(
         match result {
             Ok((modified, needed, mirrors)) => {
                 route = modified;
-                clusters.extend(mirrors);
+                for c in mirrors {
+                    clusters.insert(c);
+                }
                 for f in needed {
                     if !filters.iter().any(|g| g.name == f.name) {
                         filters.push(f);

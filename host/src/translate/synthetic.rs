@@ -599,11 +599,11 @@ mod tests {
                 assert_eq!(c["status"], "True", "{ns}/{name}: {c}");
             }
         }
-        let defined: BTreeSet<&str> = gw.clusters.iter().map(|c| c.name.as_str()).collect();
+        let defined: BTreeSet<&str> = gw.clusters.iter().map(|c| c.name()).collect();
         let mut referenced = BTreeSet::new();
         for rc in &gw.routes {
             for vh in &rc.virtual_hosts {
-                for r in &vh.routes {
+                for r in &vh.decode().routes {
                     use envoy_types::pb::envoy::config::route::v3::{route, route_action};
                     let Some(route::Action::Route(a)) = &r.action else {
                         panic!("{} does not forward", r.name)
@@ -624,11 +624,7 @@ mod tests {
         for c in &referenced {
             assert!(defined.contains(c.as_str()), "cluster {c} is not defined");
         }
-        let eds: BTreeSet<&str> = gw
-            .endpoints
-            .iter()
-            .map(|e| e.cluster_name.as_str())
-            .collect();
+        let eds: BTreeSet<&str> = gw.endpoints.iter().map(|e| e.name()).collect();
         for c in defined.iter().filter(|c| c.starts_with("kube_")) {
             assert!(eds.contains(c), "no endpoints for {c}");
         }

@@ -129,12 +129,13 @@ impl Resource {
         Self::encode(name, type_url, value, Origin::default())
     }
 
-    fn encode(name: String, type_url: &str, value: Vec<u8>, origin: Origin) -> Self {
+    fn encode(name: String, type_url: &str, value: impl Into<Bytes>, origin: Origin) -> Self {
+        let value = value.into();
         Self {
             name,
             version: hash_hex(&[&value]),
             type_url: type_url.to_string(),
-            value: Bytes::from(value),
+            value,
             origin,
         }
     }
@@ -159,19 +160,14 @@ impl Resource {
 }
 
 /// The shared message a [`Resource`] was encoded from (kept alive, so its address cannot
-/// be reused by another message while we remember it), or for a route table the layout
-/// of its virtual hosts. It takes no part in equality.
+/// be reused by another message while we remember it); none for a route table. It takes
+/// no part in equality.
 #[derive(Clone, Default)]
 struct Origin(Option<Arc<dyn std::any::Any + Send + Sync>>);
 
 impl Origin {
     fn of<M: Send + Sync + 'static>(m: &Arc<M>) -> Self {
         Self(Some(m.clone()))
-    }
-
-    /// What it holds, if it is a `T` (a route table's [`crate::translate::RouteLayout`]).
-    fn downcast_ref<T: 'static>(&self) -> Option<&T> {
-        self.0.as_deref()?.downcast_ref()
     }
 
     /// Whether this is the very same message as `m`.
@@ -368,11 +364,12 @@ impl Snapshot {
         resources: &GatewayResources,
         previous: Option<&Snapshot>,
     ) -> Self {
-        fn collect<M: Message + Send + Sync + 'static>(
+        fn collect<M: Send + Sync + 'static>(
             ty: ResourceType,
             previous: Option<&Snapshot>,
             items: &[Arc<M>],
             name: impl Fn(&M) -> &str,
+            encode: impl Fn(&M) -> Bytes,
         ) -> TypeResources {
             let mut previous = Cursor::new(previous.map(|p| p.resources(ty)));
             TypeResources::new(
@@ -386,7 +383,7 @@ impl Snapshot {
                             None => Arc::new(Resource::encode(
                                 name.to_string(),
                                 ty.type_url(),
-                                m.encode_to_vec(),
+                                encode(m),
                                 Origin::of(m),
                             )),
                         }
@@ -394,44 +391,50 @@ impl Snapshot {
                     .collect(),
             )
         }
-        let previous_routes = previous.map(|p| p.resources(ResourceType::Route));
+        // A route table is written from its virtual hosts' own encodings.
         let routes = resources
             .routes
             .iter()
             .map(|t| {
-                let earlier = previous_routes
-                    .and_then(|p| p.get(&t.name))
-                    .and_then(|r| Some((r.value().as_ref(), r.origin.downcast_ref()?)));
-                let (bytes, layout) = t.encode_reusing(earlier);
-                let r = Resource::encode(
+                Arc::new(Resource::encode(
                     t.name.clone(),
                     ResourceType::Route.type_url(),
-                    bytes,
-                    Origin(Some(Arc::new(layout))),
-                );
-                Arc::new(r)
+                    t.encode_to_vec(),
+                    Origin::default(),
+                ))
             })
             .collect();
+        // Clusters and endpoints are kept encoded by the translator: their bytes are shared.
         Self::from_types([
-            collect(ResourceType::Cluster, previous, &resources.clusters, |c| {
-                &c.name
-            }),
+            collect(
+                ResourceType::Cluster,
+                previous,
+                &resources.clusters,
+                |c| c.name(),
+                |c| c.bytes().clone(),
+            ),
             collect(
                 ResourceType::Endpoint,
                 previous,
                 &resources.endpoints,
-                |e| &e.cluster_name,
+                |e| e.name(),
+                |e| e.bytes().clone(),
             ),
             collect(
                 ResourceType::Listener,
                 previous,
                 &resources.listeners,
                 |l| &l.name,
+                |l| Bytes::from(l.encode_to_vec()),
             ),
             TypeResources::new(routes),
-            collect(ResourceType::Secret, previous, &resources.secrets, |s| {
-                &s.name
-            }),
+            collect(
+                ResourceType::Secret,
+                previous,
+                &resources.secrets,
+                |s| &s.name,
+                |s| Bytes::from(s.encode_to_vec()),
+            ),
         ])
     }
 
@@ -634,6 +637,7 @@ fn replace_if_new(slot: &mut SnapshotSlot, snapshot: Arc<Snapshot>) -> bool {
 mod tests {
     use super::*;
     use crate::model::Kind;
+    use crate::translate::EncodedCluster;
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
     use prost::Name;
 
@@ -683,10 +687,10 @@ mod tests {
             clusters: clusters
                 .iter()
                 .map(|n| {
-                    Arc::new(Cluster {
+                    Arc::new(EncodedCluster::from(Cluster {
                         name: n.to_string(),
                         ..Default::default()
-                    })
+                    }))
                 })
                 .collect(),
             ..Default::default()
@@ -735,11 +739,11 @@ mod tests {
         let one = Snapshot::from_resources(&first);
         // `a` is the same Arc; `b` is a new message with new content.
         let mut second = first.clone();
-        second.clusters[1] = Arc::new(Cluster {
+        second.clusters[1] = Arc::new(EncodedCluster::from(Cluster {
             name: "b".into(),
             alt_stat_name: "changed".into(),
             ..Default::default()
-        });
+        }));
         let two = Snapshot::from_resources_reusing(&second, Some(&one));
         let (c1, c2) = (
             one.resources(ResourceType::Cluster),
@@ -754,14 +758,14 @@ mod tests {
 
     #[test]
     fn route_tables_encode_as_route_configurations() {
-        use crate::translate::RouteTable;
+        use crate::translate::{EncodedVirtualHost, RouteTable};
         use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
         let vh = |n: &str| {
-            Arc::new(VirtualHost {
+            Arc::new(EncodedVirtualHost::from(VirtualHost {
                 name: n.into(),
                 domains: vec![n.into()],
                 ..Default::default()
-            })
+            }))
         };
         let table = RouteTable::new("route_80", vec![vh("a.example"), vh("b.example")]);
         let decoded = RouteConfiguration::decode(table.encode_to_vec().as_slice()).unwrap();
@@ -772,21 +776,21 @@ mod tests {
 
     #[test]
     fn a_route_table_reencoded_after_a_change_matches_a_fresh_encoding() {
-        use crate::translate::{GatewayResources, RouteTable};
+        use crate::translate::{EncodedVirtualHost, GatewayResources, RouteTable};
         use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
         let vh = |n: &str, domain: &str| {
-            Arc::new(VirtualHost {
+            Arc::new(EncodedVirtualHost::from(VirtualHost {
                 name: n.into(),
                 domains: vec![domain.into()],
                 ..Default::default()
-            })
+            }))
         };
         let (a, b, c) = (
             vh("a", "a.example"),
             vh("b", "b.example"),
             vh("c", "c.example"),
         );
-        let with = |hosts: Vec<Arc<VirtualHost>>| GatewayResources {
+        let with = |hosts: Vec<Arc<EncodedVirtualHost>>| GatewayResources {
             routes: vec![RouteTable::new("route_80", hosts)],
             ..Default::default()
         };

@@ -27,7 +27,9 @@ use tonic::transport::Channel;
 
 use super::*;
 use crate::model::{Kind, ObjectKey};
-use crate::translate::{GatewayResources, RouteTable};
+use crate::translate::{
+    EncodedCluster, EncodedEndpoints, EncodedVirtualHost, GatewayResources, RouteTable,
+};
 
 use ResourceType::{Cluster as CDS, Endpoint as EDS, Listener as LDS, Route as RDS};
 
@@ -95,28 +97,28 @@ impl Spec {
                 .clusters
                 .iter()
                 .map(|(name, generation)| {
-                    Arc::new(Cluster {
+                    Arc::new(EncodedCluster::from(Cluster {
                         name: name.clone(),
                         connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
                             seconds: *generation,
                             nanos: 0,
                         }),
                         ..Default::default()
-                    })
+                    }))
                 })
                 .collect(),
             endpoints: self
                 .clusters
                 .iter()
                 .map(|(name, generation)| {
-                    Arc::new(ClusterLoadAssignment {
+                    Arc::new(EncodedEndpoints::from(ClusterLoadAssignment {
                         cluster_name: name.clone(),
                         endpoints: vec![LocalityLbEndpoints {
                             priority: *generation as u32,
                             ..Default::default()
                         }],
                         ..Default::default()
-                    })
+                    }))
                 })
                 .collect(),
             listeners: self
@@ -139,10 +141,10 @@ impl Spec {
                         clusters
                             .iter()
                             .map(|c| {
-                                Arc::new(VirtualHost {
+                                Arc::new(EncodedVirtualHost::from(VirtualHost {
                                     name: c.clone(),
                                     ..Default::default()
-                                })
+                                }))
                             })
                             .collect(),
                     )

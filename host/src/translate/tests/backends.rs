@@ -165,7 +165,7 @@ fn backend_ref_to_an_upstream_uses_its_cluster() {
         Some(ClusterSpecifier::Cluster("upstream_infra_ext".into()))
     );
     let res = &t.gateways[&key(Kind::Gateway, "infra", "gw")];
-    assert_eq!(res.clusters[0].name, "upstream_infra_ext");
+    assert_eq!(res.clusters[0].name(), "upstream_infra_ext");
     assert_eq!(
         csr(cond(status(&t, Kind::Upstream, "infra", "ext"), "Accepted")).0,
         "True"

@@ -6,8 +6,9 @@ use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint;
 
 use super::*;
 
-fn addresses(cla: &ClusterLoadAssignment) -> Vec<String> {
-    cla.endpoints
+fn addresses(cla: &crate::translate::EncodedEndpoints) -> Vec<String> {
+    cla.decode()
+        .endpoints
         .iter()
         .flat_map(|l| &l.lb_endpoints)
         .map(|e| {
@@ -38,14 +39,14 @@ fn route_to(svc: &str, port: u16) -> String {
 fn service_port_becomes_an_eds_cluster_with_ready_endpoints_on_the_target_port() {
     let t = run_yaml(&format!("{}{}", mk_base(), route_to("v1", 8080)));
     let res = &t.gateways[&key(Kind::Gateway, "infra", "gw")];
-    let c = &res.clusters[0];
+    let c = &res.clusters[0].decode();
     assert_eq!(
         c.cluster_discovery_type,
         Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32
         ))
     );
-    assert_eq!(res.endpoints[0].cluster_name, "kube_infra_v1_8080");
+    assert_eq!(res.endpoints[0].name(), "kube_infra_v1_8080");
     assert_eq!(
         addresses(&res.endpoints[0]),
         ["10.0.0.1:3000", "10.0.0.2:3000"]
@@ -73,7 +74,7 @@ apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: t-1\n  
 fn h2c_app_protocol_makes_the_cluster_speak_http2() {
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: h2, namespace: infra}\nspec:\n  ports: [{name: h2c, port: 8081, appProtocol: kubernetes.io/h2c}]\n---\n";
     let t = run_yaml(&format!("{}{svc}{}", mk_base(), route_to("h2", 8081)));
-    let c = &t.gateways[&key(Kind::Gateway, "infra", "gw")].clusters[0];
+    let c = &t.gateways[&key(Kind::Gateway, "infra", "gw")].clusters[0].decode();
     assert!(
         c.typed_extension_protocol_options
             .contains_key("envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
@@ -104,7 +105,7 @@ fn upstream_common_fields_are_applied_to_the_plugins_cluster() {
         "static:\n  hosts: [{addr: 1.2.3.4, port: 80}]\nconnectionConfig:\n  connectTimeout: 2s\ncircuitBreakers:\n  maxConnections: 7\nloadBalancerConfig:\n  leastRequest: {choiceCount: 3}\noutlierDetection:\n  consecutive5xx: 4\nuseHttp2: true\nhealthChecks:\n- timeout: 1s\n  interval: 5s\n  unhealthyThreshold: 2\n  healthyThreshold: 1\n  httpHealthCheck: {path: /healthz}",
     );
     let t = run_yaml(&format!("{}{up}{}", mk_base(), route_to_upstream("ext")));
-    let c = &t.gateways[&key(Kind::Gateway, "infra", "gw")].clusters[0];
+    let c = &t.gateways[&key(Kind::Gateway, "infra", "gw")].clusters[0].decode();
     assert_eq!(c.connect_timeout.unwrap().seconds, 2);
     assert_eq!(
         c.circuit_breakers.clone().unwrap().thresholds[0]
@@ -139,13 +140,13 @@ fn upstream_naming_a_service_gets_its_endpoints_resolved_by_the_host() {
         route_to_upstream("kube-up")
     ));
     let res = &t.gateways[&key(Kind::Gateway, "infra", "gw")];
-    assert_eq!(res.endpoints[0].cluster_name, "upstream_infra_kube-up");
+    assert_eq!(res.endpoints[0].name(), "upstream_infra_kube-up");
     assert_eq!(
         addresses(&res.endpoints[0]),
         ["10.0.0.1:3000", "10.0.0.2:3000"]
     );
     assert_eq!(
-        res.clusters[0].cluster_discovery_type,
+        res.clusters[0].decode().cluster_discovery_type,
         Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32
         ))
@@ -190,7 +191,7 @@ fn real_static_plugin_translates_an_upstream() {
     );
     let store = mk_store(&format!("{}{up}{}", mk_base(), route_to_upstream("ext")));
     let t = translate(&store, &mut session, Timestamp::UNIX_EPOCH);
-    let c = &t.gateways[&key(Kind::Gateway, "infra", "gw")].clusters[0];
+    let c = &t.gateways[&key(Kind::Gateway, "infra", "gw")].clusters[0].decode();
     assert_eq!(c.name, "upstream_infra_ext");
     assert_eq!(c.connect_timeout.unwrap().seconds, 3);
     assert!(c.load_assignment.is_some());

@@ -182,7 +182,7 @@ fn request_mirror_adds_a_mirror_policy_with_its_fraction_and_cluster() {
     let names: Vec<String> = t.gateways[&key(Kind::Gateway, "infra", "gw")]
         .clusters
         .iter()
-        .map(|c| c.name.clone())
+        .map(|c| c.name().to_string())
         .collect();
     assert_eq!(names, ["kube_infra_v1_8080", "kube_infra_v2_8080"]);
 }

@@ -182,7 +182,7 @@ fn http_listeners_on_one_port_share_a_route_configuration() {
     let ls: Vec<&str> = res.listeners.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(ls, ["listener_8080", "listener_9090"]);
     let rc = res.routes.iter().find(|r| r.name == "route_8080").unwrap();
-    let hosts: Vec<&str> = rc.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
+    let hosts: Vec<&str> = rc.virtual_hosts.iter().map(|v| v.name()).collect();
     assert_eq!(hosts, ["a.example.com", "b.example.com"]);
 }
 
@@ -326,7 +326,7 @@ fn ports_with_the_same_virtual_hosts_share_one_route_configuration() {
             .unwrap()
             .virtual_hosts
             .iter()
-            .map(|v| v.name.clone())
+            .map(|v| v.name().to_string())
             .collect()
     };
     assert_eq!(hosts("route_80"), ["a.example.com", "b.example.com"]);
@@ -372,7 +372,7 @@ fn ports_sharing_virtual_hosts_stay_shared_and_follow_changes_incrementally() {
             .iter()
             .find(|r| r.name == table)
             .unwrap();
-        format!("{:?}", table.virtual_hosts[0].routes[0].r#match)
+        format!("{:?}", table.virtual_hosts[0].decode().routes[0].r#match)
     };
     let first = run_with(
         &mut translator,

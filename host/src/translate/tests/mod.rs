@@ -257,15 +257,21 @@ pub(super) fn vhost<'a>(
         .iter()
         .find(|r| r.name == format!("route_{port}"))
         .unwrap_or_else(|| panic!("no route_{port}"));
-    rc.virtual_hosts
+    let found = rc
+        .virtual_hosts
         .iter()
-        .find(|v| v.name == domain)
+        .find(|v| v.name() == domain)
         .unwrap_or_else(|| {
             panic!(
                 "no virtual host {domain} in {:?}",
-                rc.virtual_hosts.iter().map(|v| &v.name).collect::<Vec<_>>()
+                rc.virtual_hosts
+                    .iter()
+                    .map(|v| v.name())
+                    .collect::<Vec<_>>()
             )
-        })
+        });
+    // Virtual hosts are kept encoded; a test's few decoded copies may live until it ends.
+    Box::leak(Box::new(found.decode()))
 }
 
 /// Route names of a virtual host, in order.

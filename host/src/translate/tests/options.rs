@@ -1013,7 +1013,7 @@ fn a_cluster_a_listener_filter_names_is_served_when_an_upstream_provides_it() {
         t.gateways[&key(Kind::Gateway, "infra", "gw")]
             .clusters
             .iter()
-            .map(|c| c.name.clone())
+            .map(|c| c.name().to_string())
             .collect()
     };
     // Unreferenced, the Upstream's cluster is not served.
@@ -1069,7 +1069,7 @@ fn a_mirror_to_an_upstream_serves_its_cluster_and_follows_the_upstream_coming_an
         t.gateways[&key(Kind::Gateway, "infra", "gw")]
             .clusters
             .iter()
-            .map(|c| c.name.clone())
+            .map(|c| c.name().to_string())
             .collect()
     };
     let mut translator = Translator::new();

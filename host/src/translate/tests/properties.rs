@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::model::Object;
-use envoy_types::pb::envoy::config::route::v3::VirtualHost;
+use crate::translate::EncodedVirtualHost;
 use std::sync::Arc;
 
 /// A world with several routes, Services and an Upstream, as separate objects.
@@ -210,7 +210,7 @@ fn changing_one_route_retranslates_only_that_route() {
     let p = translator.last_pass();
     assert_eq!((p.routes_translated, p.routes_reused), (1, 3));
     // Only the virtual hosts r2 serves were rebuilt; the others are the same `Arc`s.
-    let vhosts = |t: &crate::translate::Translation| -> Vec<Arc<VirtualHost>> {
+    let vhosts = |t: &crate::translate::Translation| -> Vec<Arc<EncodedVirtualHost>> {
         let g = t.gateways.values().next().unwrap();
         g.routes
             .iter()

@@ -35,7 +35,7 @@ fn route_attaches_to_gateway_and_forwards_to_service_cluster() {
         )
     );
     assert_eq!(res.clusters.len(), 1);
-    assert_eq!(res.clusters[0].name, "kube_infra_v1_8080");
+    assert_eq!(res.clusters[0].name(), "kube_infra_v1_8080");
     assert_eq!(route_cond(&t, "infra", "web", 0, "Accepted").0, "True");
     assert_eq!(route_cond(&t, "infra", "web", 0, "ResolvedRefs").0, "True");
     let s = status(&t, Kind::HttpRoute, "infra", "web");
