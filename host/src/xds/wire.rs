@@ -181,47 +181,65 @@ impl Writer {
     }
 }
 
+/// How one kind of response writes its resources: the length of one element and the
+/// writing of it.
+struct Elements {
+    len: fn(&Resource) -> usize,
+    write: fn(&mut Writer, &Resource),
+}
+
+const DELTA_ELEMENTS: Elements = Elements {
+    len: |r| delimited_len(DELTA_RESOURCES, delta_resource_len(r)),
+    write: Writer::delta_entry,
+};
+
+const SOTW_ELEMENTS: Elements = Elements {
+    len: |r| delimited_len(SOTW_RESOURCES, any_len(r)),
+    write: |w, r| w.any(SOTW_RESOURCES, r),
+};
+
+impl Elements {
+    /// The length of `resources` as elements, or of their shared encoding.
+    fn len(&self, resources: &[Arc<Resource>], shared: Option<&Framed>) -> usize {
+        match shared {
+            Some(chunks) => chunks.iter().map(Bytes::len).sum(),
+            None => resources.iter().map(|r| (self.len)(r)).sum(),
+        }
+    }
+
+    /// Writes `resources` as elements, or their shared encoding.
+    fn write(&self, w: &mut Writer, resources: &[Arc<Resource>], shared: Option<&Framed>) {
+        match shared {
+            Some(chunks) => w.chunks(chunks),
+            None => resources.iter().for_each(|r| (self.write)(w, r)),
+        }
+    }
+
+    /// `resources` as elements on their own, for responses to share.
+    fn encode(&self, resources: &[Arc<Resource>]) -> Framed {
+        let mut w = Writer::bare(self.len(resources, None).min(1 << 20));
+        self.write(&mut w, resources, None);
+        w.finish()
+    }
+}
+
 /// Every one of `resources` as a `DeltaDiscoveryResponse.resources` element, in order:
 /// the part of a response that is the same for every stream sending those resources.
 /// Small resources are copied into shared buffers, large bodies referenced.
 pub(crate) fn delta_entries(resources: &[Arc<Resource>]) -> Framed {
-    let len: usize = resources
-        .iter()
-        .map(|r| delimited_len(DELTA_RESOURCES, delta_resource_len(r)))
-        .sum();
-    let mut w = Writer::bare(len.min(1 << 20));
-    for r in resources {
-        w.delta_entry(r);
-    }
-    w.finish()
+    DELTA_ELEMENTS.encode(resources)
 }
 
 /// Every one of `resources` as a `DiscoveryResponse.resources` element, in order (see
 /// [`delta_entries`]).
 pub(crate) fn sotw_entries(resources: &[Arc<Resource>]) -> Framed {
-    let len: usize = resources
-        .iter()
-        .map(|r| delimited_len(SOTW_RESOURCES, any_len(r)))
-        .sum();
-    let mut w = Writer::bare(len.min(1 << 20));
-    for r in resources {
-        w.any(SOTW_RESOURCES, r);
-    }
-    w.finish()
+    SOTW_ELEMENTS.encode(resources)
 }
 
 impl Frame for DeltaResponse {
     fn frame(&self) -> Framed {
-        let resources_len = match &self.shared {
-            Some(chunks) => chunks.iter().map(Bytes::len).sum(),
-            None => self
-                .resources
-                .iter()
-                .map(|r| delimited_len(DELTA_RESOURCES, delta_resource_len(r)))
-                .sum::<usize>(),
-        };
         let len = scalar_len(DELTA_SYSTEM_VERSION_INFO, self.system_version_info.len())
-            + resources_len
+            + DELTA_ELEMENTS.len(&self.resources, self.shared.as_ref())
             + scalar_len(DELTA_TYPE_URL, self.type_url.len())
             + self
                 .removed_resources
@@ -231,14 +249,7 @@ impl Frame for DeltaResponse {
             + scalar_len(DELTA_NONCE, self.nonce.len());
         let mut w = Writer::new(len);
         w.string(DELTA_SYSTEM_VERSION_INFO, &self.system_version_info);
-        match &self.shared {
-            Some(chunks) => w.chunks(chunks),
-            None => {
-                for r in &self.resources {
-                    w.delta_entry(r);
-                }
-            }
-        }
+        DELTA_ELEMENTS.write(&mut w, &self.resources, self.shared.as_ref());
         w.string(DELTA_TYPE_URL, self.type_url);
         w.string(DELTA_NONCE, &self.nonce);
         for name in &self.removed_resources {
@@ -250,28 +261,13 @@ impl Frame for DeltaResponse {
 
 impl Frame for SotwResponse {
     fn frame(&self) -> Framed {
-        let resources_len = match &self.shared {
-            Some(chunks) => chunks.iter().map(Bytes::len).sum(),
-            None => self
-                .resources
-                .iter()
-                .map(|r| delimited_len(SOTW_RESOURCES, any_len(r)))
-                .sum::<usize>(),
-        };
         let len = scalar_len(SOTW_VERSION_INFO, self.version_info.len())
-            + resources_len
+            + SOTW_ELEMENTS.len(&self.resources, self.shared.as_ref())
             + scalar_len(SOTW_TYPE_URL, self.type_url.len())
             + scalar_len(SOTW_NONCE, self.nonce.len());
         let mut w = Writer::new(len);
         w.string(SOTW_VERSION_INFO, &self.version_info);
-        match &self.shared {
-            Some(chunks) => w.chunks(chunks),
-            None => {
-                for r in &self.resources {
-                    w.any(SOTW_RESOURCES, r);
-                }
-            }
-        }
+        SOTW_ELEMENTS.write(&mut w, &self.resources, self.shared.as_ref());
         w.string(SOTW_TYPE_URL, self.type_url);
         w.string(SOTW_NONCE, &self.nonce);
         w.finish()
