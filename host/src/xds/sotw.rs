@@ -1,7 +1,6 @@
 //! The state-of-the-world state machine of one ADS stream: requests and snapshots in,
 //! `DiscoveryResponse`s out. Synchronous and free of I/O; the server drives it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
@@ -36,25 +35,30 @@ struct TypeState {
 impl TypeState {
     /// What the proxy should have of this type: the subscribed resources of `view`, and
     /// with `retain_stale` those of the last response that left it.
-    fn select(
-        &self,
-        ty: ResourceType,
-        view: &View,
-        retain_stale: bool,
-    ) -> BTreeMap<String, Arc<Resource>> {
-        let mut resources: BTreeMap<String, Arc<Resource>> = view
+    fn select(&self, ty: ResourceType, view: &View, retain_stale: bool) -> Vec<Arc<Resource>> {
+        let fresh = view
             .resources(ty)
             .iter()
             .filter(|r| self.sub.wants(&r.name))
-            .map(|r| (r.name.clone(), r.clone()))
-            .collect();
-        if retain_stale && let Some(last) = &self.last {
-            for (name, r) in &last.resources {
-                if self.sub.wants(name) {
-                    resources.entry(name.clone()).or_insert_with(|| r.clone());
-                }
+            .cloned();
+        let Some(last) = self.last.as_ref().filter(|_| retain_stale) else {
+            return fresh.collect();
+        };
+        // Both lists are in name order: merge them, the view's resource winning a name.
+        let mut stale = last
+            .resources
+            .iter()
+            .filter(|r| self.sub.wants(&r.name))
+            .peekable();
+        let mut resources = Vec::new();
+        for r in fresh {
+            while let Some(old) = stale.next_if(|old| old.name < r.name) {
+                resources.push(old.clone());
             }
+            stale.next_if(|old| old.name == r.name);
+            resources.push(r);
         }
+        resources.extend(stale.cloned());
         resources
     }
 }
@@ -63,7 +67,8 @@ impl TypeState {
 struct Sent {
     version: String,
     nonce: String,
-    resources: BTreeMap<String, Arc<Resource>>,
+    /// In name order; shared, not copied (a proxy's clusters and endpoints are thousands).
+    resources: Vec<Arc<Resource>>,
 }
 
 /// The list version of one response; its resources are gathered when it is sent.
@@ -104,7 +109,7 @@ impl Sotw {
             match &req.error_detail {
                 Some(error) => {
                     let version = last.version.clone();
-                    let names = last.resources.keys().cloned().collect();
+                    let names = last.resources.iter().map(|r| r.name.clone()).collect();
                     state.rejected = Some(version.clone());
                     self.ctx.nack(ty, &version, names, error.message.clone());
                 }
@@ -169,7 +174,7 @@ impl Machine for Sotw {
         }
         let (version, count) = state.memo.get_or(view, retain_stale, || {
             let resources = state.select(ty, view, retain_stale);
-            let version = list_version(resources.values().map(|r| (&*r.name, &*r.version)));
+            let version = list_version(resources.iter().map(|r| (&*r.name, &*r.version)));
             (version, resources.len())
         });
         if state.rejected.as_deref() == Some(version.as_str()) {
@@ -197,16 +202,15 @@ impl Machine for Sotw {
             "sending"
         );
         self.ctx.metrics.pushed(ty);
-        let resources_sent: Vec<Arc<Resource>> = resources.values().cloned().collect();
         // Every resource of the type (a wildcard type, typically) shares one encoding of
         // them with every other stream sending the same.
         let shared = match view.resources(ty) {
-            Resources::Shared(all) if all.is_all(&resources_sent) => Some(all.sotw_entries()),
+            Resources::Shared(all) if all.is_all(&resources) => Some(all.sotw_entries()),
             _ => None,
         };
         let response = SotwResponse {
             version_info: plan.version.clone(),
-            resources: resources_sent,
+            resources: resources.clone(),
             shared,
             type_url: ty.type_url(),
             nonce: nonce.clone(),

@@ -599,6 +599,32 @@ async fn sotw_stale_clusters_are_removed_after_routes_stop_using_them() {
 }
 
 #[tokio::test]
+async fn sotw_new_clusters_come_with_the_stale_ones_still_in_use_in_name_order() {
+    let h = start().await;
+    h.publish("gw", &spec_v1());
+    let (mut envoy, last) = sotw_synced(&h, &spec_v1()).await;
+
+    // Route r1 moves from b to c: c must arrive before the route, and b must stay
+    // until the proxy has taken the route that no longer uses it.
+    let next = mk_spec()
+        .cluster("a", 1)
+        .cluster("c", 1)
+        .route("r1", &["a", "c"]);
+    h.publish("gw", &next);
+    let cds = envoy.recv_type(CDS).await;
+    assert_eq!(names(&cds), ["a", "b", "c"]);
+    envoy.ack(&cds, &[]);
+    envoy.ack(&last[&EDS], &["a", "b", "c"]);
+    let eds = envoy.recv_type(EDS).await;
+    assert_eq!(names(&eds), ["a", "b", "c"]);
+    envoy.ack(&eds, &["a", "b", "c"]);
+    let rds = envoy.recv_type(RDS).await;
+    envoy.ack(&rds, &["r1"]);
+    let cds = envoy.recv_type(CDS).await;
+    assert_eq!(names(&cds), ["a", "c"], "b goes once no route uses it");
+}
+
+#[tokio::test]
 async fn sotw_nack_is_recorded_and_the_rejected_version_is_not_resent() {
     let h = start().await;
     h.publish("gw", &spec_v1());
