@@ -9,6 +9,9 @@
 //! cargo run --release -p weir --example fanout_bench -- --clients 1000 --routes 1000
 //! ```
 //!
+//! With `--sotw` the clients use state-of-the-world ADS instead (what `weir bootstrap`
+//! configures unless told `--delta`), naming every resource they want in each request.
+//!
 //! Each client behaves as Envoy does over delta ADS: wildcard clusters and listeners;
 //! endpoints for its EDS clusters; the route configurations and secrets its listeners
 //! name; every response ACKed. Once all are in sync, `--changes` times one route's file
@@ -39,7 +42,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use envoy_types::pb::google::protobuf::{Struct, Value, value};
 use prost::Message;
@@ -58,6 +61,8 @@ struct Args {
     clients: usize,
     routes: usize,
     changes: usize,
+    /// State-of-the-world clients instead of delta ones.
+    sotw: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -65,6 +70,7 @@ fn parse_args() -> anyhow::Result<Args> {
         clients: 1_000,
         routes: 1_000,
         changes: 10,
+        sotw: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -72,8 +78,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--clients" => args.clients = bench::number(&mut it, "--clients")?.max(1),
             "--routes" => args.routes = bench::number(&mut it, "--routes")?.max(1),
             "--changes" => args.changes = bench::number(&mut it, "--changes")?.max(1),
+            "--sotw" => args.sotw = true,
             other => bail!(
-                "unknown argument {other}; usage: fanout_bench [--clients N] [--routes N] [--changes N]"
+                "unknown argument {other}; usage: fanout_bench [--clients N] [--routes N] [--changes N] [--sotw]"
             ),
         }
     }
@@ -113,6 +120,10 @@ type ListenerNeeds = (Vec<String>, Vec<String>);
 struct Decoded {
     eds: Mutex<HashMap<(String, String), bool>>,
     listeners: Mutex<HashMap<(String, String), ListenerNeeds>>,
+    /// State-of-the-world clients' EDS clusters, by cluster response version.
+    sotw_eds: Mutex<HashMap<String, Vec<String>>>,
+    /// State-of-the-world clients' listener needs, by listener response version.
+    sotw_listeners: Mutex<HashMap<String, ListenerNeeds>>,
 }
 
 /// The EDS clusters among `response`'s clusters.
@@ -198,6 +209,24 @@ fn one_listener_needs(bytes: &[u8]) -> ListenerNeeds {
     (routes, secrets)
 }
 
+/// Client `id`'s node, naming Gateway `infra/gw` as `weir bootstrap` writes it.
+fn node_of(id: usize) -> Node {
+    Node {
+        id: format!("fanout-{id:05}"),
+        cluster: "infra/gw".into(),
+        metadata: Some(Struct {
+            fields: [(
+                GATEWAY_METADATA_KEY.to_string(),
+                Value {
+                    kind: Some(value::Kind::StringValue("infra/gw".into())),
+                },
+            )]
+            .into(),
+        }),
+        ..Default::default()
+    }
+}
+
 /// One simulated Envoy: connects, subscribes as Envoy does, ACKs everything and reports
 /// every route-configuration update.
 async fn client(
@@ -212,21 +241,11 @@ async fn client(
     let mut ads =
         AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(256 << 20);
     let (tx, rx) = mpsc::unbounded_channel();
-    let node = Node {
-        id: format!("fanout-{id:05}"),
-        cluster: "infra/gw".into(),
-        metadata: Some(Struct {
-            fields: [(
-                GATEWAY_METADATA_KEY.to_string(),
-                Value {
-                    kind: Some(value::Kind::StringValue("infra/gw".into())),
-                },
-            )]
-            .into(),
-        }),
-        ..Default::default()
-    };
-    tx.send(request(ResourceType::Cluster, Vec::new(), Some(node)))?;
+    tx.send(request(
+        ResourceType::Cluster,
+        Vec::new(),
+        Some(node_of(id)),
+    ))?;
     tx.send(request(ResourceType::Listener, Vec::new(), None))?;
     let mut stream = ads
         .delta_aggregated_resources(UnboundedReceiverStream::new(rx))
@@ -271,6 +290,139 @@ async fn client(
     bail!("client {id}: the server closed the stream")
 }
 
+/// The same client over state-of-the-world ADS: each request names every resource it
+/// wants of its type and acknowledges the type's latest response.
+async fn sotw_client(
+    id: usize,
+    xds: String,
+    updates: mpsc::UnboundedSender<RouteUpdate>,
+    decoded: Arc<Decoded>,
+) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{xds}"))?
+        .connect()
+        .await?;
+    let mut ads =
+        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(256 << 20);
+    let (tx, rx) = mpsc::unbounded_channel();
+    // Per type: the names asked for, and the version and nonce of the latest response.
+    let mut asked: HashMap<ResourceType, SotwAsked> = HashMap::new();
+    asked.entry(ResourceType::Cluster).or_default().send(
+        &tx,
+        ResourceType::Cluster,
+        Some(node_of(id)),
+    )?;
+    asked
+        .entry(ResourceType::Listener)
+        .or_default()
+        .send(&tx, ResourceType::Listener, None)?;
+    let mut stream = ads
+        .stream_aggregated_resources(UnboundedReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    while let Some(response) = stream.message().await? {
+        let at = Instant::now();
+        let Some(ty) = ResourceType::from_type_url(&response.type_url) else {
+            continue;
+        };
+        let state = asked.entry(ty).or_default();
+        state.version = response.version_info.clone();
+        state.nonce = response.nonce.clone();
+        state.send(&tx, ty, None)?;
+        let mut ask = |ty: ResourceType, mut names: Vec<String>| -> anyhow::Result<()> {
+            names.sort();
+            names.dedup();
+            let state = asked.entry(ty).or_default();
+            if state.names != names {
+                state.names = names;
+                state.send(&tx, ty, None)?;
+            }
+            Ok(())
+        };
+        match ty {
+            ResourceType::Cluster => ask(ResourceType::Endpoint, sotw_eds(&response, &decoded))?,
+            ResourceType::Listener => {
+                let (routes, secrets) = sotw_listener_needs(&response, &decoded);
+                ask(ResourceType::Route, routes)?;
+                if !secrets.is_empty() {
+                    ask(ResourceType::Secret, secrets)?;
+                }
+            }
+            ResourceType::Route if !response.resources.is_empty() => {
+                let _ = updates.send(RouteUpdate { client: id, at });
+            }
+            _ => {}
+        }
+    }
+    bail!("client {id}: the server closed the stream")
+}
+
+/// What a state-of-the-world client asked for of one type.
+#[derive(Default)]
+struct SotwAsked {
+    names: Vec<String>,
+    version: String,
+    nonce: String,
+}
+
+impl SotwAsked {
+    fn send(
+        &self,
+        tx: &mpsc::UnboundedSender<DiscoveryRequest>,
+        ty: ResourceType,
+        node: Option<Node>,
+    ) -> anyhow::Result<()> {
+        tx.send(DiscoveryRequest {
+            node,
+            type_url: ty.type_url().to_string(),
+            resource_names: self.names.clone(),
+            version_info: self.version.clone(),
+            response_nonce: self.nonce.clone(),
+            ..Default::default()
+        })?;
+        Ok(())
+    }
+}
+
+/// The EDS clusters of a state-of-the-world cluster response, decoded once per version.
+fn sotw_eds(response: &DiscoveryResponse, decoded: &Decoded) -> Vec<String> {
+    let mut cache = decoded.sotw_eds.lock().unwrap();
+    cache
+        .entry(response.version_info.clone())
+        .or_insert_with(|| {
+            response
+                .resources
+                .iter()
+                .filter_map(|any| Cluster::decode(any.value.as_slice()).ok())
+                .filter(|c| {
+                    matches!(
+                        c.cluster_discovery_type,
+                        Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
+                    )
+                })
+                .map(|c| c.name)
+                .collect()
+        })
+        .clone()
+}
+
+/// The route configurations and secrets a state-of-the-world listener response names,
+/// decoded once per version.
+fn sotw_listener_needs(response: &DiscoveryResponse, decoded: &Decoded) -> ListenerNeeds {
+    let mut cache = decoded.sotw_listeners.lock().unwrap();
+    cache
+        .entry(response.version_info.clone())
+        .or_insert_with(|| {
+            let mut needs = ListenerNeeds::default();
+            for any in &response.resources {
+                let (routes, secrets) = one_listener_needs(any.value.as_slice());
+                needs.0.extend(routes);
+                needs.1.extend(secrets);
+            }
+            needs
+        })
+        .clone()
+}
+
 /// Waits until every client reported a route update after `since`; returns each client's
 /// first one after `since`, minus `since`.
 async fn until_all(
@@ -306,8 +458,13 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let synthetic = Synthetic::with_routes(args.routes);
     println!(
-        "fanout_bench: {} delta ADS clients on one Gateway; {} routes, {} Services, {} Upstreams; {} changes; load average {}",
+        "fanout_bench: {} {} ADS clients on one Gateway; {} routes, {} Services, {} Upstreams; {} changes; load average {}",
         args.clients,
+        if args.sotw {
+            "state-of-the-world"
+        } else {
+            "delta"
+        },
         synthetic.routes,
         synthetic.services,
         synthetic.upstreams,
@@ -340,11 +497,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let xds = serve.xds.clone();
             let tx = updates_tx.clone();
             let decoded = decoded.clone();
+            let sotw = args.sotw;
             tokio::spawn(async move {
                 // As Envoy does, a client whose connection fails (1,000 connecting at
                 // once overflow the listen backlog) reconnects after a back-off.
                 for attempt in 1..=10u64 {
-                    match client(id, xds.clone(), tx.clone(), decoded.clone()).await {
+                    let attempt_result = if sotw {
+                        sotw_client(id, xds.clone(), tx.clone(), decoded.clone()).await
+                    } else {
+                        client(id, xds.clone(), tx.clone(), decoded.clone()).await
+                    };
+                    match attempt_result {
                         Ok(()) => return,
                         Err(err) if attempt == 10 => eprintln!("client {id}: {err:#}"),
                         Err(_) => {
