@@ -138,12 +138,7 @@ fn eds_clusters(response: &DeltaDiscoveryResponse, decoded: &Decoded) -> Vec<Str
                     r.resource
                         .as_ref()
                         .and_then(|any| Cluster::decode(any.value.as_slice()).ok())
-                        .is_some_and(|c| {
-                            matches!(
-                                c.cluster_discovery_type,
-                                Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
-                            )
-                        })
+                        .is_some_and(|c| is_eds(&c))
                 })
         })
         .map(|r| r.name.clone())
@@ -227,6 +222,24 @@ fn node_of(id: usize) -> Node {
     }
 }
 
+/// An ADS client of the server at `xds`.
+async fn connect(
+    xds: &str,
+) -> anyhow::Result<AggregatedDiscoveryServiceClient<tonic::transport::Channel>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{xds}"))?
+        .connect()
+        .await?;
+    Ok(AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(256 << 20))
+}
+
+/// Whether `cluster` takes its endpoints from EDS.
+fn is_eds(cluster: &Cluster) -> bool {
+    matches!(
+        cluster.cluster_discovery_type,
+        Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
+    )
+}
+
 /// One simulated Envoy: connects, subscribes as Envoy does, ACKs everything and reports
 /// every route-configuration update.
 async fn client(
@@ -235,11 +248,7 @@ async fn client(
     updates: mpsc::UnboundedSender<RouteUpdate>,
     decoded: Arc<Decoded>,
 ) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{xds}"))?
-        .connect()
-        .await?;
-    let mut ads =
-        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(256 << 20);
+    let mut ads = connect(&xds).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tx.send(request(
         ResourceType::Cluster,
@@ -298,11 +307,7 @@ async fn sotw_client(
     updates: mpsc::UnboundedSender<RouteUpdate>,
     decoded: Arc<Decoded>,
 ) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{xds}"))?
-        .connect()
-        .await?;
-    let mut ads =
-        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(256 << 20);
+    let mut ads = connect(&xds).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     // Per type: the names asked for, and the version and nonce of the latest response.
     let mut asked: HashMap<ResourceType, SotwAsked> = HashMap::new();
@@ -393,12 +398,7 @@ fn sotw_eds(response: &DiscoveryResponse, decoded: &Decoded) -> Vec<String> {
                 .resources
                 .iter()
                 .filter_map(|any| Cluster::decode(any.value.as_slice()).ok())
-                .filter(|c| {
-                    matches!(
-                        c.cluster_discovery_type,
-                        Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
-                    )
-                })
+                .filter(is_eds)
                 .map(|c| c.name)
                 .collect()
         })

@@ -1,7 +1,8 @@
 //! Output resources kept protobuf-encoded ([`Encoded`]): a virtual host written straight
-//! from its routes' encodings, a cluster, its endpoints (a load assignment). Decoded Envoy messages are
-//! large (a `Route` is over 2 KiB, a `Cluster` over 3 KiB, before their strings); their
-//! encodings are a few hundred bytes, and the snapshot serves those very bytes.
+//! from its routes' encodings, a cluster, its endpoints (a load assignment). Decoded
+//! Envoy messages are large (a `Route` is over 2 KiB, a `Cluster` over 3 KiB, before
+//! their strings); their encodings are a few hundred bytes, and the snapshot serves those
+//! very bytes.
 
 use std::fmt;
 use std::marker::PhantomData;
