@@ -161,6 +161,190 @@ fn delta_mode_routes_by_path_and_host_and_follows_edits() {
     routes_by_path_and_host(true);
 }
 
+// === Scoped routes: one route configuration per host ===
+
+/// The names of the route scopes `weir serve` serves Gateway `default/gw`.
+fn served_scopes(weir: &Weir) -> Result<Vec<String>, String> {
+    let (code, body) = get(weir.admin_port, "/debug/config?gateway=default/gw")?;
+    let config: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("{code} {e}: {body}"))?;
+    let scopes = config["scopedRoutes"]
+        .as_array()
+        .ok_or(format!("no scopedRoutes in {body}"))?;
+    Ok(scopes
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or_default().to_string())
+        .collect())
+}
+
+/// A port whose hostnames are all exact is served as scoped routes (one route
+/// configuration per host, chosen by the request's host without its port); a route with
+/// no hostname puts the port back on one route configuration, and taking it away
+/// scopes it again. Every step is seen through Envoy.
+fn scoped_routes_follow_hosts_and_edits(delta: bool) {
+    let weir = Weir::start(None);
+    let listen = free_port();
+    let (alpha, beta) = (
+        backend::start_backend("alpha"),
+        backend::start_backend("beta"),
+    );
+    let mode: &[&str] = if delta { &["--delta"] } else { &[] };
+    let mut envoy = weir.envoy("default/gw", mode);
+    weir.write(
+        "base.yaml",
+        &format!(
+            "{CLASS}{}{}{}{}",
+            gateway("gw", listen),
+            service("alpha", alpha),
+            service("beta", beta),
+            route("a", "gw", &["a.example.com"], "/a", &[("alpha", 1)]),
+        ),
+    );
+    weir.write(
+        "b.yaml",
+        &route("b", "gw", &["b.example.com"], "/", &[("beta", 1)]),
+    );
+    weir.wait_for(
+        &mut envoy,
+        listen,
+        "a.example.com",
+        "/a",
+        200,
+        Some("alpha"),
+    );
+    weir.wait_for(&mut envoy, listen, "b.example.com", "/x", 200, Some("beta"));
+    let scopes = weir.until("two scopes served", &mut envoy, || {
+        served_scopes(&weir).and_then(|s| {
+            if s.len() == 2 {
+                Ok(s)
+            } else {
+                Err(format!("{s:?}"))
+            }
+        })
+    });
+    assert_eq!(
+        scopes,
+        [
+            "route_{listen}/a.example.com",
+            "route_{listen}/b.example.com"
+        ]
+        .map(|s| s.replace("{listen}", &listen.to_string()))
+    );
+    // The host's port is not part of the key; an unknown host, or a path the host does
+    // not route, is 404.
+    let with_port = format!("b.example.com:{listen}");
+    weir.wait_for(&mut envoy, listen, &with_port, "/y", 200, Some("beta"));
+    weir.wait_for(&mut envoy, listen, "a.example.com", "/x", 404, None);
+    weir.wait_for(&mut envoy, listen, "c.example.com", "/a", 404, None);
+
+    // A new host is a new scope; an edit to one host's route changes only that one.
+    weir.write(
+        "c.yaml",
+        &route("c", "gw", &["c.example.com"], "/c", &[("alpha", 1)]),
+    );
+    weir.wait_for(
+        &mut envoy,
+        listen,
+        "c.example.com",
+        "/c",
+        200,
+        Some("alpha"),
+    );
+    weir.write(
+        "b.yaml",
+        &route("b", "gw", &["b.example.com"], "/", &[("alpha", 1)]),
+    );
+    weir.wait_for(
+        &mut envoy,
+        listen,
+        "b.example.com",
+        "/x",
+        200,
+        Some("alpha"),
+    );
+    weir.wait_for(
+        &mut envoy,
+        listen,
+        "a.example.com",
+        "/a",
+        200,
+        Some("alpha"),
+    );
+
+    // A route for any host: the port goes back to one route configuration.
+    weir.write("any.yaml", &route("any", "gw", &[], "/any", &[("beta", 1)]));
+    weir.wait_for(
+        &mut envoy,
+        listen,
+        "d.example.com",
+        "/any",
+        200,
+        Some("beta"),
+    );
+    weir.wait_for(
+        &mut envoy,
+        listen,
+        "c.example.com",
+        "/c",
+        200,
+        Some("alpha"),
+    );
+    weir.until("no scopes served", &mut envoy, || {
+        served_scopes(&weir).and_then(|s| {
+            if s.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{s:?}"))
+            }
+        })
+    });
+    // And scoped again once it is gone; a deleted host's scope goes with it.
+    std::fs::remove_file(weir.manifests.join("any.yaml")).unwrap();
+    std::fs::remove_file(weir.manifests.join("c.yaml")).unwrap();
+    weir.wait_for(&mut envoy, listen, "d.example.com", "/any", 404, None);
+    weir.wait_for(&mut envoy, listen, "c.example.com", "/c", 404, None);
+    weir.wait_for(
+        &mut envoy,
+        listen,
+        "a.example.com",
+        "/a",
+        200,
+        Some("alpha"),
+    );
+    weir.wait_for(
+        &mut envoy,
+        listen,
+        "b.example.com",
+        "/x",
+        200,
+        Some("alpha"),
+    );
+    weir.until("two scopes served again", &mut envoy, || {
+        served_scopes(&weir).and_then(|s| {
+            if s.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{s:?}"))
+            }
+        })
+    });
+    assert!(
+        !envoy.log().contains("rejected"),
+        "Envoy rejected a config:\n{}",
+        envoy.log()
+    );
+}
+
+#[test]
+fn a_port_with_exact_hostnames_is_served_by_scoped_routes_that_follow_edits() {
+    scoped_routes_follow_hosts_and_edits(false);
+}
+
+#[test]
+fn a_port_with_exact_hostnames_is_served_by_scoped_routes_that_follow_edits_in_delta_mode() {
+    scoped_routes_follow_hosts_and_edits(true);
+}
+
 // === A new route and its new cluster: make-before-break ===
 
 /// Adds routes to brand-new Services one at a time while a client keeps asking for each

@@ -151,6 +151,7 @@ fn mk_resources(
             }],
             ..Default::default()
         })],
+        scoped_routes: Vec::new(),
         routes: vec![RouteTable::new(
             "route",
             vec![Arc::new(EncodedVirtualHost::from(VirtualHost {

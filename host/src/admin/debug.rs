@@ -104,6 +104,7 @@ fn group_name(ty: ResourceType) -> &'static str {
         ResourceType::Cluster => "clusters",
         ResourceType::Endpoint => "endpoints",
         ResourceType::Listener => "listeners",
+        ResourceType::ScopedRoute => "scopedRoutes",
         ResourceType::Route => "routes",
         ResourceType::Secret => "secrets",
     }

@@ -91,11 +91,16 @@ fn render(resources: &GatewayResources) -> Result<Value, envoy_json::JsonError> 
     let endpoints: Vec<_> = resources.endpoints.iter().map(|e| e.decode()).collect();
     let mut secrets = all(resources.secrets.iter().map(|r| &**r))?;
     secrets.iter_mut().for_each(envoy_json::redact_secret);
-    Ok(json!({
+    let mut out = json!({
         "listeners": all(resources.listeners.iter().map(|r| &**r))?,
         "routes": all(&routes)?,
         "clusters": all(&clusters)?,
         "endpoints": all(&endpoints)?,
         "secrets": secrets,
-    }))
+    });
+    // Only a Gateway with a port served by scoped routes has them.
+    if !resources.scoped_routes.is_empty() {
+        out["scopedRoutes"] = Value::Array(all(resources.scoped_routes.iter().map(|r| &**r))?);
+    }
+    Ok(out)
 }

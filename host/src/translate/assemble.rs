@@ -1,7 +1,9 @@
 //! Assembly: one Gateway's listeners, route configurations, clusters, endpoints and
 //! secrets from its programmed listeners and the routes attached to them.
 //!
-//! Per port there is one Envoy listener and one route configuration. HTTP listeners on a
+//! Per port there is one Envoy listener and one route configuration (or, for one table
+//! per Gateway whose hostnames are all exact, one per hostname chosen by scoped routes:
+//! see [`super::scoped`]). HTTP listeners on a
 //! port share one filter chain; HTTPS listeners get one filter chain each, matched by SNI
 //! (none for a listener without a hostname). Virtual hosts are keyed by hostname. A
 //! request for host `D` is served by the routes of the most specific Gateway listener
@@ -20,7 +22,7 @@ use envoy_types::pb::envoy::config::route::v3::{Route, VirtualHost, route};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
+    HttpConnectionManager, HttpFilter, http_connection_manager, http_filter,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret as TlsSecret,
@@ -38,6 +40,7 @@ use super::gateway::{AttachDelta, Attachments, GatewayPlan, ListenerPlan, Protoc
 use super::hostnames;
 use super::http_route::RouteIr;
 use super::options::{self, Attached, GatewayOptionIndexes, OptionError};
+use super::scoped;
 use super::{
     EncodedCluster, EncodedEndpoints, EncodedVirtualHost, GatewayResources, PassStats, RouteTable,
 };
@@ -368,6 +371,8 @@ pub(crate) fn gateway_resources(
     let mut secrets: BTreeMap<String, Arc<TlsSecret>> = BTreeMap::new();
     // Every port's table so far, shared or not: where a new virtual host finds its twin.
     let mut earlier: Vec<RouteTable> = Vec::new();
+    // The one route table of the Gateway served as scoped routes, if any.
+    let mut scoped_table: Option<String> = None;
     for (port, listeners) in &ports {
         for (li, _) in listeners {
             attached.extend(attachments.on(gi, *li).iter().map(|a| a.ir.clone()));
@@ -391,12 +396,17 @@ pub(crate) fn gateway_resources(
                 table.name.clone()
             }
         };
+        // The first table whose hostnames are all exact is served as scoped routes.
+        if scoped_table.is_none() && scoped::qualifies(&table) {
+            scoped_table = Some(route_name.clone());
+        }
+        let scoped = scoped_table.as_ref() == Some(&route_name);
         earlier.push(table);
         let https = listeners[0].1.protocol == Some(Protocol::Https);
         let filters = option_filters(gi, listeners, attachments, port_filters);
         let mut hcm = |sections: &[&str]| {
             hcm_filter(
-                (&plan.key, *port, &route_name),
+                (&plan.key, *port, &route_name, scoped),
                 sections,
                 &filters,
                 &mut *gateway_options,
@@ -436,6 +446,13 @@ pub(crate) fn gateway_resources(
     out.clusters = used.clusters;
     out.endpoints = used.endpoints;
     out.secrets = secrets.into_values().collect();
+    if let Some(name) = scoped_table
+        && let Some(at) = out.routes.iter().position(|t| t.name == name)
+    {
+        let (tables, scopes) = scoped::split(&out.routes.swap_remove(at));
+        out.routes.extend(tables);
+        out.scoped_routes = scopes;
+    }
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.routes.sort_by(|a, b| a.name.cmp(&b.name));
     out
@@ -909,7 +926,7 @@ const ROUTER: &str = "envoy.filters.http.router";
 /// HTTP filters — those the HttpListenerOptions need, then those the routes and virtual
 /// hosts need (`route_filters`), one per name — by stage then name, router last.
 fn hcm_filter(
-    (gateway, port, route_name): (&ObjectKey, u16, &str),
+    (gateway, port, route_name, scoped): (&ObjectKey, u16, &str, bool),
     sections: &[&str],
     route_filters: &[OptionFilter],
     ctx: &mut GatewayOptions<'_, '_>,
@@ -918,10 +935,7 @@ fn hcm_filter(
     let base = HttpConnectionManager {
         stat_prefix: format!("http_{port}"),
         codec_type: http_connection_manager::CodecType::Auto as i32,
-        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
-            config_source: Some(ads()),
-            route_config_name: route_name.to_string(),
-        })),
+        route_specifier: Some(scoped::route_specifier(route_name, scoped)),
         http_filters: vec![HttpFilter {
             name: ROUTER.to_string(),
             config_type: Some(http_filter::ConfigType::TypedConfig(to_any(

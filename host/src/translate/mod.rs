@@ -48,6 +48,7 @@ mod hostnames;
 mod http_route;
 mod matches;
 mod options;
+mod scoped;
 mod status;
 pub mod synthetic;
 
@@ -61,7 +62,9 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::{
+    Route, RouteConfiguration, ScopedRouteConfiguration, VirtualHost,
+};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as TlsSecret;
 use envoy_types::pb::google::protobuf::BoolValue;
@@ -129,8 +132,12 @@ pub struct GatewayResources {
     /// One listener per port (`listener_<port>`).
     pub listeners: Vec<Arc<Listener>>,
     /// One route configuration per port (`route_<port>`), served over RDS; ports whose
-    /// virtual hosts are identical share the first one's.
+    /// virtual hosts are identical share the first one's. A port served by scoped routes
+    /// has one per hostname instead (`route_<port>/<host>`).
     pub routes: Vec<RouteTable>,
+    /// The scopes (SRDS) choosing a route configuration by the request's host, for the
+    /// one table per Gateway whose hostnames are all exact (see `translate::scoped`).
+    pub scoped_routes: Vec<Arc<ScopedRouteConfiguration>>,
     /// Clusters referenced by routes attached to this Gateway (kept encoded, like the
     /// endpoints and virtual hosts: decoded, 10,000 of each took over 50 MiB).
     pub clusters: Vec<Arc<EncodedCluster>>,

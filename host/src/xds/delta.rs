@@ -27,7 +27,7 @@ use crate::xds::{Resource, ResourceType};
 pub(crate) struct Delta {
     ctx: StreamCtx,
     view: Option<View>,
-    types: [TypeState; 5],
+    types: [TypeState; ResourceType::ALL.len()],
 }
 
 #[derive(Debug, Default)]

@@ -11,9 +11,9 @@ use crate::xds::ResourceType;
 /// The server's counters. Shared by every stream.
 #[derive(Debug, Default)]
 pub struct XdsMetrics {
-    pushes: [AtomicU64; 5],
-    acks: [AtomicU64; 5],
-    nacks: [AtomicU64; 5],
+    pushes: [AtomicU64; ResourceType::ALL.len()],
+    acks: [AtomicU64; ResourceType::ALL.len()],
+    nacks: [AtomicU64; ResourceType::ALL.len()],
     streams_opened: AtomicU64,
     connected: Mutex<BTreeMap<ObjectKey, u64>>,
 }
@@ -36,7 +36,7 @@ pub struct MetricsSnapshot {
 impl XdsMetrics {
     /// Copies the counters.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let per_type = |counters: &[AtomicU64; 5]| {
+        let per_type = |counters: &[AtomicU64; ResourceType::ALL.len()]| {
             ResourceType::ALL
                 .into_iter()
                 .map(|t| (t, counters[t.index()].load(Ordering::Relaxed)))

@@ -176,6 +176,7 @@ fn describe_nack(report: &NackReport) -> String {
         ResourceType::Cluster => "clusters",
         ResourceType::Endpoint => "endpoints",
         ResourceType::Listener => "listeners",
+        ResourceType::ScopedRoute => "route scopes",
         ResourceType::Route => "route configurations",
         ResourceType::Secret => "secrets",
     };

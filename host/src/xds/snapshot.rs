@@ -50,6 +50,9 @@ pub enum ResourceType {
     Endpoint,
     /// `envoy.config.listener.v3.Listener` (LDS).
     Listener,
+    /// `envoy.config.route.v3.ScopedRouteConfiguration` (SRDS): which route
+    /// configuration serves a host.
+    ScopedRoute,
     /// `envoy.config.route.v3.RouteConfiguration` (RDS).
     Route,
     /// `envoy.extensions.transport_sockets.tls.v3.Secret` (SDS).
@@ -58,10 +61,11 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every type, in the order updates are sent.
-    pub const ALL: [ResourceType; 5] = [
+    pub const ALL: [ResourceType; 6] = [
         Self::Cluster,
         Self::Endpoint,
         Self::Listener,
+        Self::ScopedRoute,
         Self::Route,
         Self::Secret,
     ];
@@ -72,6 +76,9 @@ impl ResourceType {
             Self::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
             Self::Endpoint => "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
             Self::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            Self::ScopedRoute => {
+                "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration"
+            }
             Self::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
             Self::Secret => "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
         }
@@ -82,12 +89,13 @@ impl ResourceType {
         Self::ALL.into_iter().find(|t| t.type_url() == type_url)
     }
 
-    /// A short name for logs and metrics (`cds`, `eds`, `lds`, `rds`, `sds`).
+    /// A short name for logs and metrics (`cds`, `eds`, `lds`, `srds`, `rds`, `sds`).
     pub const fn short_name(self) -> &'static str {
         match self {
             Self::Cluster => "cds",
             Self::Endpoint => "eds",
             Self::Listener => "lds",
+            Self::ScopedRoute => "srds",
             Self::Route => "rds",
             Self::Secret => "sds",
         }
@@ -336,7 +344,7 @@ impl<'a> Cursor<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
     version: String,
-    types: [TypeResources; 5],
+    types: [TypeResources; 6],
 }
 
 impl Default for Snapshot {
@@ -427,6 +435,13 @@ impl Snapshot {
                 |l| &l.name,
                 |l| Bytes::from(l.encode_to_vec()),
             ),
+            collect(
+                ResourceType::ScopedRoute,
+                previous,
+                &resources.scoped_routes,
+                |s| &s.name,
+                |s| Bytes::from(s.encode_to_vec()),
+            ),
             TypeResources::new(routes),
             collect(
                 ResourceType::Secret,
@@ -438,7 +453,7 @@ impl Snapshot {
         ])
     }
 
-    fn from_types(types: [TypeResources; 5]) -> Self {
+    fn from_types(types: [TypeResources; 6]) -> Self {
         let mut hasher = Sha256::new();
         for t in &types {
             hasher.update(t.version.as_bytes());

@@ -16,7 +16,7 @@ use crate::xds::{Resource, ResourceType};
 pub(crate) struct Sotw {
     ctx: StreamCtx,
     view: Option<View>,
-    types: [TypeState; 5],
+    types: [TypeState; ResourceType::ALL.len()],
 }
 
 #[derive(Debug, Default)]

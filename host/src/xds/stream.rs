@@ -192,7 +192,10 @@ fn holds_back_later(ty: ResourceType) -> bool {
 
 /// Types that wait for earlier types' updates to be acknowledged.
 fn waits_for_earlier(ty: ResourceType) -> bool {
-    matches!(ty, ResourceType::Listener | ResourceType::Route)
+    matches!(
+        ty,
+        ResourceType::Listener | ResourceType::ScopedRoute | ResourceType::Route
+    )
 }
 
 /// Sends what the proxy lacks, type by type in make-before-break order.
@@ -207,8 +210,13 @@ pub(crate) fn walk<M: Machine>(machine: &mut M, view: &View) -> Vec<M::Response>
         |m: &M, ty| !m.requested(ty) || (!m.in_flight(ty) && m.plan(ty, view, false).is_none());
     // Clusters (and their endpoints) that left the snapshot stay until the proxy has
     // acknowledged the listeners and routes that stopped using them.
-    let retain_stale =
-        !settled(machine, ResourceType::Listener) || !settled(machine, ResourceType::Route);
+    let retain_stale = [
+        ResourceType::Listener,
+        ResourceType::ScopedRoute,
+        ResourceType::Route,
+    ]
+    .into_iter()
+    .any(|ty| !settled(machine, ty));
     let mut held_back = false;
     let mut endpoints_subscribed = None;
     let mut out = Vec::new();

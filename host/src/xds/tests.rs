@@ -10,7 +10,9 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, LocalityLbEndpoints};
 use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::{
+    RouteConfiguration, ScopedRouteConfiguration, VirtualHost,
+};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -31,7 +33,9 @@ use crate::translate::{
     EncodedCluster, EncodedEndpoints, EncodedVirtualHost, GatewayResources, RouteTable,
 };
 
-use ResourceType::{Cluster as CDS, Endpoint as EDS, Listener as LDS, Route as RDS};
+use ResourceType::{
+    Cluster as CDS, Endpoint as EDS, Listener as LDS, Route as RDS, ScopedRoute as SRDS,
+};
 
 mod invariants;
 
@@ -62,11 +66,13 @@ fn mk_node(id: impl ToString, gateway: impl ToString) -> Node {
 
 /// Resources of a Gateway: clusters (name, connect-timeout seconds — change it to make
 /// a new version), one endpoint assignment per cluster, listeners `l_<route>` each
-/// using route configuration `<route>`, whose virtual hosts name the clusters.
+/// using route configuration `<route>`, whose virtual hosts name the clusters, and
+/// route scopes each naming the route configuration of its own name.
 #[derive(Clone, Default)]
 struct Spec {
     clusters: Vec<(String, i64)>,
     routes: Vec<(String, Vec<String>)>,
+    scopes: Vec<String>,
     secrets: Vec<String>,
 }
 
@@ -84,6 +90,10 @@ impl Spec {
             name.to_string(),
             clusters.iter().map(|c| c.to_string()).collect(),
         ));
+        self
+    }
+    fn scope(mut self, name: impl ToString) -> Self {
+        self.scopes.push(name.to_string());
         self
     }
     fn secret(mut self, name: impl ToString) -> Self {
@@ -150,6 +160,17 @@ impl Spec {
                     )
                 })
                 .collect(),
+            scoped_routes: self
+                .scopes
+                .iter()
+                .map(|name| {
+                    Arc::new(ScopedRouteConfiguration {
+                        name: name.clone(),
+                        route_configuration_name: name.clone(),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
             secrets: self
                 .secrets
                 .iter()
@@ -174,6 +195,7 @@ fn name_of(any: &Any) -> String {
         EDS => ClusterLoadAssignment::decode(bytes).unwrap().cluster_name,
         LDS => Listener::decode(bytes).unwrap().name,
         RDS => RouteConfiguration::decode(bytes).unwrap().name,
+        ResourceType::ScopedRoute => ScopedRouteConfiguration::decode(bytes).unwrap().name,
         ResourceType::Secret => Secret::decode(bytes).unwrap().name,
     }
 }
@@ -526,6 +548,61 @@ async fn sotw_new_snapshot_is_pushed_in_make_before_break_order() {
     envoy.expect_quiet().await;
 }
 
+/// A Gateway served by scoped routes: cluster `a`, one scope per host `s/<host>` naming
+/// the route configuration of the same name.
+fn scoped_spec(generation: i64, hosts: &[&str]) -> Spec {
+    let mut spec = mk_spec().cluster("a", generation);
+    for h in hosts {
+        spec = spec.route(format!("s/{h}"), &["a"]).scope(format!("s/{h}"));
+    }
+    spec
+}
+
+#[tokio::test]
+async fn sotw_scopes_are_a_wildcard_type_that_waits_for_clusters_like_routes() {
+    let h = start().await;
+    h.publish("gw", &scoped_spec(1, &["a.example"]));
+    let mut envoy = h.sotw(mk_node("envoy-1", "default/gw")).await;
+    envoy.request(CDS, &[], "", "");
+    let cds = envoy.recv_type(CDS).await;
+    envoy.ack(&cds, &[]);
+    envoy.request(EDS, &["a"], "", "");
+    let eds = envoy.recv_type(EDS).await;
+    envoy.ack(&eds, &["a"]);
+    // Envoy asks for every scope (an empty list), then the routes they name.
+    envoy.request(SRDS, &[], "", "");
+    let srds = envoy.recv_type(SRDS).await;
+    assert_eq!(names(&srds), ["s/a.example"]);
+    envoy.ack(&srds, &[]);
+    envoy.request(RDS, &["s/a.example"], "", "");
+    let rds = envoy.recv_type(RDS).await;
+    assert_eq!(names(&rds), ["s/a.example"]);
+    envoy.ack(&rds, &["s/a.example"]);
+    envoy.expect_quiet().await;
+
+    // A new host, and a new version of the cluster: the cluster goes first, and the new
+    // scope waits until the proxy has taken it.
+    h.publish("gw", &scoped_spec(2, &["a.example", "b.example"]));
+    let cds = envoy.recv_type(CDS).await;
+    let eds = envoy.recv_type(EDS).await;
+    envoy.expect_quiet().await;
+    envoy.ack(&cds, &[]);
+    envoy.ack(&eds, &["a"]);
+    let srds = envoy.recv_type(SRDS).await;
+    assert_eq!(names(&srds), ["s/a.example", "s/b.example"]);
+    envoy.ack(&srds, &[]);
+    envoy.request(RDS, &["s/a.example", "s/b.example"], "", &rds.nonce);
+    let rds = envoy.recv_type(RDS).await;
+    assert_eq!(names(&rds), ["s/a.example", "s/b.example"]);
+    envoy.ack(&rds, &["s/a.example", "s/b.example"]);
+    envoy.expect_quiet().await;
+
+    // A host gone: its scope leaves the next state of the world.
+    h.publish("gw", &scoped_spec(2, &["b.example"]));
+    let srds = envoy.recv_type(SRDS).await;
+    assert_eq!(names(&srds), ["s/b.example"]);
+}
+
 #[tokio::test]
 async fn sotw_routes_go_out_when_the_proxy_rejected_the_new_clusters() {
     let h = start().await;
@@ -721,7 +798,7 @@ async fn requests_for_types_we_do_not_serve_are_ignored_and_the_stream_goes_on()
     h.publish("gw", &spec_v1());
     let mut envoy = h.sotw(mk_node("envoy-1", "default/gw")).await;
     envoy.send(DiscoveryRequest {
-        type_url: "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration".into(),
+        type_url: "type.googleapis.com/envoy.config.route.v3.VirtualHost".into(),
         ..Default::default()
     });
     envoy.expect_quiet().await;
@@ -905,6 +982,32 @@ async fn delta_serves_wildcard_and_named_subscriptions() {
     envoy.subscribe(RDS, &["r1"], &[], &rds.nonce);
     let rds = envoy.recv_type(RDS).await;
     assert_eq!(delta_names(&rds), ["r1"]);
+}
+
+#[tokio::test]
+async fn delta_scopes_are_sent_by_change_and_removed_by_name() {
+    let h = start().await;
+    h.publish("gw", &scoped_spec(1, &["a.example", "b.example"]));
+    let mut envoy = h.delta(mk_node("envoy-1", "default/gw")).await;
+    envoy.subscribe(CDS, &[], &[], "");
+    let cds = envoy.recv_type(CDS).await;
+    envoy.ack(&cds);
+    envoy.subscribe(EDS, &["a"], &[], "");
+    let eds = envoy.recv_type(EDS).await;
+    envoy.ack(&eds);
+    envoy.subscribe(SRDS, &[], &[], "");
+    let srds = envoy.recv_type(SRDS).await;
+    assert_eq!(delta_names(&srds), ["s/a.example", "s/b.example"]);
+    envoy.ack(&srds);
+    envoy.expect_quiet().await;
+
+    // One host added and one removed: only those two, not the host that stayed.
+    h.publish("gw", &scoped_spec(1, &["b.example", "c.example"]));
+    let srds = envoy.recv_type(SRDS).await;
+    assert_eq!(delta_names(&srds), ["s/c.example"]);
+    assert_eq!(srds.removed_resources, ["s/a.example"]);
+    envoy.ack(&srds);
+    envoy.expect_quiet().await;
 }
 
 #[tokio::test]

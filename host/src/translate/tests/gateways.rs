@@ -181,9 +181,7 @@ fn http_listeners_on_one_port_share_a_route_configuration() {
     let res = &t.gateways[&key(Kind::Gateway, "infra", "multi")];
     let ls: Vec<&str> = res.listeners.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(ls, ["listener_8080", "listener_9090"]);
-    let rc = res.routes.iter().find(|r| r.name == "route_8080").unwrap();
-    let hosts: Vec<&str> = rc.virtual_hosts.iter().map(|v| v.name()).collect();
-    assert_eq!(hosts, ["a.example.com", "b.example.com"]);
+    assert_eq!(port_hosts(res, 8080), ["a.example.com", "b.example.com"]);
 }
 
 #[test]
@@ -271,9 +269,16 @@ fn rds_names(res: &crate::translate::GatewayResources) -> Vec<(String, String)> 
             for f in &chain.filters {
                 if let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type
                     && let Ok(hcm) = HttpConnectionManager::decode(any.value.as_slice())
-                    && let Some(RouteSpecifier::Rds(rds)) = hcm.route_specifier
                 {
-                    out.push((l.name.clone(), rds.route_config_name));
+                    match hcm.route_specifier {
+                        Some(RouteSpecifier::Rds(rds)) => {
+                            out.push((l.name.clone(), rds.route_config_name))
+                        }
+                        Some(RouteSpecifier::ScopedRoutes(s)) => {
+                            out.push((l.name.clone(), format!("scoped {}", s.name)))
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
@@ -292,7 +297,7 @@ fn ports_with_the_same_virtual_hosts_share_one_route_configuration() {
     let everywhere = mk_route(
         "infra",
         "r",
-        "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+        "parentRefs:\n- name: both\nhostnames: [\"*.a.example.com\"]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
     );
     let base = format!(
         "{}{gw}{}{everywhere}",
@@ -315,7 +320,7 @@ fn ports_with_the_same_virtual_hosts_share_one_route_configuration() {
     let http_only = mk_route(
         "infra",
         "plain",
-        "parentRefs:\n- {name: both, sectionName: http}\nhostnames: [b.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+        "parentRefs:\n- {name: both, sectionName: http}\nhostnames: [\"*.b.example.com\"]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
     );
     let t = run_yaml(&format!("{base}{http_only}"));
     let res = &t.gateways[&key(Kind::Gateway, "infra", "both")];
@@ -329,8 +334,8 @@ fn ports_with_the_same_virtual_hosts_share_one_route_configuration() {
             .map(|v| v.name().to_string())
             .collect()
     };
-    assert_eq!(hosts("route_80"), ["a.example.com", "b.example.com"]);
-    assert_eq!(hosts("route_443"), ["a.example.com"]);
+    assert_eq!(hosts("route_80"), ["*.a.example.com", "*.b.example.com"]);
+    assert_eq!(hosts("route_443"), ["*.a.example.com"]);
     assert_eq!(
         rds_names(res),
         [
@@ -352,7 +357,7 @@ fn ports_sharing_virtual_hosts_stay_shared_and_follow_changes_incrementally() {
             "infra",
             "r",
             &format!(
-                "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n  backendRefs: [{{name: v1, port: 8080}}]"
+                "parentRefs:\n- name: both\nhostnames: [\"*.a.example.com\"]\nrules:\n- matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n  backendRefs: [{{name: v1, port: 8080}}]"
             ),
         )
     };
@@ -393,7 +398,7 @@ fn ports_sharing_virtual_hosts_stay_shared_and_follow_changes_incrementally() {
     let plain = mk_route(
         "infra",
         "plain",
-        "parentRefs:\n- {name: both, sectionName: http}\nhostnames: [b.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+        "parentRefs:\n- {name: both, sectionName: http}\nhostnames: [\"*.b.example.com\"]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
     );
     let store = mk_store(&format!("{base}{}{plain}", route("/three")));
     let third = run_with(&mut translator, &store);
@@ -405,4 +410,188 @@ fn ports_sharing_virtual_hosts_stay_shared_and_follow_changes_incrementally() {
         &res.routes[0].virtual_hosts[0],
         &res.routes[1].virtual_hosts[0]
     ));
+}
+
+/// The scopes of a Gateway's scoped routes: (scope, route configuration, key).
+fn scopes(res: &crate::translate::GatewayResources) -> Vec<(String, String, String)> {
+    use envoy_types::pb::envoy::config::route::v3::scoped_route_configuration::key::fragment;
+    res.scoped_routes
+        .iter()
+        .map(|s| {
+            let keys: Vec<String> = s
+                .key
+                .iter()
+                .flat_map(|k| &k.fragments)
+                .filter_map(|f| match &f.r#type {
+                    Some(fragment::Type::StringKey(k)) => Some(k.clone()),
+                    None => None,
+                })
+                .collect();
+            (
+                s.name.clone(),
+                s.route_configuration_name.clone(),
+                keys.join(","),
+            )
+        })
+        .collect()
+}
+
+/// A Gateway with an HTTP listener on 80 and an HTTPS one on 443, and `routes`.
+fn two_port_gateway(routes: &str) -> Translation {
+    let gw = mk_gateway(
+        "infra",
+        "both",
+        "- {name: http, port: 80, protocol: HTTP}\n- name: https\n  port: 443\n  protocol: HTTPS\n  tls:\n    certificateRefs: [{name: cert}]",
+    );
+    run_yaml(&format!(
+        "{}{gw}{}{routes}",
+        mk_base(),
+        mk_tls_secret("infra", "cert")
+    ))
+}
+
+#[test]
+fn a_port_whose_hostnames_are_all_exact_is_served_by_scoped_routes_one_table_per_host() {
+    let routes = format!(
+        "{}{}",
+        mk_route(
+            "infra",
+            "a",
+            "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+        ),
+        mk_route(
+            "infra",
+            "b",
+            "parentRefs:\n- name: both\nhostnames: [b.example.com]\nrules:\n- matches: [{path: {type: PathPrefix, value: /b}}]\n  backendRefs: [{name: v2, port: 8080}]",
+        )
+    );
+    let t = two_port_gateway(&routes);
+    let res = &t.gateways[&key(Kind::Gateway, "infra", "both")];
+    // Both ports serve the same hosts, so both listeners use the one set of scopes.
+    assert_eq!(
+        rds_names(res),
+        [
+            ("listener_443".to_string(), "scoped route_80".to_string()),
+            ("listener_80".to_string(), "scoped route_80".to_string())
+        ]
+    );
+    let tables: Vec<&str> = res.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(tables, ["route_80/a.example.com", "route_80/b.example.com"]);
+    assert_eq!(
+        scopes(res),
+        [
+            (
+                "route_80/a.example.com".to_string(),
+                "route_80/a.example.com".to_string(),
+                "a.example.com".to_string()
+            ),
+            (
+                "route_80/b.example.com".to_string(),
+                "route_80/b.example.com".to_string(),
+                "b.example.com".to_string()
+            )
+        ]
+    );
+    // Each host's table holds that host's routes, as the one table did.
+    assert_eq!(
+        names(vhost(&t, "infra", "both", 80, "b.example.com")),
+        ["infra_b_rule0_match0"]
+    );
+    // A fresh translation and one from a translator that saw the RDS shape first agree.
+    let mut translator = Translator::new();
+    let wild = mk_route(
+        "infra",
+        "w",
+        "parentRefs:\n- name: both\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+    );
+    let gw = mk_gateway(
+        "infra",
+        "both",
+        "- {name: http, port: 80, protocol: HTTP}\n- name: https\n  port: 443\n  protocol: HTTPS\n  tls:\n    certificateRefs: [{name: cert}]",
+    );
+    let base = format!(
+        "{}{gw}{}{routes}",
+        mk_base(),
+        mk_tls_secret("infra", "cert")
+    );
+    let with_wild = run_with(&mut translator, &mk_store(&format!("{base}{wild}")));
+    assert!(
+        with_wild.gateways[&key(Kind::Gateway, "infra", "both")]
+            .scoped_routes
+            .is_empty()
+    );
+    let store = mk_store(&base);
+    assert_eq!(run_with(&mut translator, &store), run(&store));
+}
+
+#[test]
+fn a_wildcard_or_catch_all_host_keeps_the_port_on_one_route_configuration() {
+    for hostnames in ["hostnames: [\"*.example.com\"]\n", ""] {
+        let routes = format!(
+            "{}{}",
+            mk_route(
+                "infra",
+                "a",
+                "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+            ),
+            mk_route(
+                "infra",
+                "other",
+                &format!(
+                    "parentRefs:\n- name: both\n{hostnames}rules:\n- backendRefs: [{{name: v2, port: 8080}}]"
+                ),
+            )
+        );
+        let t = two_port_gateway(&routes);
+        let res = &t.gateways[&key(Kind::Gateway, "infra", "both")];
+        assert!(res.scoped_routes.is_empty(), "{hostnames}");
+        let tables: Vec<&str> = res.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(tables, ["route_80"], "{hostnames}");
+        assert_eq!(
+            rds_names(res),
+            [
+                ("listener_443".to_string(), "route_80".to_string()),
+                ("listener_80".to_string(), "route_80".to_string())
+            ]
+        );
+    }
+}
+
+#[test]
+fn only_the_first_port_with_exact_hostnames_is_scoped_so_ports_never_see_each_others_hosts() {
+    let routes = format!(
+        "{}{}",
+        mk_route(
+            "infra",
+            "a",
+            "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
+        ),
+        mk_route(
+            "infra",
+            "b",
+            "parentRefs:\n- {name: both, sectionName: http}\nhostnames: [b.example.com]\nrules:\n- backendRefs: [{name: v2, port: 8080}]",
+        )
+    );
+    let t = two_port_gateway(&routes);
+    let res = &t.gateways[&key(Kind::Gateway, "infra", "both")];
+    // Port 443 comes after 80 and serves other hosts: it stays on RDS.
+    assert_eq!(
+        rds_names(res),
+        [
+            ("listener_443".to_string(), "route_443".to_string()),
+            ("listener_80".to_string(), "scoped route_80".to_string())
+        ]
+    );
+    let tables: Vec<&str> = res.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        tables,
+        [
+            "route_443",
+            "route_80/a.example.com",
+            "route_80/b.example.com"
+        ]
+    );
+    assert_eq!(port_hosts(res, 443), ["a.example.com"]);
+    let keys: Vec<String> = scopes(res).into_iter().map(|s| s.2).collect();
+    assert_eq!(keys, ["a.example.com", "b.example.com"]);
 }

@@ -243,7 +243,30 @@ pub(super) fn attached(t: &Translation, ns: &str, name: &str, listener: &str) ->
         .unwrap_or(-1)
 }
 
-/// The virtual host for `domain` in `route_<port>` of Gateway `ns/name`.
+/// The route tables serving `port` of a Gateway: `route_<port>`, or its scoped
+/// per-host tables `route_<port>/<host>`.
+pub(super) fn port_tables<'a>(
+    res: &'a crate::translate::GatewayResources,
+    port: u16,
+) -> Vec<&'a crate::translate::RouteTable> {
+    let name = format!("route_{port}");
+    let scoped = format!("{name}/");
+    res.routes
+        .iter()
+        .filter(|r| r.name == name || r.name.starts_with(&scoped))
+        .collect()
+}
+
+/// The virtual host names serving `port` of a Gateway, in table order.
+pub(super) fn port_hosts(res: &crate::translate::GatewayResources, port: u16) -> Vec<String> {
+    port_tables(res, port)
+        .iter()
+        .flat_map(|r| r.virtual_hosts.iter().map(|v| v.name().to_string()))
+        .collect()
+}
+
+/// The virtual host for `domain` serving `port` of Gateway `ns/name` (in `route_<port>`
+/// or, for scoped routes, `route_<port>/<domain>`).
 pub(super) fn vhost<'a>(
     t: &'a Translation,
     ns: &str,
@@ -252,24 +275,13 @@ pub(super) fn vhost<'a>(
     domain: &str,
 ) -> &'a VirtualHost {
     let res = &t.gateways[&key(Kind::Gateway, ns, name)];
-    let rc = res
-        .routes
+    let tables = port_tables(res, port);
+    assert!(!tables.is_empty(), "no route_{port}");
+    let found = tables
         .iter()
-        .find(|r| r.name == format!("route_{port}"))
-        .unwrap_or_else(|| panic!("no route_{port}"));
-    let found = rc
-        .virtual_hosts
-        .iter()
+        .flat_map(|r| r.virtual_hosts.iter())
         .find(|v| v.name() == domain)
-        .unwrap_or_else(|| {
-            panic!(
-                "no virtual host {domain} in {:?}",
-                rc.virtual_hosts
-                    .iter()
-                    .map(|v| v.name())
-                    .collect::<Vec<_>>()
-            )
-        });
+        .unwrap_or_else(|| panic!("no virtual host {domain} in {:?}", port_hosts(res, port)));
     // Virtual hosts are kept encoded; a test's few decoded copies may live until it ends.
     Box::leak(Box::new(found.decode()))
 }
