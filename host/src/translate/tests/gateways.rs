@@ -422,9 +422,10 @@ fn scopes(res: &crate::translate::GatewayResources) -> Vec<(String, String, Stri
                 .key
                 .iter()
                 .flat_map(|k| &k.fragments)
-                .filter_map(|f| match &f.r#type {
-                    Some(fragment::Type::StringKey(k)) => Some(k.clone()),
-                    None => None,
+                .filter_map(|f| {
+                    f.r#type
+                        .as_ref()
+                        .map(|fragment::Type::StringKey(k)| k.clone())
                 })
                 .collect();
             (

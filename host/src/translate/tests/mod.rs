@@ -245,10 +245,10 @@ pub(super) fn attached(t: &Translation, ns: &str, name: &str, listener: &str) ->
 
 /// The route tables serving `port` of a Gateway: `route_<port>`, or its scoped
 /// per-host tables `route_<port>/<host>`.
-pub(super) fn port_tables<'a>(
-    res: &'a crate::translate::GatewayResources,
+pub(super) fn port_tables(
+    res: &crate::translate::GatewayResources,
     port: u16,
-) -> Vec<&'a crate::translate::RouteTable> {
+) -> Vec<&crate::translate::RouteTable> {
     let name = format!("route_{port}");
     let scoped = format!("{name}/");
     res.routes
