@@ -9,8 +9,8 @@
 //! cargo run --release -p weir --example fanout_bench -- --clients 1000 --routes 1000
 //! ```
 //!
-//! With `--sotw` the clients use state-of-the-world ADS instead (what `weir bootstrap`
-//! configures unless told `--delta`), naming every resource they want in each request.
+//! With `--sotw` the clients use state-of-the-world ADS instead (what `weir bootstrap
+//! --sotw` configures), naming every resource they want in each request.
 //!
 //! Each client behaves as Envoy does over delta ADS: wildcard clusters and listeners;
 //! endpoints for its EDS clusters; the route configurations and secrets its listeners

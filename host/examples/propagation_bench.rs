@@ -5,13 +5,13 @@
 //! cargo build --release -p weir
 //! cargo run --release -p weir --example propagation_bench -- --routes 100
 //! cargo run --release -p weir --example propagation_bench -- --routes 1000
-//! cargo run --release -p weir --example propagation_bench -- --routes 10000 [--delta]
+//! cargo run --release -p weir --example propagation_bench -- --routes 10000 [--sotw]
 //! ```
 //!
 //! The synthetic world of `weir::translate::synthetic` (one Gateway, 10,000 Services,
 //! `--routes` HTTPRoutes, one file each) is written to a directory with every endpoint
 //! on a local backend; `weir serve` (the release binary) watches it and an Envoy from
-//! `weir bootstrap` (state of the world, or delta with `--delta`) serves it. Each change
+//! `weir bootstrap` (delta ADS, or state of the world with `--sotw`) serves it. Each change
 //! rewrites one route's file (through a rename) so its first match is a path prefix no
 //! route had; the time runs from the write to the first `200` for that path through
 //! Envoy (polled every millisecond; a `404` is checked first). The file watcher
@@ -41,7 +41,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         routes: 1_000,
         changes: 100,
-        delta: false,
+        delta: true,
         backends: 4,
     };
     let mut it = std::env::args().skip(1);
@@ -50,9 +50,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--routes" => args.routes = bench::number(&mut it, "--routes")?.max(1),
             "--changes" => args.changes = bench::number(&mut it, "--changes")?.max(1),
             "--backends" => args.backends = bench::number(&mut it, "--backends")?.max(1),
-            "--delta" => args.delta = true,
+            "--sotw" => args.delta = false,
             other => bail!(
-                "unknown argument {other}; usage: propagation_bench [--routes N] [--changes N] [--backends N] [--delta]"
+                "unknown argument {other}; usage: propagation_bench [--routes N] [--changes N] [--backends N] [--sotw]"
             ),
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release -p weir
-//! cargo run --release -p weir --example route_by_route_bench -- --routes 1000 [--delta]
+//! cargo run --release -p weir --example route_by_route_bench -- --routes 1000 [--sotw]
 //! ```
 //!
 //! The synthetic world of `weir::translate::synthetic` (one Gateway, 10,000 Services, the
@@ -33,16 +33,14 @@ use bench::{Probe, World, mean, ms, percentile};
 
 fn main() -> anyhow::Result<()> {
     let mut routes = 1_000;
-    let mut delta = false;
+    let mut delta = true;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--routes" => routes = bench::number(&mut it, "--routes")?.max(1),
-            "--delta" => delta = true,
+            "--sotw" => delta = false,
             other => {
-                bail!(
-                    "unknown argument {other}; usage: route_by_route_bench [--routes N] [--delta]"
-                )
+                bail!("unknown argument {other}; usage: route_by_route_bench [--routes N] [--sotw]")
             }
         }
     }

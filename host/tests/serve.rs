@@ -56,7 +56,7 @@ fn bootstrap(args: &[&str]) -> serde_json::Value {
 // === weir bootstrap ===
 
 #[test]
-fn bootstrap_names_the_gateway_and_envoy_accepts_it() {
+fn bootstrap_names_the_gateway_and_envoy_accepts_it_in_sotw_mode() {
     let config = bootstrap(&[
         "--gateway",
         "default/gw",
@@ -64,6 +64,7 @@ fn bootstrap_names_the_gateway_and_envoy_accepts_it() {
         "127.0.0.1:18000",
         "--admin-port",
         "19001",
+        "--sotw",
     ]);
     assert_eq!(config["node"]["id"], "weir-default-gw");
     assert_eq!(config["node"]["metadata"]["weir.gateway"], "default/gw");
@@ -79,7 +80,7 @@ fn bootstrap_names_the_gateway_and_envoy_accepts_it() {
 }
 
 #[test]
-fn bootstrap_with_a_dns_name_node_id_delta_and_bind_address_is_accepted() {
+fn bootstrap_with_a_dns_name_node_id_and_bind_address_is_accepted_and_uses_delta_ads() {
     let config = bootstrap(&[
         "--gateway",
         "infra/edge",
@@ -87,7 +88,6 @@ fn bootstrap_with_a_dns_name_node_id_delta_and_bind_address_is_accepted() {
         "weir.weir-system.svc:18000",
         "--node-id",
         "edge-0",
-        "--delta",
         "--bind-address",
         "127.0.0.2",
     ]);

@@ -108,7 +108,7 @@ fn routes_by_path_and_host(delta: bool) {
         backend::start_backend("alpha"),
         backend::start_backend("beta"),
     );
-    let mode: &[&str] = if delta { &["--delta"] } else { &[] };
+    let mode: &[&str] = if delta { &[] } else { &["--sotw"] };
     let mut envoy = weir.envoy("default/gw", mode);
     let base = format!(
         "{CLASS}{}{}{}",
@@ -188,7 +188,7 @@ fn scoped_routes_follow_hosts_and_edits(delta: bool) {
         backend::start_backend("alpha"),
         backend::start_backend("beta"),
     );
-    let mode: &[&str] = if delta { &["--delta"] } else { &[] };
+    let mode: &[&str] = if delta { &[] } else { &["--sotw"] };
     let mut envoy = weir.envoy("default/gw", mode);
     weir.write(
         "base.yaml",
@@ -357,7 +357,7 @@ fn new_routes_never_answer_without_their_cluster(delta: bool) {
         backend::start_backend("alpha"),
         backend::start_backend("gamma"),
     );
-    let mode: &[&str] = if delta { &["--delta"] } else { &[] };
+    let mode: &[&str] = if delta { &[] } else { &["--sotw"] };
     let mut envoy = weir.envoy("default/gw", mode);
     weir.write(
         "base.yaml",
@@ -549,7 +549,7 @@ fn https_serves_the_secret(delta: bool) {
     let web = backend::start_backend("secure hello");
     let host = "secure.example.com";
     let certified = rcgen::generate_simple_self_signed(vec![host.to_string()]).unwrap();
-    let mode: &[&str] = if delta { &["--delta"] } else { &[] };
+    let mode: &[&str] = if delta { &[] } else { &["--sotw"] };
     let mut envoy = weir.envoy("default/gw", mode);
     weir.write(
         "all.yaml",
@@ -727,7 +727,7 @@ fn survives_a_control_plane_restart(delta: bool) {
     let mut weir = Weir::start(None);
     let listen = free_port();
     let echo = backend::start_backend("echo");
-    let mode: &[&str] = if delta { &["--delta"] } else { &[] };
+    let mode: &[&str] = if delta { &[] } else { &["--sotw"] };
     let mut envoy = weir.envoy("default/gw", mode);
     let base = format!(
         "{CLASS}{}{}{}",
@@ -794,7 +794,7 @@ fn gateways_share_a_port_on_different_loopback_addresses() {
     let ip_a: IpAddr = "127.0.0.2".parse().unwrap();
     let ip_b: IpAddr = "127.0.0.3".parse().unwrap();
     let mut envoy_a = weir.envoy("default/gw-a", &["--bind-address", "127.0.0.2"]);
-    let mut envoy_b = weir.envoy("default/gw-b", &["--bind-address", "127.0.0.3", "--delta"]);
+    let mut envoy_b = weir.envoy("default/gw-b", &["--bind-address", "127.0.0.3"]);
     weir.write(
         "all.yaml",
         &format!(

@@ -350,8 +350,8 @@ pub fn start_envoy(serve: &Serve, work: &Path, delta: bool) -> anyhow::Result<(P
         "--admin-port",
         &admin,
     ];
-    if delta {
-        args.push("--delta");
+    if !delta {
+        args.push("--sotw");
     }
     let out = Command::new(weir_binary()?)
         .args(&args)

@@ -21,9 +21,10 @@ pub struct BootstrapArgs {
     /// The proxy's node id [default: weir-NS-NAME].
     #[arg(long)]
     pub node_id: Option<String>,
-    /// Use delta (incremental) ADS instead of state of the world.
+    /// Use state-of-the-world ADS instead of delta (incremental), the default. State of
+    /// the world resends every cluster and listener on every change.
     #[arg(long)]
-    pub delta: bool,
+    pub sotw: bool,
     /// The local IP address the proxies' listeners bind [default: 0.0.0.0], so several
     /// Gateways can share a port on different addresses.
     #[arg(long, value_name = "ADDR")]
@@ -47,7 +48,7 @@ pub(super) fn run(args: &BootstrapArgs) -> anyhow::Result<()> {
         xds: args.xds.clone(),
         admin_port: args.admin_port,
         node_id: args.node_id.clone(),
-        delta: args.delta,
+        delta: !args.sotw,
         bind_address: args.bind_address,
     };
     println!("{}", serde_json::to_string_pretty(&to_bootstrap(&config))?);
