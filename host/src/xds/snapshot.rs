@@ -168,8 +168,8 @@ impl Resource {
 }
 
 /// The shared message a [`Resource`] was encoded from (kept alive, so its address cannot
-/// be reused by another message while we remember it); none for a route table. It takes
-/// no part in equality.
+/// be reused by another message while we remember it): for a route table, its virtual
+/// host when it has just one, else none. It takes no part in equality.
 #[derive(Clone, Default)]
 struct Origin(Option<Arc<dyn std::any::Any + Send + Sync>>);
 
@@ -399,16 +399,27 @@ impl Snapshot {
                     .collect(),
             )
         }
-        // A route table is written from its virtual hosts' own encodings.
+        // A route table is written from its virtual hosts' own encodings. A table of one
+        // virtual host (a scoped route's) is reused while it is the very same one.
+        let mut previous_routes = Cursor::new(previous.map(|p| p.resources(ResourceType::Route)));
         let routes = resources
             .routes
             .iter()
             .map(|t| {
+                let only = match t.virtual_hosts.as_slice() {
+                    [v] => Some(v),
+                    _ => None,
+                };
+                if let Some(v) = only
+                    && let Some(r) = previous_routes.find(&t.name).filter(|r| r.origin.is(v))
+                {
+                    return r.clone();
+                }
                 Arc::new(Resource::encode(
                     t.name.clone(),
                     ResourceType::Route.type_url(),
                     t.encode_to_vec(),
-                    Origin::default(),
+                    only.map(Origin::of).unwrap_or_default(),
                 ))
             })
             .collect();
@@ -823,6 +834,43 @@ mod tests {
             RouteTable::new("route_80", changed.clone()).to_proto()
         );
         assert_eq!(second, Snapshot::from_resources(&with(changed)));
+    }
+
+    #[test]
+    fn scoped_route_tables_of_the_same_virtual_host_are_reused_and_changed_ones_encoded() {
+        use crate::translate::{EncodedVirtualHost, GatewayResources, RouteTable};
+        use envoy_types::pb::envoy::config::route::v3::VirtualHost;
+        let vh = |domain: &str| {
+            Arc::new(EncodedVirtualHost::from(VirtualHost {
+                name: domain.into(),
+                domains: vec![domain.into()],
+                ..Default::default()
+            }))
+        };
+        let with = |hosts: &[&Arc<EncodedVirtualHost>]| GatewayResources {
+            routes: hosts
+                .iter()
+                .map(|v| RouteTable::new(format!("route_80/{}", v.name()), vec![(*v).clone()]))
+                .collect(),
+            ..Default::default()
+        };
+        let (a, b) = (vh("a.example"), vh("b.example"));
+        let first = Snapshot::from_resources_reusing(&with(&[&a, &b]), None);
+        // `b` rebuilt with other content, under the same table name.
+        let b2 = Arc::new(EncodedVirtualHost::from(VirtualHost {
+            name: "b.example".into(),
+            domains: vec!["b.example".into(), "other".into()],
+            ..Default::default()
+        }));
+        let second = Snapshot::from_resources_reusing(&with(&[&a, &b2]), Some(&first));
+        let (r1, r2) = (
+            first.resources(ResourceType::Route),
+            second.resources(ResourceType::Route),
+        );
+        let same = |name: &str| Arc::ptr_eq(r1.get(name).unwrap(), r2.get(name).unwrap());
+        assert!(same("route_80/a.example"));
+        assert!(!same("route_80/b.example"));
+        assert_eq!(second, Snapshot::from_resources(&with(&[&a, &b2])));
     }
 
     #[test]
