@@ -14,7 +14,8 @@
 //!
 //! Each client behaves as Envoy does over delta ADS: wildcard clusters and listeners;
 //! endpoints for its EDS clusters; the route configurations and secrets its listeners
-//! name; every response ACKed. Once all are in sync, `--changes` times one route's file
+//! name, or for a listener with scoped routes every route scope (wildcard) and the route
+//! configurations the scopes name; every response ACKed. Once all are in sync, `--changes` times one route's file
 //! is rewritten (through a rename) with a new path; the time runs from the write to each
 //! client's first route-configuration update. A client whose connection fails (1,000
 //! connecting at once can overflow the listen backlog) reconnects after a back-off, as
@@ -36,8 +37,9 @@ use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
 use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
+use envoy_types::pb::envoy::config::route::v3::ScopedRouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, http_connection_manager,
+    HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
@@ -113,13 +115,29 @@ fn ack(response: &DeltaDiscoveryResponse) -> DeltaDiscoveryRequest {
 /// What the clients found in each (name, version) of a resource, decoded once for all of
 /// them: every client gets the same resources, and decoding 10,000 clusters for each of
 /// 1,000 clients would make this process, not `weir serve`, what the figures measure.
-/// The route configurations and secrets one listener names.
-type ListenerNeeds = (Vec<String>, Vec<String>);
+/// The route configurations and secrets one listener names, and whether it takes its
+/// routes from route scopes.
+#[derive(Clone, Default)]
+struct ListenerNeeds {
+    routes: Vec<String>,
+    secrets: Vec<String>,
+    scoped: bool,
+}
+
+impl ListenerNeeds {
+    fn extend(&mut self, other: &ListenerNeeds) {
+        self.routes.extend(other.routes.iter().cloned());
+        self.secrets.extend(other.secrets.iter().cloned());
+        self.scoped |= other.scoped;
+    }
+}
 
 #[derive(Default)]
 struct Decoded {
     eds: Mutex<HashMap<(String, String), bool>>,
     listeners: Mutex<HashMap<(String, String), ListenerNeeds>>,
+    /// The route configuration each route scope names (see [`scope_routes`]).
+    scopes: Mutex<HashMap<(String, String), String>>,
     /// State-of-the-world clients' EDS clusters, by cluster response version.
     sotw_eds: Mutex<HashMap<String, Vec<String>>>,
     /// State-of-the-world clients' listener needs, by listener response version.
@@ -145,35 +163,52 @@ fn eds_clusters(response: &DeltaDiscoveryResponse, decoded: &Decoded) -> Vec<Str
         .collect()
 }
 
-/// The route configurations and secrets `response`'s listeners name.
+/// What `response`'s listeners need.
 fn listener_needs(response: &DeltaDiscoveryResponse, decoded: &Decoded) -> ListenerNeeds {
-    let mut routes = Vec::new();
-    let mut secrets = Vec::new();
+    let mut needs = ListenerNeeds::default();
     let mut cache = decoded.listeners.lock().unwrap();
     for r in &response.resources {
         let key = (r.name.clone(), r.version.clone());
         if !cache.contains_key(&key) {
-            let needs = r
+            let one = r
                 .resource
                 .as_ref()
                 .map(|any| one_listener_needs(any.value.as_slice()))
                 .unwrap_or_default();
-            cache.insert(key.clone(), needs);
+            cache.insert(key.clone(), one);
         }
-        let (r, s) = &cache[&key];
-        routes.extend(r.iter().cloned());
-        secrets.extend(s.iter().cloned());
+        needs.extend(&cache[&key]);
     }
-    (routes, secrets)
+    needs
 }
 
-/// The route configurations and secrets one encoded listener names.
+/// The route configurations the route scopes of `resources` ((key, encoded)) name,
+/// decoded once per key: (name, version) in delta, (response version, position) in SotW.
+fn scope_routes<'a>(
+    resources: impl Iterator<Item = ((String, String), &'a [u8])>,
+    decoded: &Decoded,
+) -> Vec<String> {
+    let mut cache = decoded.scopes.lock().unwrap();
+    resources
+        .map(|(key, bytes)| {
+            cache
+                .entry(key)
+                .or_insert_with(|| {
+                    ScopedRouteConfiguration::decode(bytes)
+                        .map(|s| s.route_configuration_name)
+                        .unwrap_or_default()
+                })
+                .clone()
+        })
+        .collect()
+}
+
+/// What one encoded listener needs.
 fn one_listener_needs(bytes: &[u8]) -> ListenerNeeds {
-    let mut routes = Vec::new();
-    let mut secrets = Vec::new();
+    let mut needs = ListenerNeeds::default();
     {
         let Ok(listener) = Listener::decode(bytes) else {
-            return (routes, secrets);
+            return needs;
         };
         for chain in &listener.filter_chains {
             if let Some(transport_socket::ConfigType::TypedConfig(any)) = chain
@@ -187,21 +222,23 @@ fn one_listener_needs(bytes: &[u8]) -> ListenerNeeds {
                     .iter()
                     .flat_map(|c| &c.tls_certificate_sds_secret_configs)
                 {
-                    secrets.push(sds.name.clone());
+                    needs.secrets.push(sds.name.clone());
                 }
             }
             for f in &chain.filters {
                 if let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type
                     && let Ok(hcm) = HttpConnectionManager::decode(any.value.as_slice())
-                    && let Some(http_connection_manager::RouteSpecifier::Rds(rds)) =
-                        hcm.route_specifier
                 {
-                    routes.push(rds.route_config_name);
+                    match hcm.route_specifier {
+                        Some(RouteSpecifier::Rds(rds)) => needs.routes.push(rds.route_config_name),
+                        Some(RouteSpecifier::ScopedRoutes(_)) => needs.scoped = true,
+                        _ => {}
+                    }
                 }
             }
         }
     }
-    (routes, secrets)
+    needs
 }
 
 /// Client `id`'s node, naming Gateway `infra/gw` as `weir bootstrap` writes it.
@@ -263,6 +300,7 @@ async fn client(
     let mut eds = BTreeSet::new();
     let mut rds = BTreeSet::new();
     let mut sds = BTreeSet::new();
+    let mut scoped = false;
     let new = |set: &mut BTreeSet<String>, names: Vec<String>| -> Vec<String> {
         names
             .into_iter()
@@ -280,14 +318,28 @@ async fn client(
                 }
             }
             Some(ResourceType::Listener) => {
-                let (routes, secrets) = listener_needs(&response, &decoded);
-                let routes = new(&mut rds, routes);
+                let needs = listener_needs(&response, &decoded);
+                if needs.scoped && !scoped {
+                    scoped = true;
+                    tx.send(request(ResourceType::ScopedRoute, Vec::new(), None))?;
+                }
+                let routes = new(&mut rds, needs.routes);
                 if !routes.is_empty() {
                     tx.send(request(ResourceType::Route, routes, None))?;
                 }
-                let secrets = new(&mut sds, secrets);
+                let secrets = new(&mut sds, needs.secrets);
                 if !secrets.is_empty() {
                     tx.send(request(ResourceType::Secret, secrets, None))?;
+                }
+            }
+            Some(ResourceType::ScopedRoute) => {
+                let scopes = response.resources.iter().map(|r| {
+                    let bytes = r.resource.as_ref().map_or(&[][..], |a| a.value.as_slice());
+                    ((r.name.clone(), r.version.clone()), bytes)
+                });
+                let routes = new(&mut rds, scope_routes(scopes, &decoded));
+                if !routes.is_empty() {
+                    tx.send(request(ResourceType::Route, routes, None))?;
                 }
             }
             Some(ResourceType::Route) if !response.resources.is_empty() => {
@@ -324,6 +376,8 @@ async fn sotw_client(
         .stream_aggregated_resources(UnboundedReceiverStream::new(rx))
         .await?
         .into_inner();
+    // The route configurations the listeners name, and those the route scopes name.
+    let (mut listener_routes, mut scoped_routes) = (Vec::new(), Vec::new());
     while let Some(response) = stream.message().await? {
         let at = Instant::now();
         let Some(ty) = ResourceType::from_type_url(&response.type_url) else {
@@ -346,11 +400,35 @@ async fn sotw_client(
         match ty {
             ResourceType::Cluster => ask(ResourceType::Endpoint, sotw_eds(&response, &decoded))?,
             ResourceType::Listener => {
-                let (routes, secrets) = sotw_listener_needs(&response, &decoded);
-                ask(ResourceType::Route, routes)?;
-                if !secrets.is_empty() {
-                    ask(ResourceType::Secret, secrets)?;
+                let needs = sotw_listener_needs(&response, &decoded);
+                listener_routes = needs.routes;
+                ask(
+                    ResourceType::Route,
+                    [&listener_routes[..], &scoped_routes[..]].concat(),
+                )?;
+                if !needs.secrets.is_empty() {
+                    ask(ResourceType::Secret, needs.secrets)?;
                 }
+                if needs.scoped && !asked.contains_key(&ResourceType::ScopedRoute) {
+                    asked.entry(ResourceType::ScopedRoute).or_default().send(
+                        &tx,
+                        ResourceType::ScopedRoute,
+                        None,
+                    )?;
+                }
+            }
+            ResourceType::ScopedRoute => {
+                let version = &response.version_info;
+                let scopes = response
+                    .resources
+                    .iter()
+                    .enumerate()
+                    .map(|(i, any)| ((version.clone(), i.to_string()), any.value.as_slice()));
+                scoped_routes = scope_routes(scopes, &decoded);
+                ask(
+                    ResourceType::Route,
+                    [&listener_routes[..], &scoped_routes[..]].concat(),
+                )?;
             }
             ResourceType::Route if !response.resources.is_empty() => {
                 let _ = updates.send(RouteUpdate { client: id, at });
@@ -414,9 +492,7 @@ fn sotw_listener_needs(response: &DiscoveryResponse, decoded: &Decoded) -> Liste
         .or_insert_with(|| {
             let mut needs = ListenerNeeds::default();
             for any in &response.resources {
-                let (routes, secrets) = one_listener_needs(any.value.as_slice());
-                needs.0.extend(routes);
-                needs.1.extend(secrets);
+                needs.extend(&one_listener_needs(any.value.as_slice()));
             }
             needs
         })
