@@ -255,6 +255,7 @@ impl ClusterCache {
             // Built one by one as they are asked for.
             return;
         }
+        self.services.reserve(todo.len());
         let store = reader.store;
         let built = parallel::map(&todo, |key| {
             let ClusterRef::Service {
@@ -485,18 +486,27 @@ fn build_service_cluster(
     let endpoints = svc_port
         .map(|p| port_endpoints(rec, ns, name, p))
         .unwrap_or_default();
-    let mut cluster = eds_cluster(&cluster_name);
-    if app_protocol == Some("kubernetes.io/h2c") {
+    let cluster = if app_protocol == Some("kubernetes.io/h2c") {
+        let mut cluster = eds_cluster(&cluster_name);
         set_http2(&mut cluster, Http2ProtocolOptions::default());
-    }
+        EncodedCluster::encode(&cluster)
+    } else {
+        EncodedCluster::with_name(&cluster_name, unnamed_eds_cluster())
+    };
     Built {
-        endpoints: Some(Arc::new(EncodedEndpoints::encode(&load_assignment(
+        endpoints: Some(Arc::new(EncodedEndpoints::from_endpoints(
             &cluster_name,
             &endpoints,
-        )))),
-        cluster: Arc::new(EncodedCluster::encode(&cluster)),
+        ))),
+        cluster: Arc::new(cluster),
         secrets: Vec::new(),
     }
+}
+
+/// The encoding of a plain Service cluster without its name, made once.
+fn unnamed_eds_cluster() -> &'static [u8] {
+    static UNNAMED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    UNNAMED.get_or_init(|| eds_cluster("").encode_to_vec())
 }
 
 /// The endpoints of Service `ns/name` port `port` from its EndpointSlices: the ready ones,
@@ -1078,4 +1088,18 @@ fn upstream_tls(
         allow_renegotiation: ssl.allow_renegotiation.unwrap_or(false),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_cluster_is_the_template_with_its_name_in_front() {
+        for name in ["kube_a_web_80", "x", ""] {
+            let named = EncodedCluster::with_name(name, unnamed_eds_cluster());
+            assert_eq!(named.as_bytes(), eds_cluster(name).encode_to_vec());
+            assert_eq!(named.name(), name);
+        }
+    }
 }
