@@ -157,6 +157,9 @@ struct Entry {
     hash: ContentHash,
 }
 
+/// A hash map with a fast, seeded hasher, for the store's indexes.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The typed inputs of translation. See the module docs.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
@@ -164,12 +167,13 @@ pub struct Store {
     /// The same entries hashed, for lookups by key (a search of `objects` compares a key
     /// per level, and lookups were a fifth of a full translation). Kept in step by
     /// `insert`, `remove` and `reset`.
-    by_key: HashMap<ObjectKey, Entry, foldhash::fast::RandomState>,
+    by_key: FastMap<ObjectKey, Entry>,
     /// EndpointSlices (a copy of their entries, by name) by the namespace and then the
     /// Service name in their `kubernetes.io/service-name` label, so a Service's slices
     /// are one lookup by `&str` (no allocation, no search of `objects` per slice). Kept
     /// in step by `insert` and `remove`.
-    slices_by_service: BTreeMap<String, BTreeMap<String, ServiceSlices>>,
+    /// Hashed: only ever searched, never walked in order.
+    slices_by_service: FastMap<String, FastMap<String, ServiceSlices>>,
     /// Per kind, the [`Revision`] of the last content change (create, update, delete) to
     /// an object of that kind; absent for kinds never changed. Bumped by `apply`, `delete`
     /// and `reset`.

@@ -176,6 +176,7 @@ impl RouteCache {
         } else {
             Vec::new()
         };
+        self.entries.reserve(jobs.len());
         let mut fresh = Vec::with_capacity(jobs.len());
         for (i, job) in jobs.iter().enumerate() {
             stats.routes_translated += 1;
