@@ -11,8 +11,9 @@
 //! memoise per-object work. The store is plain data: no async, no locks; whoever shares it
 //! wraps it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,15 +157,23 @@ struct Entry {
     hash: ContentHash,
 }
 
+/// A hash map with a fast, seeded hasher, for the store's indexes.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The typed inputs of translation. See the module docs.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
     objects: BTreeMap<ObjectKey, Entry>,
+    /// The same entries hashed, for lookups by key (a search of `objects` compares a key
+    /// per level, and lookups were a fifth of a full translation). Kept in step by
+    /// `insert`, `remove` and `reset`.
+    by_key: FastMap<ObjectKey, Entry>,
     /// EndpointSlices (a copy of their entries, by name) by the namespace and then the
     /// Service name in their `kubernetes.io/service-name` label, so a Service's slices
     /// are one lookup by `&str` (no allocation, no search of `objects` per slice). Kept
     /// in step by `insert` and `remove`.
-    slices_by_service: BTreeMap<String, BTreeMap<String, ServiceSlices>>,
+    /// Hashed: only ever searched, never walked in order.
+    slices_by_service: FastMap<String, FastMap<String, ServiceSlices>>,
     /// Per kind, the [`Revision`] of the last content change (create, update, delete) to
     /// an object of that kind; absent for kinds never changed. Bumped by `apply`, `delete`
     /// and `reset`.
@@ -260,6 +269,7 @@ impl Store {
     /// Returns (removed keys, created or updated keys), each in key order.
     fn reset_inner(&mut self, objects: Vec<Object>) -> (Vec<ObjectKey>, Vec<ObjectKey>) {
         let old = std::mem::take(&mut self.objects);
+        self.by_key.clear();
         self.slices_by_service.clear();
         for object in objects {
             let hash = ContentHash::of(&object);
@@ -276,7 +286,7 @@ impl Store {
             .collect();
         let removed: Vec<ObjectKey> = old
             .into_keys()
-            .filter(|k| !self.objects.contains_key(k))
+            .filter(|k| !self.by_key.contains_key(k))
             .collect();
         let kinds: BTreeSet<Kind> = changed.iter().chain(&removed).map(|k| k.kind).collect();
         for kind in kinds {
@@ -294,10 +304,12 @@ impl Store {
                 .or_default()
                 .insert(&key.name, entry.clone());
         }
+        self.by_key.insert(key.clone(), entry.clone());
         self.objects.insert(key, entry);
     }
 
     fn remove(&mut self, key: &ObjectKey) -> Option<Entry> {
+        self.by_key.remove(key);
         let entry = self.objects.remove(key)?;
         if let Some((ns, svc)) = slice_service(&entry.object)
             && let Some(services) = self.slices_by_service.get_mut(&ns)
@@ -318,12 +330,12 @@ impl Store {
 
     /// The object under `key`.
     pub fn get(&self, key: &ObjectKey) -> Option<&Object> {
-        self.objects.get(key).map(|e| &e.object)
+        self.by_key.get(key).map(|e| &e.object)
     }
 
     /// The content hash of the object under `key`.
     pub fn hash(&self, key: &ObjectKey) -> Option<ContentHash> {
-        self.objects.get(key).map(|e| e.hash)
+        self.by_key.get(key).map(|e| e.hash)
     }
 
     /// How many objects the store holds.
@@ -398,11 +410,11 @@ impl Store {
         name: &str,
     ) -> Option<(&Object, ContentHash)> {
         let key: &dyn KeyView = &(kind, namespace, name);
-        self.objects.get(key).map(|e| (&e.object, e.hash))
+        self.by_key.get(key).map(|e| (&e.object, e.hash))
     }
 }
 
-/// An object key's parts, borrowed: lets the store's map be searched by `&str`s (a
+/// An object key's parts, borrowed: lets the store's maps be searched by `&str`s (a
 /// lookup per reference, per route, per pass) without allocating an [`ObjectKey`].
 trait KeyView {
     /// Kind, namespace and name, in [`ObjectKey`]'s order.
@@ -434,6 +446,17 @@ impl PartialEq for dyn KeyView + '_ {
 }
 
 impl Eq for dyn KeyView + '_ {}
+
+/// The same hash as [`ObjectKey`]'s derived one (kind, namespace, name in turn), as
+/// `Borrow` requires: `Option<&str>` and `&str` hash as `Option<String>` and `String` do.
+impl Hash for dyn KeyView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (kind, namespace, name) = self.parts();
+        kind.hash(state);
+        namespace.hash(state);
+        name.hash(state);
+    }
+}
 
 impl PartialOrd for dyn KeyView + '_ {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
@@ -875,6 +898,19 @@ mod tests {
         store.reset(vec![mk_service("a", "web")]);
         assert_eq!(store.kind_revision(Kind::Service), created);
         assert_ne!(store.kind_revision(Kind::DirectResponse), start);
+    }
+
+    #[test]
+    fn borrowed_key_parts_hash_as_the_key_does() {
+        use std::hash::BuildHasher;
+        let state = foldhash::fast::RandomState::default();
+        for key in [
+            ObjectKey::namespaced(Kind::Service, "a", "web"),
+            ObjectKey::cluster(Kind::Namespace, "apps"),
+        ] {
+            let parts: &dyn KeyView = &(key.kind, key.namespace.as_deref(), key.name.as_str());
+            assert_eq!(state.hash_one(&key), state.hash_one(parts));
+        }
     }
 
     #[test]

@@ -547,6 +547,7 @@ fn gather_clusters(
         }
     }
     needed.extend(referenced.iter());
+    clusters.prepare_services(reader, needed.iter().copied(), stats);
     let mut built_clusters: Vec<Arc<Built>> = Vec::with_capacity(needed.len());
     let mut secrets = Vec::new();
     for c in needed {

@@ -40,6 +40,7 @@ use crate::model::{Kind, ObjectKey};
 use super::FastMap;
 use super::conditions::{Problem, R_INVALID_SPEC, R_PLUGIN_FAILED};
 use super::deps::{DepSnapshot, PassId, PassReader, Recorder};
+use super::parallel;
 use super::{
     ClusterName, EncodedCluster, EncodedEndpoints, PassStats, ResolvedEndpoint, UpstreamPlugins,
     UpstreamRequest,
@@ -206,34 +207,17 @@ impl ClusterCache {
         else {
             return None;
         };
-        let (ns, name, port) = (ns.as_str(), name.as_str(), *port);
         let pass = reader.pass();
         if let Some(e) = self.services.get_mut(key)
-            && reader.unchanged(e.checked, &e.deps)
+            // Built or checked this pass: the store does not change during a pass.
+            && (e.checked == pass || reader.unchanged(e.checked, &e.deps))
         {
             e.checked = pass;
             return Some(e.built.clone());
         }
         stats.service_clusters_built += 1;
         let mut rec = reader.recorder();
-        let cluster_name = key.cluster_name();
-        let svc_port = service_port(&mut rec, ns, name, port);
-        let app_protocol = svc_port.and_then(|p| p.app_protocol.as_deref());
-        let endpoints = svc_port
-            .map(|p| port_endpoints(&mut rec, ns, name, p))
-            .unwrap_or_default();
-        let mut cluster = eds_cluster(&cluster_name);
-        if app_protocol == Some("kubernetes.io/h2c") {
-            set_http2(&mut cluster, Http2ProtocolOptions::default());
-        }
-        let built = Arc::new(Built {
-            endpoints: Some(Arc::new(EncodedEndpoints::encode(&load_assignment(
-                &cluster_name,
-                &endpoints,
-            )))),
-            cluster: Arc::new(EncodedCluster::encode(&cluster)),
-            secrets: Vec::new(),
-        });
+        let built = Arc::new(build_service_cluster(&mut rec, ns, name, *port, key));
         let deps = reader.snapshot(rec);
         self.services.insert(
             key.clone(),
@@ -244,6 +228,60 @@ impl ClusterCache {
             },
         );
         Some(built)
+    }
+
+    /// Builds, or checks the memo of, the Service clusters among `keys` (each once), so
+    /// that [`ClusterCache::service_cluster`] finds them this pass. Many to build (a full
+    /// pass) are built over the cores.
+    pub(crate) fn prepare_services<'k>(
+        &mut self,
+        reader: &mut PassReader<'_>,
+        keys: impl IntoIterator<Item = &'k ClusterRef>,
+        stats: &mut PassStats,
+    ) {
+        let pass = reader.pass();
+        let mut todo: Vec<&ClusterRef> = Vec::new();
+        for key in keys {
+            if !matches!(key, ClusterRef::Service { .. }) {
+                continue;
+            }
+            match self.services.get_mut(key) {
+                Some(e) if e.checked == pass => {}
+                Some(e) if reader.unchanged(e.checked, &e.deps) => e.checked = pass,
+                _ => todo.push(key),
+            }
+        }
+        if todo.len() < parallel::MIN_PARALLEL {
+            // Built one by one as they are asked for.
+            return;
+        }
+        self.services.reserve(todo.len());
+        let store = reader.store;
+        let built = parallel::map(&todo, |key| {
+            let ClusterRef::Service {
+                namespace,
+                name,
+                port,
+            } = key
+            else {
+                return None;
+            };
+            let mut rec = Recorder::new(store);
+            let built = build_service_cluster(&mut rec, namespace, name, *port, key);
+            Some((Arc::new(built), rec.into_snapshot()))
+        });
+        for (key, built) in todo.into_iter().zip(built) {
+            let Some((built, deps)) = built else { continue };
+            stats.service_clusters_built += 1;
+            self.services.insert(
+                key.clone(),
+                ServiceEntry {
+                    deps,
+                    checked: pass,
+                    built,
+                },
+            );
+        }
     }
 
     /// Translates every Upstream in the store (or reuses the memo).
@@ -432,6 +470,44 @@ fn ignored_fields(c: &UpstreamCommon) -> Vec<&'static str> {
 }
 
 // === Endpoints ===
+
+/// The EDS cluster (and its endpoints) of port `port` of Service `ns/name`, whose
+/// reference is `key`.
+fn build_service_cluster(
+    rec: &mut Recorder<'_>,
+    ns: &str,
+    name: &str,
+    port: u16,
+    key: &ClusterRef,
+) -> Built {
+    let cluster_name = key.cluster_name();
+    let svc_port = service_port(rec, ns, name, port);
+    let app_protocol = svc_port.and_then(|p| p.app_protocol.as_deref());
+    let endpoints = svc_port
+        .map(|p| port_endpoints(rec, ns, name, p))
+        .unwrap_or_default();
+    let cluster = if app_protocol == Some("kubernetes.io/h2c") {
+        let mut cluster = eds_cluster(&cluster_name);
+        set_http2(&mut cluster, Http2ProtocolOptions::default());
+        EncodedCluster::encode(&cluster)
+    } else {
+        EncodedCluster::with_name(&cluster_name, unnamed_eds_cluster())
+    };
+    Built {
+        endpoints: Some(Arc::new(EncodedEndpoints::from_endpoints(
+            &cluster_name,
+            &endpoints,
+        ))),
+        cluster: Arc::new(cluster),
+        secrets: Vec::new(),
+    }
+}
+
+/// The encoding of a plain Service cluster without its name, made once.
+fn unnamed_eds_cluster() -> &'static [u8] {
+    static UNNAMED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    UNNAMED.get_or_init(|| eds_cluster("").encode_to_vec())
+}
 
 /// The endpoints of Service `ns/name` port `port` from its EndpointSlices: the ready ones,
 /// or — only when none is ready — the serving ones (terminating endpoints that still
@@ -1012,4 +1088,18 @@ fn upstream_tls(
         allow_renegotiation: ssl.allow_renegotiation.unwrap_or(false),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_cluster_is_the_template_with_its_name_in_front() {
+        for name in ["kube_a_web_80", "x", ""] {
+            let named = EncodedCluster::with_name(name, unnamed_eds_cluster());
+            assert_eq!(named.as_bytes(), eds_cluster(name).encode_to_vec());
+            assert_eq!(named.name(), name);
+        }
+    }
 }

@@ -167,15 +167,28 @@ impl<'s> PassReader<'s> {
 
     /// A recorder for one piece of work.
     pub(crate) fn recorder(&self) -> Recorder<'s> {
-        Recorder {
-            store: self.store,
-            deps: Vec::new(),
-        }
+        Recorder::new(self.store)
     }
 
     /// What `recorder` saw, with the values it saw, once each.
     pub(crate) fn snapshot(&mut self, recorder: Recorder<'s>) -> DepSnapshot {
-        let mut deps = recorder.deps;
+        recorder.into_snapshot()
+    }
+}
+
+impl<'s> Recorder<'s> {
+    /// A recorder reading `store`, for work done away from the pass's [`PassReader`] (on
+    /// another thread).
+    pub(crate) fn new(store: &'s Store) -> Self {
+        Self {
+            store,
+            deps: Vec::new(),
+        }
+    }
+
+    /// What this recorder saw, with the values it saw, once each.
+    pub(crate) fn into_snapshot(self) -> DepSnapshot {
+        let mut deps = self.deps;
         // A dependency read twice had the same value both times (the store does not
         // change during a pass).
         deps.sort_unstable_by(|a, b| a.0.cmp(&b.0));

@@ -569,8 +569,13 @@ pub(crate) fn attach_routes<'m>(
     if !incremental {
         memo.entries.clear();
         memo.attachments = Attachments::default();
-        for (key, ir) in routes {
-            let binding = Arc::new(bind(store, plans, &by_name, ir));
+        // Each route binds on its own: many (a full pass) bind over the cores.
+        let routes: Vec<(&ObjectKey, &Arc<RouteIr>)> = routes.iter().collect();
+        let bindings = super::parallel::map(&routes, |(_, ir)| {
+            Arc::new(bind(store, plans, &by_name, ir))
+        });
+        memo.entries.reserve(routes.len());
+        for ((key, ir), binding) in routes.into_iter().zip(bindings) {
             memo.attach(key, ir, binding, None);
         }
         return (&memo.attachments, None);

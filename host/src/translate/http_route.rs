@@ -28,7 +28,7 @@ use prost::Message;
 use crate::model::gateway_api::HttpRoute;
 use crate::model::gateway_api::httproutes::{HttpRouteParentRefs, HttpRouteRules};
 use crate::model::{GATEWAY_API_GROUP, Kind, ObjectKey, weir_ref_kind};
-use crate::store::ContentHash;
+use crate::store::{ContentHash, Store};
 
 use super::cluster::{ClusterRef, ClusterSet, to_any};
 use super::conditions::*;
@@ -37,6 +37,7 @@ use super::filters::{self, FilterSet, Redirect};
 use super::hostnames;
 use super::matches::{self, PathMatch, Specificity};
 use super::options::{self, Attached, OptionError, TargetIndex};
+use super::parallel;
 use super::{FastMap, FilterPlugins, OptionFilter, PassStats, UpstreamPlugins};
 
 /// The cluster name unresolved backends' share of traffic goes to; it never exists, so
@@ -142,7 +143,7 @@ impl RouteCache {
         let store = reader.store;
         let pass = reader.pass();
         let generation = plugins.generation();
-        let mut fresh = Vec::new();
+        let mut jobs = Vec::new();
         let mut present = 0;
         for (key, object, hash) in store.of_kind_hashed(Kind::HttpRoute) {
             let Some(route) = object.as_http_route() else {
@@ -160,29 +161,49 @@ impl RouteCache {
                 stats.routes_reused += 1;
                 continue;
             }
-            stats.routes_translated += 1;
-            let ns = key.namespace.clone().unwrap_or_default();
-            let name = key.name.clone();
-            let mut rec = reader.recorder();
-            let mut opts = RouteOptions {
-                plugins: plugins.filter_plugins(),
+            jobs.push(RouteJob {
+                key,
+                route,
+                hash,
                 targeting,
-                used: false,
+            });
+        }
+        // Routes are translated independently: a pass with many (a full one) spreads
+        // them over the cores. A route whose options reach a plugin is translated here,
+        // where the plugins are.
+        let mut wide = if jobs.len() >= parallel::MIN_PARALLEL {
+            parallel::map(&jobs, |job| job.translate_without_plugins(store))
+        } else {
+            Vec::new()
+        };
+        self.entries.reserve(jobs.len());
+        let mut fresh = Vec::with_capacity(jobs.len());
+        for (i, job) in jobs.iter().enumerate() {
+            stats.routes_translated += 1;
+            let (ir, deps, used) = match wide.get_mut(i).and_then(Option::take) {
+                Some((ir, deps)) => (ir, deps, false),
+                None => {
+                    let mut rec = reader.recorder();
+                    let mut opts = RouteOptions {
+                        plugins: plugins.filter_plugins(),
+                        targeting: job.targeting,
+                        used: false,
+                    };
+                    let ir = job.translate(&mut rec, &mut opts);
+                    (ir, reader.snapshot(rec), opts.used)
+                }
             };
-            let ir = Arc::new(translate_route(&mut rec, &mut opts, route, ns, name));
-            let used = opts.used;
-            let deps = reader.snapshot(rec);
             self.entries.insert(
-                key.clone(),
+                job.key.clone(),
                 CacheEntry {
-                    hash,
+                    hash: job.hash,
                     deps,
                     checked: pass,
-                    targeting: targeting.to_vec(),
+                    targeting: job.targeting.to_vec(),
                     plugins: used.then_some(generation),
                 },
             );
-            fresh.push((key.clone(), ir));
+            fresh.push((job.key.clone(), Arc::new(ir)));
         }
         let mut changed: Vec<ObjectKey> = fresh.iter().map(|(k, _)| k.clone()).collect();
         if self.current.is_empty() {
@@ -209,6 +230,40 @@ impl RouteCache {
             changed.sort_unstable();
         }
         changed
+    }
+}
+
+/// An HTTPRoute to translate afresh this pass.
+struct RouteJob<'a> {
+    key: &'a ObjectKey,
+    route: &'a HttpRoute,
+    hash: ContentHash,
+    /// The RouteOptions whose targetRefs name the route.
+    targeting: &'a [Attached],
+}
+
+impl RouteJob<'_> {
+    /// The route's translation.
+    fn translate(&self, rec: &mut Recorder<'_>, opts: &mut RouteOptions<'_, '_>) -> RouteIr {
+        let ns = self.key.namespace.clone().unwrap_or_default();
+        translate_route(rec, opts, self.route, ns, self.key.name.clone())
+    }
+
+    /// The route's translation and what it read, if it needs no plugin: no RouteOption
+    /// targets it and none of its rules applies one (`None` otherwise, to be translated
+    /// with the plugins at hand).
+    fn translate_without_plugins(&self, store: &Store) -> Option<(RouteIr, DepSnapshot)> {
+        if !self.targeting.is_empty() {
+            return None;
+        }
+        let mut rec = Recorder::new(store);
+        let mut opts = RouteOptions {
+            plugins: None,
+            targeting: self.targeting,
+            used: false,
+        };
+        let ir = self.translate(&mut rec, &mut opts);
+        (!opts.used).then(|| (ir, rec.into_snapshot()))
     }
 }
 

@@ -48,6 +48,7 @@ mod hostnames;
 mod http_route;
 mod matches;
 mod options;
+mod parallel;
 mod scoped;
 mod status;
 pub mod synthetic;

@@ -252,3 +252,32 @@ fn new_reference_grant_invalidates_routes_that_read_grants_in_its_namespace() {
     );
     assert_eq!(after, run(&store));
 }
+
+/// A pass with many routes and clusters spreads them over threads: its output and what
+/// it did afresh are those of the same pass on one thread, and incremental passes after
+/// it still equal full ones.
+#[test]
+fn a_pass_spread_over_threads_equals_one_on_one_thread() {
+    use crate::translate::parallel;
+    use crate::translate::synthetic::{StaticPlugins, Synthetic};
+    let synthetic = Synthetic {
+        routes: 2 * parallel::MIN_PARALLEL,
+        services: 1_200,
+        upstreams: 20,
+        namespaces: 10,
+        ..Synthetic::default()
+    };
+    let mut store = synthetic.store();
+    let now = Timestamp::UNIX_EPOCH;
+    let mut wide = Translator::new();
+    let spread = wide.translate(&store, &mut StaticPlugins, now);
+    let mut narrow = Translator::new();
+    let alone = parallel::serially(|| narrow.translate(&store, &mut StaticPlugins, now));
+    assert_eq!(spread, alone);
+    assert_eq!(wide.last_pass(), narrow.last_pass());
+    synthetic.change_route(&mut store, 7, 1);
+    let incremental = wide.translate(&store, &mut StaticPlugins, now);
+    assert_eq!(wide.last_pass().routes_translated, 1);
+    let full = parallel::serially(|| translate(&store, &mut StaticPlugins, now));
+    assert_eq!(incremental, full);
+}
