@@ -456,7 +456,10 @@ mod tests {
         let (a, b) = (response("1").frame(), response("2").frame());
         assert_ne!(unframe(&a), unframe(&b), "each has its own nonce");
         assert_eq!(shared.len(), 1, "the entries are one chunk");
-        assert!(a.len() <= 3, "a response is its fields, the entries, its nonce");
+        assert!(
+            a.len() <= 3,
+            "a response is its fields, the entries, its nonce"
+        );
         let entries = &shared[0];
         for framed in [&a, &b] {
             assert!(
