@@ -23,6 +23,15 @@ use std::time::{Duration, Instant};
 use http::{LOOPBACK, get, request};
 use weir::{Weir, free_port};
 
+/// `weir serve` on an empty directory, a port for Gateway `default/gw`'s listener, and
+/// an Envoy for that Gateway over delta ADS (else state of the world).
+fn weir_and_envoy(delta: bool) -> (Weir, u16, envoy::RunningEnvoy) {
+    let weir = Weir::start(None);
+    let mode: &[&str] = if delta { &[] } else { &["--sotw"] };
+    let envoy = weir.envoy("default/gw", mode);
+    (weir, free_port(), envoy)
+}
+
 // === Manifests ===
 
 const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
@@ -102,14 +111,11 @@ endpoints:
 // === Routing in delta mode ===
 
 fn routes_by_path_and_host(delta: bool) {
-    let weir = Weir::start(None);
-    let listen = free_port();
+    let (weir, listen, mut envoy) = weir_and_envoy(delta);
     let (alpha, beta) = (
         backend::start_backend("alpha"),
         backend::start_backend("beta"),
     );
-    let mode: &[&str] = if delta { &[] } else { &["--sotw"] };
-    let mut envoy = weir.envoy("default/gw", mode);
     let base = format!(
         "{CLASS}{}{}{}",
         gateway("gw", listen),
@@ -182,14 +188,11 @@ fn served_scopes(weir: &Weir) -> Result<Vec<String>, String> {
 /// no hostname puts the port back on one route configuration, and taking it away
 /// scopes it again. Every step is seen through Envoy.
 fn scoped_routes_follow_hosts_and_edits(delta: bool) {
-    let weir = Weir::start(None);
-    let listen = free_port();
+    let (weir, listen, mut envoy) = weir_and_envoy(delta);
     let (alpha, beta) = (
         backend::start_backend("alpha"),
         backend::start_backend("beta"),
     );
-    let mode: &[&str] = if delta { &[] } else { &["--sotw"] };
-    let mut envoy = weir.envoy("default/gw", mode);
     weir.write(
         "base.yaml",
         &format!(
@@ -351,14 +354,11 @@ fn a_port_with_exact_hostnames_is_served_by_scoped_routes_that_follow_edits_in_d
 /// new path: it gets 404 until the route is there and then the backend, never an error
 /// (Envoy answers "no cluster" for a route whose cluster is missing or still warming).
 fn new_routes_never_answer_without_their_cluster(delta: bool) {
-    let weir = Weir::start(None);
-    let listen = free_port();
+    let (weir, listen, mut envoy) = weir_and_envoy(delta);
     let (alpha, gamma) = (
         backend::start_backend("alpha"),
         backend::start_backend("gamma"),
     );
-    let mode: &[&str] = if delta { &[] } else { &["--sotw"] };
-    let mut envoy = weir.envoy("default/gw", mode);
     weir.write(
         "base.yaml",
         &format!(

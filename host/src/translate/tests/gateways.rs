@@ -437,155 +437,140 @@ fn scopes(res: &crate::translate::GatewayResources) -> Vec<(String, String, Stri
         .collect()
 }
 
-/// A Gateway with an HTTP listener on 80 and an HTTPS one on 443, and `routes`.
-fn two_port_gateway(routes: &str) -> Translation {
+/// A Gateway `infra/both` with an HTTP listener on 80 and an HTTPS one on 443, its
+/// certificate, and nothing attached.
+fn two_port_base() -> String {
     let gw = mk_gateway(
         "infra",
         "both",
         "- {name: http, port: 80, protocol: HTTP}\n- name: https\n  port: 443\n  protocol: HTTPS\n  tls:\n    certificateRefs: [{name: cert}]",
     );
-    run_yaml(&format!(
-        "{}{gw}{}{routes}",
-        mk_base(),
-        mk_tls_secret("infra", "cert")
-    ))
+    format!("{}{gw}{}", mk_base(), mk_tls_secret("infra", "cert"))
+}
+
+/// HTTPRoute `infra/<name>` on `parent` (a parentRef) for `hostnames` (YAML, or empty
+/// for none) to Service `backend`.
+fn host_route(name: &str, parent: &str, hostnames: &str, backend: &str) -> String {
+    let hostnames = if hostnames.is_empty() {
+        String::new()
+    } else {
+        format!("hostnames: {hostnames}\n")
+    };
+    mk_route(
+        "infra",
+        name,
+        &format!(
+            "parentRefs:\n- {parent}\n{hostnames}rules:\n- backendRefs: [{{name: {backend}, port: 8080}}]"
+        ),
+    )
+}
+
+/// The resources of Gateway `infra/both` in a translation.
+fn both(t: &Translation) -> &crate::translate::GatewayResources {
+    &t.gateways[&key(Kind::Gateway, "infra", "both")]
+}
+
+/// The names of a Gateway's route tables, in order.
+fn table_names(res: &crate::translate::GatewayResources) -> Vec<&str> {
+    res.routes.iter().map(|r| r.name.as_str()).collect()
+}
+
+/// (listener, route source) pairs, `source` as [`rds_names`] gives them.
+fn sources(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(l, s)| (l.to_string(), s.to_string()))
+        .collect()
 }
 
 #[test]
 fn a_port_whose_hostnames_are_all_exact_is_served_by_scoped_routes_one_table_per_host() {
     let routes = format!(
         "{}{}",
-        mk_route(
-            "infra",
-            "a",
-            "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
-        ),
-        mk_route(
-            "infra",
-            "b",
-            "parentRefs:\n- name: both\nhostnames: [b.example.com]\nrules:\n- matches: [{path: {type: PathPrefix, value: /b}}]\n  backendRefs: [{name: v2, port: 8080}]",
-        )
+        host_route("a", "name: both", "[a.example.com]", "v1"),
+        host_route("b", "name: both", "[b.example.com]", "v2"),
     );
-    let t = two_port_gateway(&routes);
-    let res = &t.gateways[&key(Kind::Gateway, "infra", "both")];
+    let t = run_yaml(&format!("{}{routes}", two_port_base()));
+    let res = both(&t);
     // Both ports serve the same hosts, so both listeners use the one set of scopes.
     assert_eq!(
         rds_names(res),
-        [
-            ("listener_443".to_string(), "scoped route_80".to_string()),
-            ("listener_80".to_string(), "scoped route_80".to_string())
-        ]
+        sources(&[
+            ("listener_443", "scoped route_80"),
+            ("listener_80", "scoped route_80")
+        ])
     );
-    let tables: Vec<&str> = res.routes.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(tables, ["route_80/a.example.com", "route_80/b.example.com"]);
+    assert_eq!(
+        table_names(res),
+        ["route_80/a.example.com", "route_80/b.example.com"]
+    );
+    let scope = |host: &str| {
+        let name = format!("route_80/{host}");
+        (name.clone(), name, host.to_string())
+    };
     assert_eq!(
         scopes(res),
-        [
-            (
-                "route_80/a.example.com".to_string(),
-                "route_80/a.example.com".to_string(),
-                "a.example.com".to_string()
-            ),
-            (
-                "route_80/b.example.com".to_string(),
-                "route_80/b.example.com".to_string(),
-                "b.example.com".to_string()
-            )
-        ]
+        [scope("a.example.com"), scope("b.example.com")]
     );
     // Each host's table holds that host's routes, as the one table did.
     assert_eq!(
         names(vhost(&t, "infra", "both", 80, "b.example.com")),
         ["infra_b_rule0_match0"]
     );
-    // A fresh translation and one from a translator that saw the RDS shape first agree.
+    // A translator that served the port over RDS first (a catch-all route) and then
+    // scoped agrees with a fresh translation.
     let mut translator = Translator::new();
-    let wild = mk_route(
-        "infra",
-        "w",
-        "parentRefs:\n- name: both\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
-    );
-    let gw = mk_gateway(
-        "infra",
-        "both",
-        "- {name: http, port: 80, protocol: HTTP}\n- name: https\n  port: 443\n  protocol: HTTPS\n  tls:\n    certificateRefs: [{name: cert}]",
-    );
-    let base = format!(
-        "{}{gw}{}{routes}",
-        mk_base(),
-        mk_tls_secret("infra", "cert")
-    );
+    let base = format!("{}{routes}", two_port_base());
+    let wild = host_route("w", "name: both", "", "v1");
     let with_wild = run_with(&mut translator, &mk_store(&format!("{base}{wild}")));
-    assert!(
-        with_wild.gateways[&key(Kind::Gateway, "infra", "both")]
-            .scoped_routes
-            .is_empty()
-    );
+    assert!(both(&with_wild).scoped_routes.is_empty());
     let store = mk_store(&base);
     assert_eq!(run_with(&mut translator, &store), run(&store));
 }
 
 #[test]
 fn a_wildcard_or_catch_all_host_keeps_the_port_on_one_route_configuration() {
-    for hostnames in ["hostnames: [\"*.example.com\"]\n", ""] {
-        let routes = format!(
-            "{}{}",
-            mk_route(
-                "infra",
-                "a",
-                "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
-            ),
-            mk_route(
-                "infra",
-                "other",
-                &format!(
-                    "parentRefs:\n- name: both\n{hostnames}rules:\n- backendRefs: [{{name: v2, port: 8080}}]"
-                ),
-            )
-        );
-        let t = two_port_gateway(&routes);
-        let res = &t.gateways[&key(Kind::Gateway, "infra", "both")];
-        assert!(res.scoped_routes.is_empty(), "{hostnames}");
-        let tables: Vec<&str> = res.routes.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(tables, ["route_80"], "{hostnames}");
+    for other in ["[\"*.example.com\"]", ""] {
+        let t = run_yaml(&format!(
+            "{}{}{}",
+            two_port_base(),
+            host_route("a", "name: both", "[a.example.com]", "v1"),
+            host_route("other", "name: both", other, "v2"),
+        ));
+        let res = both(&t);
+        assert!(res.scoped_routes.is_empty(), "{other}");
+        assert_eq!(table_names(res), ["route_80"], "{other}");
         assert_eq!(
             rds_names(res),
-            [
-                ("listener_443".to_string(), "route_80".to_string()),
-                ("listener_80".to_string(), "route_80".to_string())
-            ]
+            sources(&[("listener_443", "route_80"), ("listener_80", "route_80")])
         );
     }
 }
 
 #[test]
 fn only_the_first_port_with_exact_hostnames_is_scoped_so_ports_never_see_each_others_hosts() {
-    let routes = format!(
-        "{}{}",
-        mk_route(
-            "infra",
-            "a",
-            "parentRefs:\n- name: both\nhostnames: [a.example.com]\nrules:\n- backendRefs: [{name: v1, port: 8080}]",
-        ),
-        mk_route(
-            "infra",
+    let t = run_yaml(&format!(
+        "{}{}{}",
+        two_port_base(),
+        host_route("a", "name: both", "[a.example.com]", "v1"),
+        host_route(
             "b",
-            "parentRefs:\n- {name: both, sectionName: http}\nhostnames: [b.example.com]\nrules:\n- backendRefs: [{name: v2, port: 8080}]",
-        )
-    );
-    let t = two_port_gateway(&routes);
-    let res = &t.gateways[&key(Kind::Gateway, "infra", "both")];
+            "{name: both, sectionName: http}",
+            "[b.example.com]",
+            "v2"
+        ),
+    ));
+    let res = both(&t);
     // Port 443 comes after 80 and serves other hosts: it stays on RDS.
     assert_eq!(
         rds_names(res),
-        [
-            ("listener_443".to_string(), "route_443".to_string()),
-            ("listener_80".to_string(), "scoped route_80".to_string())
-        ]
+        sources(&[
+            ("listener_443", "route_443"),
+            ("listener_80", "scoped route_80")
+        ])
     );
-    let tables: Vec<&str> = res.routes.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
-        tables,
+        table_names(res),
         [
             "route_443",
             "route_80/a.example.com",
