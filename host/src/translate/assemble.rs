@@ -40,7 +40,6 @@ use super::gateway::{AttachDelta, Attachments, GatewayPlan, ListenerPlan, Protoc
 use super::hostnames;
 use super::http_route::RouteIr;
 use super::options::{self, Attached, GatewayOptionIndexes, OptionError};
-use super::parallel;
 use super::scoped;
 use super::{
     EncodedCluster, EncodedEndpoints, EncodedVirtualHost, GatewayResources, PassStats, RouteTable,
@@ -365,13 +364,8 @@ pub(crate) fn gateway_resources(
             ports.entry(l.port).or_default().push((li, l));
         }
     }
-    let pass = reader.pass();
     // Every attached route's IR, listener by listener: what the cluster lists come from.
-    let attached: Vec<Arc<RouteIr>> = ports
-        .values()
-        .flatten()
-        .flat_map(|(li, _)| attachments.on(gi, *li).iter().map(|a| a.ir.clone()))
-        .collect();
+    let mut attached: Vec<Arc<RouteIr>> = Vec::new();
     // Clusters the listeners' own HTTP filters name (an authorization service, ...).
     let mut referenced: Vec<ClusterRef> = Vec::new();
     let mut secrets: BTreeMap<String, Arc<TlsSecret>> = BTreeMap::new();
@@ -379,104 +373,73 @@ pub(crate) fn gateway_resources(
     let mut earlier: Vec<RouteTable> = Vec::new();
     // The one route table of the Gateway served as scoped routes, if any.
     let mut scoped_table: Option<String> = None;
-    // Without HttpListenerOptions no listener filter names a cluster, so the clusters
-    // follow from the routes alone. When every route was bound afresh (a full pass) and
-    // the memo's lists do not hold, many are gathered on another thread while this one
-    // builds the virtual hosts and listeners; a smaller pass is not worth a thread.
-    let wide = delta.is_none()
-        && attached.len() >= parallel::MIN_PARALLEL
-        && !gateway_options.targets.http_listeners.any_for(&plan.key)
-        && lists.reuse(&plan.key, &attached, &[], pass).is_none();
-    let mut build_ports = || {
-        for (port, listeners) in &ports {
-            let mut port_filters = Vec::new();
-            let table = route_table(
-                (gi, &plan.key, *port),
-                &format!("route_{port}"),
-                listeners,
-                (attachments, delta, &earlier),
-                (&mut *vhosts, &mut *gateway_options, &mut port_filters),
-                (pass, &mut *stats),
-            );
-            // Ports serving the very same virtual hosts (an HTTP and an HTTPS listener
-            // with the same routes, the usual case) share one route configuration, so
-            // Envoy parses it once per change instead of once per listener.
-            let route_name = match out.routes.iter().find(|t| same_hosts(t, &table)) {
-                Some(shared) => shared.name.clone(),
-                None => {
-                    out.routes.push(table.clone());
-                    table.name.clone()
-                }
-            };
-            // The first table whose hostnames are all exact is served as scoped routes.
-            if scoped_table.is_none() && scoped::qualifies(&table) {
-                scoped_table = Some(route_name.clone());
-            }
-            let scoped = scoped_table.as_ref() == Some(&route_name);
-            earlier.push(table);
-            let https = listeners[0].1.protocol == Some(Protocol::Https);
-            let filters = option_filters(gi, listeners, attachments, port_filters);
-            let mut hcm = |sections: &[&str]| {
-                hcm_filter(
-                    (&plan.key, *port, &route_name, scoped),
-                    sections,
-                    &filters,
-                    &mut *gateway_options,
-                    &mut referenced,
-                )
-            };
-            let built = listener(*port, listeners, https, &mut hcm, &mut secrets);
-            let sections: Vec<&str> = listeners.iter().map(|(_, l)| l.name.as_str()).collect();
-            let built = apply_listener_options(built, &plan.key, &sections, &mut *gateway_options);
-            out.listeners.push(Arc::new(built));
+    for (port, listeners) in &ports {
+        for (li, _) in listeners {
+            attached.extend(attachments.on(gi, *li).iter().map(|a| a.ir.clone()));
         }
-    };
-    let mut early = None;
-    if wide {
-        let mut cluster_stats = PassStats::default();
-        let (used, ()) = parallel::join(
-            || {
-                clusters_for(
-                    (&plan.key, &attached, &[]),
-                    (&mut *clusters, &mut *lists),
-                    upstreams,
-                    &mut *reader,
-                    &mut cluster_stats,
-                )
-            },
-            build_ports,
+        let mut port_filters = Vec::new();
+        let table = route_table(
+            (gi, &plan.key, *port),
+            &format!("route_{port}"),
+            listeners,
+            (attachments, delta, &earlier),
+            (vhosts, &mut *gateway_options, &mut port_filters),
+            (reader.pass(), &mut *stats),
         );
-        stats.service_clusters_built += cluster_stats.service_clusters_built;
-        early = used;
-    } else {
-        build_ports();
+        // Ports serving the very same virtual hosts (an HTTP and an HTTPS listener with
+        // the same routes, the usual case) share one route configuration, so Envoy
+        // parses it once per change instead of once per listener.
+        let route_name = match out.routes.iter().find(|t| same_hosts(t, &table)) {
+            Some(shared) => shared.name.clone(),
+            None => {
+                out.routes.push(table.clone());
+                table.name.clone()
+            }
+        };
+        // The first table whose hostnames are all exact is served as scoped routes.
+        if scoped_table.is_none() && scoped::qualifies(&table) {
+            scoped_table = Some(route_name.clone());
+        }
+        let scoped = scoped_table.as_ref() == Some(&route_name);
+        earlier.push(table);
+        let https = listeners[0].1.protocol == Some(Protocol::Https);
+        let filters = option_filters(gi, listeners, attachments, port_filters);
+        let mut hcm = |sections: &[&str]| {
+            hcm_filter(
+                (&plan.key, *port, &route_name, scoped),
+                sections,
+                &filters,
+                &mut *gateway_options,
+                &mut referenced,
+            )
+        };
+        let built = listener(*port, listeners, https, &mut hcm, &mut secrets);
+        let sections: Vec<&str> = listeners.iter().map(|(_, l)| l.name.as_str()).collect();
+        let built = apply_listener_options(built, &plan.key, &sections, &mut *gateway_options);
+        out.listeners.push(Arc::new(built));
     }
-    let (used, reused) = match early {
-        Some(found) if referenced.is_empty() => found,
-        _ => clusters_for(
-            (&plan.key, &attached, &referenced),
-            (clusters, &mut *lists),
-            upstreams,
-            reader,
-            stats,
-        ),
-    };
-    if reused {
-        if let Some(e) = lists.entries.get_mut(&plan.key) {
+
+    let pass = reader.pass();
+    let used = match lists.reuse(&plan.key, &attached, &referenced, pass) {
+        Some(e) => {
             e.pass = pass;
             e.routes = attached;
+            e.used.clone()
         }
-    } else {
-        lists.entries.insert(
-            plan.key.clone(),
-            GatewayClusters {
-                routes: attached,
-                referenced,
-                pass,
-                used: used.clone(),
-            },
-        );
-    }
+        None => {
+            let used = gather_clusters(&attached, &referenced, clusters, upstreams, reader, stats);
+            lists.entries.insert(
+                plan.key.clone(),
+                GatewayClusters {
+                    routes: attached,
+                    referenced,
+                    pass,
+                    used: used.clone(),
+                },
+            );
+            used
+        }
+    };
     for s in &used.secrets {
         secrets.insert(s.name.clone(), s.clone());
     }
@@ -562,24 +525,6 @@ impl ClusterLists {
                 .zip(routes)
                 .all(|(a, b)| Arc::ptr_eq(a, b) || a.clusters == b.clusters);
         same.then_some(e)
-    }
-}
-
-/// Gateway `key`'s cluster lists for its attached routes and the clusters its listeners'
-/// filters name: the memo's when they still hold (then `true`), else gathered.
-fn clusters_for(
-    (key, attached, referenced): (&ObjectKey, &[Arc<RouteIr>], &[ClusterRef]),
-    (clusters, lists): (&mut ClusterCache, &mut ClusterLists),
-    upstreams: &Upstreams,
-    reader: &mut PassReader<'_>,
-    stats: &mut PassStats,
-) -> (UsedClusters, bool) {
-    match lists.reuse(key, attached, referenced, reader.pass()) {
-        Some(e) => (e.used.clone(), true),
-        None => (
-            gather_clusters(attached, referenced, clusters, upstreams, reader, stats),
-            false,
-        ),
     }
 }
 

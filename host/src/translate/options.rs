@@ -172,11 +172,6 @@ impl GatewayTargets {
         self.built = true;
     }
 
-    /// Whether any option targets `gateway` (the whole Gateway or one of its listeners).
-    pub(crate) fn any_for(&self, gateway: &ObjectKey) -> bool {
-        self.by_gateway.get(gateway).is_some_and(|l| !l.is_empty())
-    }
-
     /// The options for listener `section` of `gateway`, highest precedence first: those
     /// naming the listener, then those for the whole Gateway, each oldest first.
     pub(crate) fn for_listener(&self, gateway: &ObjectKey, section: &str) -> Vec<&Attached> {

@@ -89,40 +89,6 @@ where
     out
 }
 
-/// `(a(), b())`, with `a` on a worker thread while `b` runs on the calling thread (so
-/// `b` may hold what cannot cross threads, such as the plugins). Without threads to
-/// spare, or should the worker fail to start, `a` runs on the calling thread after `b`;
-/// a panic in `a` is raised again on the calling thread, as if `a` had run there. `a`'s
-/// result is always there; it is an `Option` only because nothing proves to the compiler
-/// that the worker, once started, took `a`.
-pub(crate) fn join<A, RA, RB>(a: A, b: impl FnOnce() -> RB) -> (Option<RA>, RB)
-where
-    A: FnOnce() -> RA + Send,
-    RA: Send,
-{
-    if threads() < 2 || forced_serial() {
-        let rb = b();
-        return (Some(a()), rb);
-    }
-    // Whoever takes `a` runs it: the worker, or the calling thread when the worker
-    // could not start. The lock is held only to take it.
-    let task = std::sync::Mutex::new(Some(a));
-    let take = || task.lock().ok().and_then(|mut t| t.take());
-    let (ra, rb) = std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("weir-translate".into())
-            .spawn_scoped(scope, || take().map(|a| a()));
-        let rb = b();
-        let ra = match worker.map(|w| w.join()) {
-            Ok(Ok(ra)) => ra,
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => None,
-        };
-        (ra, rb)
-    });
-    (ra.or_else(|| take().map(|a| a())), rb)
-}
-
 #[cfg(test)]
 thread_local! {
     /// Set by [`serially`].
