@@ -768,6 +768,9 @@ fn served_domains(cache: &PortCache, touched: BTreeSet<String>) -> BTreeSet<Stri
     out
 }
 
+/// Up to this many routes in a virtual host, a route already chosen is found by a scan.
+const FEW_ROUTES: usize = 16;
+
 impl PortSpec<'_, '_> {
     /// The virtual host for `domain`, from the memo or built afresh.
     fn virtual_host(
@@ -779,17 +782,30 @@ impl PortSpec<'_, '_> {
     ) -> Arc<EncodedVirtualHost> {
         let hosts = || self.listeners.iter().map(|(_, l)| l.hostname.as_deref());
         let best = hostnames::most_specific(hosts(), domain);
-        // One IR per route key this pass, so the pointer identifies the route.
+        // One IR per route key this pass, so the pointer identifies the route. A few
+        // routes (the usual virtual host) are checked against `chosen` itself; the set
+        // is filled once there are more.
         let mut seen: FastSet<*const RouteIr> = FastSet::default();
         let mut chosen: Vec<&Arc<RouteIr>> = Vec::new();
-        for c in hostnames::covering(domain) {
-            for (at, ir) in by_host.get(c.as_str()).into_iter().flatten() {
+        hostnames::for_each_covering(domain, |c| {
+            for (at, ir) in by_host.get(c).into_iter().flatten() {
                 let lh = self.listeners[*at].1.hostname.as_deref();
-                if Some(lh) == best && seen.insert(Arc::as_ptr(ir)) {
+                if Some(lh) != best {
+                    continue;
+                }
+                let new = if chosen.len() < FEW_ROUTES {
+                    !chosen.iter().any(|c| Arc::ptr_eq(c, ir))
+                } else {
+                    if seen.is_empty() {
+                        seen.extend(chosen.iter().map(|c| Arc::as_ptr(c)));
+                    }
+                    seen.insert(Arc::as_ptr(ir))
+                };
+                if new {
                     chosen.push(ir);
                 }
             }
-        }
+        });
         // The listener serving this domain, whose VirtualHostOptions apply.
         let serving = hosts().position(|h| Some(h) == best).unwrap_or_default();
         let vhost_spec = VhostSpec {

@@ -575,9 +575,25 @@ pub(crate) fn attach_routes<'m>(
             Arc::new(bind(store, plans, &by_name, ir))
         });
         memo.entries.reserve(routes.len());
+        // The routes come in key order: their parents are collected and built into the
+        // map at once rather than inserted one by one from its root.
+        let mut parents = Vec::new();
         for ((key, ir), binding) in routes.into_iter().zip(bindings) {
-            memo.attach(key, ir, binding, None);
+            memo.attach_listeners(ir, &binding, None);
+            if !binding.parents.is_empty() {
+                let bound = Bound {
+                    ir: ir.clone(),
+                    binding: binding.clone(),
+                };
+                parents.push((key.clone(), bound));
+            }
+            let entry = BindingEntry {
+                ir: ir.clone(),
+                binding,
+            };
+            memo.entries.insert(key.clone(), entry);
         }
+        memo.attachments.parents = parents.into_iter().collect();
         return (&memo.attachments, None);
     }
     let mut delta = AttachDelta {
@@ -602,6 +618,29 @@ impl BindingCache {
         key: &ObjectKey,
         ir: &Arc<RouteIr>,
         binding: Arc<Binding>,
+        added: Option<&mut Vec<AttachedAt>>,
+    ) {
+        self.attach_listeners(ir, &binding, added);
+        if !binding.parents.is_empty() {
+            let bound = Bound {
+                ir: ir.clone(),
+                binding: binding.clone(),
+            };
+            self.attachments.parents.insert(key.clone(), bound);
+        }
+        let entry = BindingEntry {
+            ir: ir.clone(),
+            binding,
+        };
+        self.entries.insert(key.clone(), entry);
+    }
+
+    /// Adds the attachments of route `ir` (bound as `binding`) to its listeners, in key
+    /// order on each, recording them in `added`.
+    fn attach_listeners(
+        &mut self,
+        ir: &Arc<RouteIr>,
+        binding: &Binding,
         mut added: Option<&mut Vec<AttachedAt>>,
     ) {
         let out = &mut self.attachments;
@@ -623,18 +662,6 @@ impl BindingCache {
             }
             list.insert(at, attached);
         }
-        if !binding.parents.is_empty() {
-            let bound = Bound {
-                ir: ir.clone(),
-                binding: binding.clone(),
-            };
-            out.parents.insert(key.clone(), bound);
-        }
-        let entry = BindingEntry {
-            ir: ir.clone(),
-            binding,
-        };
-        self.entries.insert(key.clone(), entry);
     }
 
     /// Removes route `key`'s attachments, recording them in `removed`.

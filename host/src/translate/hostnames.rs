@@ -94,6 +94,36 @@ pub(crate) fn covering(domain: &str) -> Vec<String> {
     out
 }
 
+/// Calls `f` with each hostname [`covering`] gives for `domain`, in the same order,
+/// written into one reused buffer instead of a `String` each.
+pub(crate) fn for_each_covering(domain: &str, mut f: impl FnMut(&str)) {
+    f(domain);
+    if domain == ANY {
+        return;
+    }
+    let bare = domain.strip_prefix("*.").unwrap_or(domain);
+    let mut rest = bare;
+    let mut buf = String::with_capacity(domain.len() + 2);
+    let mut wildcard = |f: &mut dyn FnMut(&str), r: &str| {
+        buf.clear();
+        buf.push_str("*.");
+        buf.push_str(r);
+        f(&buf);
+    };
+    // For a wildcard domain, `*.<bare>` is the domain itself; start one label up.
+    if domain.starts_with("*.") {
+        rest = rest.split_once('.').map_or("", |(_, r)| r);
+        if !rest.is_empty() {
+            wildcard(&mut f, rest);
+        }
+    }
+    while let Some((_, r)) = rest.split_once('.') {
+        wildcard(&mut f, r);
+        rest = r;
+    }
+    f(ANY);
+}
+
 /// Checks a hostname as Gateway API's pattern would (RFC 1123 labels, optional leading
 /// `*.`); returns what is wrong.
 pub(crate) fn check(hostname: &str) -> Result<(), String> {
@@ -173,6 +203,11 @@ mod tests {
         assert_eq!(covering("a.b.c"), ["a.b.c", "*.b.c", "*.c", "*"]);
         assert_eq!(covering("*.b.c"), ["*.b.c", "*.c", "*"]);
         assert_eq!(covering("*"), ["*"]);
+        for d in ["a.b.c", "*.b.c", "*", "*.c", "c", ""] {
+            let mut each = Vec::new();
+            for_each_covering(d, |h| each.push(h.to_string()));
+            assert_eq!(each, covering(d), "{d}");
+        }
     }
 
     #[test]
