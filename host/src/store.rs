@@ -3,7 +3,7 @@
 //! Sources (kube watchers, the file source) change the store with Kubernetes verbs —
 //! [`Store::apply`], [`Store::delete`] and [`Store::reset`] (a relist) — or hand it their
 //! [`SourceEvent`]s through [`Store::handle`]. The translator reads it through per-kind
-//! accessors ([`Store::gateways`], [`Store::service`], [`Store::endpoint_slices_for`], …).
+//! accessors ([`Store::gateways`], [`Store::service`], [`Store::service_endpoints`], …).
 //! Everything iterates in key order (kind, namespace, name), so translation sees the same
 //! inputs in the same order whatever order they arrived in.
 //!
@@ -29,6 +29,10 @@ use crate::model::{
     SecretObject, Upstream, VirtualHostOption,
 };
 use crate::source::SourceEvent;
+
+mod endpoints;
+
+pub use endpoints::{Endpoint, ServiceEndpoints};
 
 // === ContentHash ===
 
@@ -301,7 +305,7 @@ impl Store {
                 .entry(ns)
                 .or_default()
                 .entry(svc)
-                .or_default()
+                .or_insert_with(ServiceSlices::new)
                 .insert(&key.name, entry.clone());
         }
         self.by_key.insert(key.clone(), entry.clone());
@@ -316,7 +320,7 @@ impl Store {
             && let Some(names) = services.get_mut(&svc)
         {
             names.remove(&key.name);
-            if names.0.is_empty() {
+            if names.slices.is_empty() {
                 services.remove(&svc);
                 if services.is_empty() {
                     self.slices_by_service.remove(&ns);
@@ -547,26 +551,17 @@ impl Store {
             .filter_map(|e| e.object.as_endpoint_slice())
     }
 
-    /// The content hashes of the EndpointSlices of the Service `namespace/service`, in
-    /// name order.
-    pub fn endpoint_slice_hashes_for<'a, 'n>(
-        &'a self,
-        namespace: &'n str,
+    /// The endpoints of the Service `namespace/service`'s EndpointSlices, by slice port
+    /// name; `None` when it has no slices.
+    pub fn service_endpoints(
+        &self,
+        namespace: &str,
         service: &str,
-    ) -> impl Iterator<Item = ContentHash> + use<'a, 'n> {
-        self.slice_entries_for(namespace, service).map(|e| e.hash)
-    }
-
-    /// Every object indexed as an EndpointSlice of the Service `namespace/service` with
-    /// its content hash, in name order: what [`Store::endpoint_slices_for`] and
-    /// [`Store::endpoint_slice_hashes_for`] read, in one search.
-    pub fn endpoint_slices_hashed_for<'a, 'n>(
-        &'a self,
-        namespace: &'n str,
-        service: &str,
-    ) -> impl Iterator<Item = (&'a Object, ContentHash)> + use<'a, 'n> {
-        self.slice_entries_for(namespace, service)
-            .map(|e| (&e.object, e.hash))
+    ) -> Option<&Arc<ServiceEndpoints>> {
+        self.slices_by_service
+            .get(namespace)
+            .and_then(|services| services.get(service))
+            .map(|slices| &slices.endpoints)
     }
 
     fn slice_entries_for<'a, 'n>(
@@ -578,33 +573,46 @@ impl Store {
             .get(namespace)
             .and_then(|services| services.get(service))
             .into_iter()
-            .flat_map(|slices| slices.0.iter().map(|(_, entry)| entry))
+            .flat_map(|slices| slices.slices.iter().map(|(_, entry)| entry))
     }
 }
 
-/// The EndpointSlices of one Service, ordered by name. Almost every Service has one to
-/// three, so a sorted `Vec` (one small allocation) stands in for a map, whose smallest
-/// node would hold room for eleven.
-#[derive(Clone, Debug, Default)]
-struct ServiceSlices(Vec<(String, Entry)>);
+/// The EndpointSlices of one Service, ordered by name, and the endpoints they give
+/// (refolded whenever a slice comes, changes or goes). Almost every Service has one to
+/// three slices, so a sorted `Vec` (one small allocation) stands in for a map, whose
+/// smallest node would hold room for eleven.
+#[derive(Clone, Debug)]
+struct ServiceSlices {
+    slices: Vec<(String, Entry)>,
+    endpoints: Arc<ServiceEndpoints>,
+}
 
 impl ServiceSlices {
+    fn new() -> Self {
+        Self {
+            slices: Vec::new(),
+            endpoints: Arc::new(ServiceEndpoints::of(&[])),
+        }
+    }
+
     /// Adds or replaces the slice `name`.
     fn insert(&mut self, name: &str, entry: Entry) {
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-            Ok(i) => self.0[i].1 = entry,
+        match self.slices.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) => self.slices[i].1 = entry,
             Err(i) => {
-                self.0.reserve_exact(1);
-                self.0.insert(i, (name.to_string(), entry));
+                self.slices.reserve_exact(1);
+                self.slices.insert(i, (name.to_string(), entry));
             }
         }
+        self.endpoints = Arc::new(ServiceEndpoints::of(&self.slices));
     }
 
     /// Removes the slice `name`, if present.
     fn remove(&mut self, name: &str) {
-        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-            self.0.remove(i);
-            self.0.shrink_to_fit();
+        if let Ok(i) = self.slices.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            self.slices.remove(i);
+            self.slices.shrink_to_fit();
+            self.endpoints = Arc::new(ServiceEndpoints::of(&self.slices));
         }
     }
 }
@@ -824,6 +832,39 @@ mod tests {
         assert!(names(&store).is_empty());
         store.reset(vec![mk_slice("a", "web-9", "web", "10.0.0.9")]);
         assert_eq!(names(&store), ["web-9"]);
+    }
+
+    #[test]
+    fn service_endpoints_follow_their_slices() {
+        let with_port = |name: &str, svc: &str, ip: &str| {
+            let mut object = mk_slice("a", name, svc, ip);
+            if let Object::EndpointSlice(s) = &mut object {
+                Arc::make_mut(s).ports = Some(vec![Default::default()]);
+                Arc::make_mut(s).ports.as_mut().unwrap()[0].port = Some(80);
+            }
+            object
+        };
+        let addresses = |store: &Store| -> Vec<String> {
+            store
+                .service_endpoints("a", "web")
+                .map(|e| e.port("").iter().map(|e| e.address.clone()).collect())
+                .unwrap_or_default()
+        };
+        let mut store = Store::new();
+        store.apply(with_port("web-1", "web", "10.0.0.2"));
+        store.apply(with_port("web-2", "web", "10.0.0.1"));
+        assert_eq!(addresses(&store), ["10.0.0.1", "10.0.0.2"]);
+        let before = store.service_endpoints("a", "web").unwrap().hash();
+        store.apply(with_port("web-2", "web", "10.0.0.3"));
+        assert_eq!(addresses(&store), ["10.0.0.2", "10.0.0.3"]);
+        assert_ne!(store.service_endpoints("a", "web").unwrap().hash(), before);
+        // Relabelled to another Service, a slice's endpoints move with it.
+        store.apply(with_port("web-1", "db", "10.0.0.2"));
+        assert_eq!(addresses(&store), ["10.0.0.3"]);
+        store.delete(&ObjectKey::namespaced(Kind::EndpointSlice, "a", "web-2"));
+        assert!(store.service_endpoints("a", "web").is_none());
+        store.reset(vec![with_port("web-9", "web", "10.0.0.9")]);
+        assert_eq!(addresses(&store), ["10.0.0.9"]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ use prost::{Message, Name};
 
 use crate::model::upstream::{self, LbPolicy, Spec as UpstreamValidated, UpstreamCommon};
 use crate::model::{Kind, ObjectKey};
+use crate::store::Endpoint as StoreEndpoint;
 
 use super::FastMap;
 use super::conditions::{Problem, R_INVALID_SPEC, R_PLUGIN_FAILED};
@@ -496,7 +497,7 @@ fn build_service_cluster(
     Built {
         endpoints: Some(Arc::new(EncodedEndpoints::from_endpoints(
             &cluster_name,
-            &endpoints,
+            &endpoints[..],
         ))),
         cluster: Arc::new(cluster),
         secrets: Vec::new(),
@@ -518,10 +519,19 @@ pub(crate) fn service_endpoints(
     name: &str,
     port: u16,
 ) -> Vec<ResolvedEndpoint> {
-    match service_port(rec, ns, name, port) {
-        Some(svc_port) => port_endpoints(rec, ns, name, svc_port),
-        None => Vec::new(),
-    }
+    let Some(svc_port) = service_port(rec, ns, name, port) else {
+        return Vec::new();
+    };
+    port_endpoints(rec, ns, name, svc_port)
+        .iter()
+        .map(|e| ResolvedEndpoint {
+            address: e.address.clone(),
+            port: e.port,
+            weight: 0,
+            ready: e.ready,
+            labels: Vec::new(),
+        })
+        .collect()
 }
 
 /// Port `port` of Service `ns/name`, if both exist.
@@ -537,53 +547,16 @@ fn service_port<'s>(
         .and_then(|ps| ps.iter().find(|p| p.port == i32::from(port)))
 }
 
-/// The endpoints of `svc_port` of Service `ns/name` (see [`service_endpoints`]).
+/// The endpoints of `svc_port` of Service `ns/name`, from the store's endpoint discovery
+/// (see [`crate::store::ServiceEndpoints`]); the slice port is found by the Service
+/// port's name.
 fn port_endpoints(
     rec: &mut Recorder<'_>,
     ns: &str,
     name: &str,
     svc_port: &ServicePort,
-) -> Vec<ResolvedEndpoint> {
-    let port_name = svc_port.name.as_deref().unwrap_or_default();
-    let mut ready = Vec::new();
-    let mut serving = Vec::new();
-    for slice in rec.slices_for(ns, name) {
-        if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
-            continue;
-        }
-        let slice_port = slice
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| p.name.as_deref().unwrap_or_default() == port_name)
-            .and_then(|p| p.port)
-            .and_then(|p| u16::try_from(p).ok());
-        let Some(target) = slice_port else { continue };
-        for ep in &slice.endpoints {
-            let Some(address) = ep.addresses.first() else {
-                continue;
-            };
-            let cond = ep.conditions.as_ref();
-            let is_ready = cond.and_then(|c| c.ready).unwrap_or(true);
-            let is_serving = cond.and_then(|c| c.serving).unwrap_or(is_ready);
-            let resolved = ResolvedEndpoint {
-                address: address.clone(),
-                port: target,
-                weight: 0,
-                ready: is_ready,
-                labels: Vec::new(),
-            };
-            if is_ready {
-                ready.push(resolved);
-            } else if is_serving {
-                serving.push(resolved);
-            }
-        }
-    }
-    let mut out = if ready.is_empty() { serving } else { ready };
-    out.sort();
-    out.dedup_by(|a, b| a.address == b.address && a.port == b.port);
-    out
+) -> Arc<[StoreEndpoint]> {
+    rec.endpoints(ns, name, svc_port.name.as_deref().unwrap_or_default())
 }
 
 /// A ClusterLoadAssignment for `endpoints`.

@@ -17,9 +17,9 @@
 use std::sync::Arc;
 
 use super::FastMap;
-use crate::model::gateway_api::{EndpointSlice, ReferenceGrant, Service};
+use crate::model::gateway_api::{ReferenceGrant, Service};
 use crate::model::{DirectResponse, Kind, Object, ObjectKey, RouteOption, SecretObject, Upstream};
-use crate::store::{ContentHash, Store};
+use crate::store::{ContentHash, Endpoint, Store};
 
 /// Something memoised work read.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,8 +28,8 @@ pub(crate) enum Dep {
     Object(ObjectKey),
     /// Every ReferenceGrant in a namespace.
     GrantsIn(String),
-    /// Every EndpointSlice of the Service (namespace, name).
-    SlicesOf(String, String),
+    /// The endpoints of the Service (namespace, name)'s EndpointSlices.
+    EndpointsOf(String, String),
 }
 
 /// The content hashes a dependency had: none for a missing object, one per object
@@ -67,7 +67,7 @@ impl Dep {
         match self {
             Dep::Object(key) => key.kind,
             Dep::GrantsIn(_) => Kind::ReferenceGrant,
-            Dep::SlicesOf(..) => Kind::EndpointSlice,
+            Dep::EndpointsOf(..) => Kind::EndpointSlice,
         }
     }
 }
@@ -146,7 +146,9 @@ impl<'s> PassReader<'s> {
                     .of_kind_in_hashed(Kind::ReferenceGrant, ns)
                     .map(|(_, _, h)| h),
             ),
-            Dep::SlicesOf(ns, svc) => DepValue::of(store.endpoint_slice_hashes_for(ns, svc)),
+            Dep::EndpointsOf(ns, svc) => {
+                DepValue::of(store.service_endpoints(ns, svc).map(|e| e.hash()))
+            }
         }
     }
 
@@ -268,19 +270,15 @@ impl<'s> Recorder<'s> {
             .and_then(Object::as_secret)
     }
 
-    /// The EndpointSlices of Service `ns/name`.
-    pub(crate) fn slices_for(&mut self, ns: &str, name: &str) -> Vec<&'s Arc<EndpointSlice>> {
-        let mut hashes = Vec::new();
-        let mut slices = Vec::new();
-        for (object, hash) in self.store.endpoint_slices_hashed_for(ns, name) {
-            hashes.push(hash);
-            slices.extend(object.as_endpoint_slice());
-        }
+    /// The endpoints of the Service `ns/name`'s EndpointSlices behind slice port
+    /// `port_name`.
+    pub(crate) fn endpoints(&mut self, ns: &str, name: &str, port_name: &str) -> Arc<[Endpoint]> {
+        let found = self.store.service_endpoints(ns, name);
         self.deps.push((
-            Dep::SlicesOf(ns.to_string(), name.to_string()),
-            DepValue::of(hashes),
+            Dep::EndpointsOf(ns.to_string(), name.to_string()),
+            DepValue::of(found.map(|e| e.hash())),
         ));
-        slices
+        found.map_or_else(Arc::default, |e| e.port(port_name).clone())
     }
 
     /// The ReferenceGrants in `ns`.

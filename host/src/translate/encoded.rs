@@ -186,7 +186,7 @@ impl Encoded<ClusterLoadAssignment> {
     /// directly: prost computes each nested message's length again at every level above
     /// it (five here), which made encoding a Service's endpoints cost more than finding
     /// them.
-    pub(crate) fn from_endpoints(cluster: &str, endpoints: &[super::ResolvedEndpoint]) -> Self {
+    pub(crate) fn from_endpoints(cluster: &str, endpoints: &[crate::store::Endpoint]) -> Self {
         use prost::encoding::{self, WireType};
         // ClusterLoadAssignment { cluster_name = 1, endpoints = 2 } of one
         // LocalityLbEndpoints { lb_endpoints = 2 } of LbEndpoint { endpoint = 1 } of
@@ -203,7 +203,7 @@ impl Encoded<ClusterLoadAssignment> {
             n => length_delimited_len(tag, n),
         };
         // (socket, address, endpoint, lb endpoint) content lengths.
-        let lens = |e: &super::ResolvedEndpoint| {
+        let lens = |e: &crate::store::Endpoint| {
             let socket = string_len(SOCKET_ADDRESS, &e.address)
                 + encoding::key_len(PORT_VALUE)
                 + encoding::encoded_len_varint(u64::from(e.port));
@@ -285,14 +285,23 @@ mod tests {
             vec![ep("10.0.0.1", 8080), ep("10.0.0.2", 0), ep("", 65535)],
             vec![ep("fd00::1", 443); 40],
         ];
+        let plain = |eps: &[ResolvedEndpoint]| -> Vec<crate::store::Endpoint> {
+            eps.iter()
+                .map(|e| crate::store::Endpoint {
+                    address: e.address.clone(),
+                    port: e.port,
+                    ready: e.ready,
+                })
+                .collect()
+        };
         for (cluster, endpoints) in ["kube_a_web_80", ""].iter().zip(sets.iter().cycle()) {
-            let direct = EncodedEndpoints::from_endpoints(cluster, endpoints);
+            let direct = EncodedEndpoints::from_endpoints(cluster, &plain(endpoints));
             let via_prost = EncodedEndpoints::encode(&load_assignment(cluster, endpoints));
             assert_eq!(direct.as_bytes(), via_prost.as_bytes(), "{endpoints:?}");
             assert_eq!(direct.name(), *cluster);
         }
         for endpoints in &sets {
-            let direct = EncodedEndpoints::from_endpoints("c", endpoints);
+            let direct = EncodedEndpoints::from_endpoints("c", &plain(endpoints));
             let via_prost = EncodedEndpoints::encode(&load_assignment("c", endpoints));
             assert_eq!(direct.as_bytes(), via_prost.as_bytes(), "{endpoints:?}");
         }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
 use envoy_types::pb::envoy::config::route::v3::{
-    DirectResponseAction, RetryPolicy, Route, RouteAction, WeightedCluster, retry_policy, route,
-    route_action, weighted_cluster,
+    DirectResponseAction, RetryPolicy, Route, RouteAction, RouteMatch, WeightedCluster,
+    retry_policy, route, route_action, weighted_cluster,
 };
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
 use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value};
@@ -378,6 +378,10 @@ fn translate_rule(
     };
     // Each backend is resolved once per rule, at its first use, not once per match.
     let mut resolved = Vec::new();
+    // The encoding of the rule's route without its match and name, when that is the
+    // same for every match (see `same_route_for_every_match`).
+    let shared = same_route_for_every_match(rule, opts);
+    let mut body: Option<Vec<u8>> = None;
     for (mi, m) in matches.iter().enumerate() {
         let match_path = FieldPath {
             parent: &path,
@@ -388,6 +392,17 @@ fn translate_rule(
             Ok(t) => t,
             Err(p) => return first(&mut ir.accepted, p),
         };
+        let name = envoy_route_name(&ir.namespace, &ir.name, ri, mi);
+        if let Some(body) = &body {
+            ir.entries.push(RouteEntry {
+                route: around_body(&translated.route_match, body, &name),
+                specificity: translated.specificity,
+                rule: ri,
+                matched: mi,
+                redirect: None,
+            });
+            continue;
+        }
         let mut set = match filters::collect(
             rule.filters.as_deref().unwrap_or_default(),
             &format_args!("{path}.filters"),
@@ -420,20 +435,85 @@ fn translate_rule(
         ) {
             return first(&mut ir.accepted, p);
         }
-        route.name = envoy_route_name(&ir.namespace, &ir.name, ri, mi);
-        route.r#match = Some(translated.route_match);
         if let Some(cors) = &set.cors {
             add_cors(ir, &mut route, cors);
         }
-        apply_route_options(rec, opts, ir, (ri, &set), &mut route);
+        let encoded = if shared && body_precedes_name(&route) {
+            let b = body.insert(route.encode_to_vec());
+            around_body(&translated.route_match, b, &name)
+        } else {
+            route.name = name;
+            route.r#match = Some(translated.route_match);
+            apply_route_options(rec, opts, ir, (ri, &set), &mut route);
+            route.encode_to_vec().into_boxed_slice()
+        };
         ir.entries.push(RouteEntry {
-            route: route.encode_to_vec().into_boxed_slice(),
+            route: encoded,
             specificity: translated.specificity,
             rule: ri,
             matched: mi,
             redirect: set.redirect.clone(),
         });
     }
+}
+
+/// Whether `rule` builds the same Envoy route for each of its matches but for the match
+/// and the name: no filter reads the matched path (URLRewrite, RequestRedirect), no
+/// ExtensionRef or targeting RouteOption changes the route, and no backend has filters.
+/// Such a rule's route is built and encoded once, not once per match.
+fn same_route_for_every_match(rule: &HttpRouteRules, opts: &RouteOptions<'_, '_>) -> bool {
+    use crate::model::gateway_api::httproutes::HttpRouteRulesFiltersType as T;
+    opts.targeting.is_empty()
+        && rule.filters.iter().flatten().all(|f| {
+            matches!(
+                f.r#type,
+                T::RequestHeaderModifier | T::ResponseHeaderModifier | T::RequestMirror | T::Cors
+            )
+        })
+        && rule
+            .backend_refs
+            .iter()
+            .flatten()
+            .all(|b| b.filters.as_ref().is_none_or(Vec::is_empty))
+}
+
+/// Whether `route` (without match and name) has no field numbered after `name` (14), so
+/// that match (1), these bytes, then name is the field order protobuf encoders write.
+#[allow(deprecated)] // per_request_buffer_limit_bytes: unset here, but still a field.
+fn body_precedes_name(route: &Route) -> bool {
+    route.tracing.is_none()
+        && route.per_request_buffer_limit_bytes.is_none()
+        && route.stat_prefix.is_empty()
+        && route.request_body_buffer_limit.is_none()
+        && route.route_specifiers.is_empty()
+        && matches!(
+            route.action,
+            None | Some(
+                route::Action::Route(_)
+                    | route::Action::Redirect(_)
+                    | route::Action::DirectResponse(_)
+            )
+        )
+}
+
+/// The encoded route made of `route_match`, the encoded rest of a route (`body`, see
+/// [`body_precedes_name`]) and `name`: the bytes of the whole route encoded at once.
+fn around_body(route_match: &RouteMatch, body: &[u8], name: &str) -> Box<[u8]> {
+    use prost::encoding;
+    const MATCH: u32 = 1;
+    const NAME: u32 = 14;
+    let len = encoding::message::encoded_len(MATCH, route_match)
+        + body.len()
+        + encoding::key_len(NAME)
+        + encoding::encoded_len_varint(name.len() as u64)
+        + name.len();
+    let mut out = Vec::with_capacity(len);
+    encoding::message::encode(MATCH, route_match, &mut out);
+    out.extend_from_slice(body);
+    encoding::encode_key(NAME, encoding::WireType::LengthDelimited, &mut out);
+    encoding::encode_varint(name.len() as u64, &mut out);
+    out.extend_from_slice(name.as_bytes());
+    out.into_boxed_slice()
 }
 
 /// The Envoy route name of match `mi` of rule `ri` of HTTPRoute `namespace/name`:

@@ -417,3 +417,46 @@ fn retry_sets_codes_attempts_backoff_and_connection_errors() {
     assert_eq!(p.num_retries, None);
     assert_eq!(p.per_try_timeout.unwrap().nanos, 200_000_000);
 }
+
+#[test]
+fn a_rules_matches_share_its_filters_and_backends_and_encode_as_whole_routes() {
+    let route = mk_route(
+        "infra",
+        "m",
+        "parentRefs:\n- name: gw\nrules:\n- matches:\n  - path: {type: PathPrefix, value: /a}\n  - path: {type: Exact, value: /b}\n    headers: [{name: x-t, value: one}]\n  - method: POST\n  filters:\n  - type: RequestHeaderModifier\n    requestHeaderModifier:\n      set: [{name: X-Set, value: s}]\n  - type: RequestMirror\n    requestMirror:\n      backendRef: {name: v2, port: 8080}\n  - type: CORS\n    cors:\n      allowOrigins: [\"https://a.example\"]\n  backendRefs: [{name: v1, port: 8080, weight: 3}, {name: v2, port: 8080, weight: 1}]",
+    );
+    let t = run_yaml(&format!("{}{route}", mk_base()));
+    // Each route's bytes are those of the whole route encoded at once.
+    let res = &t.gateways[&key(Kind::Gateway, "infra", "gw")];
+    for v in port_tables(res, 80).iter().flat_map(|r| &r.virtual_hosts) {
+        assert_eq!(v.as_bytes(), v.decode().encode_to_vec(), "{}", v.name());
+    }
+    let routes: Vec<&Route> = (0..3)
+        .map(|m| route_named(&t, &format!("infra_m_rule0_match{m}")))
+        .collect();
+    let rest = |r: &Route| Route {
+        name: String::new(),
+        r#match: None,
+        ..r.clone()
+    };
+    assert_ne!(routes[0].r#match, routes[1].r#match);
+    assert_ne!(routes[1].r#match, routes[2].r#match);
+    assert_eq!(rest(routes[0]), rest(routes[1]));
+    assert_eq!(rest(routes[0]), rest(routes[2]));
+    // What they share is the rule's: headers, mirror, CORS and both weighted backends.
+    let r = routes[2];
+    assert_eq!(r.request_headers_to_add.len(), 1);
+    assert!(
+        r.typed_per_filter_config
+            .contains_key("envoy.filters.http.cors")
+    );
+    let a = forward(r);
+    assert_eq!(a.request_mirror_policies[0].cluster, "kube_infra_v2_8080");
+    match &a.cluster_specifier {
+        Some(route_action::ClusterSpecifier::WeightedClusters(w)) => {
+            let names: Vec<&str> = w.clusters.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, ["kube_infra_v1_8080", "kube_infra_v2_8080"]);
+        }
+        other => panic!("not weighted: {other:?}"),
+    }
+}
