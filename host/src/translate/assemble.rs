@@ -364,62 +364,35 @@ pub(crate) fn gateway_resources(
             ports.entry(l.port).or_default().push((li, l));
         }
     }
-    // Every attached route's IR, listener by listener: what the cluster lists come from.
-    let mut attached: Vec<Arc<RouteIr>> = Vec::new();
-    // Clusters the listeners' own HTTP filters name (an authorization service, ...).
-    let mut referenced: Vec<ClusterRef> = Vec::new();
-    let mut secrets: BTreeMap<String, Arc<TlsSecret>> = BTreeMap::new();
-    // Every port's table so far, shared or not: where a new virtual host finds its twin.
-    let mut earlier: Vec<RouteTable> = Vec::new();
-    // The one route table of the Gateway served as scoped routes, if any.
-    let mut scoped_table: Option<String> = None;
-    for (port, listeners) in &ports {
-        for (li, _) in listeners {
-            attached.extend(attachments.on(gi, *li).iter().map(|a| a.ir.clone()));
-        }
-        let mut port_filters = Vec::new();
-        let table = route_table(
-            (gi, &plan.key, *port),
-            &format!("route_{port}"),
-            listeners,
-            (attachments, delta, &earlier),
-            (vhosts, &mut *gateway_options, &mut port_filters),
-            (reader.pass(), &mut *stats),
-        );
-        // Ports serving the very same virtual hosts (an HTTP and an HTTPS listener with
-        // the same routes, the usual case) share one route configuration, so Envoy
-        // parses it once per change instead of once per listener.
-        let route_name = match out.routes.iter().find(|t| same_hosts(t, &table)) {
-            Some(shared) => shared.name.clone(),
-            None => {
-                out.routes.push(table.clone());
-                table.name.clone()
-            }
-        };
-        // The first table whose hostnames are all exact is served as scoped routes.
-        if scoped_table.is_none() && scoped::qualifies(&table) {
-            scoped_table = Some(route_name.clone());
-        }
-        let scoped = scoped_table.as_ref() == Some(&route_name);
-        earlier.push(table);
-        let https = listeners[0].1.protocol == Some(Protocol::Https);
-        let filters = option_filters(gi, listeners, attachments, port_filters);
-        let mut hcm = |sections: &[&str]| {
-            hcm_filter(
-                (&plan.key, *port, &route_name, scoped),
-                sections,
-                &filters,
-                &mut *gateway_options,
-                &mut referenced,
-            )
-        };
-        let built = listener(*port, listeners, https, &mut hcm, &mut secrets);
-        let sections: Vec<&str> = listeners.iter().map(|(_, l)| l.name.as_str()).collect();
-        let built = apply_listener_options(built, &plan.key, &sections, &mut *gateway_options);
-        out.listeners.push(Arc::new(built));
-    }
-
     let pass = reader.pass();
+    // Every attached route's IR, listener by listener: what the cluster lists come from.
+    let attached: Vec<Arc<RouteIr>> = ports
+        .values()
+        .flatten()
+        .flat_map(|(li, _)| attachments.on(gi, *li).iter().map(|a| a.ir.clone()))
+        .collect();
+    let mut assemble = |stats: &mut PassStats| {
+        assemble_ports(
+            (gi, plan, &ports),
+            (attachments, delta),
+            vhosts,
+            gateway_options,
+            (pass, stats),
+        )
+    };
+    // When the cluster lists will be gathered afresh (a full pass), the routes' Service
+    // clusters are built on the other cores while this thread assembles the ports.
+    let (early, mut assembled) = if lists.gathers(&plan.key, pass) {
+        let needed = needed_clusters(&attached);
+        let (built, assembled) =
+            clusters
+                .prepare_services_beside(reader, needed.iter().copied(), || assemble(&mut *stats));
+        stats.service_clusters_built += built;
+        (Some(needed), assembled)
+    } else {
+        (None, assemble(&mut *stats))
+    };
+    let referenced = std::mem::take(&mut assembled.referenced);
     let used = match lists.reuse(&plan.key, &attached, &referenced, pass) {
         Some(e) => {
             e.pass = pass;
@@ -427,7 +400,9 @@ pub(crate) fn gateway_resources(
             e.used.clone()
         }
         None => {
-            let used = gather_clusters(&attached, &referenced, clusters, upstreams, reader, stats);
+            let mut needed = early.unwrap_or_else(|| needed_clusters(&attached));
+            needed.extend(referenced.iter());
+            let used = gather_clusters(needed, clusters, upstreams, reader, stats);
             lists.entries.insert(
                 plan.key.clone(),
                 GatewayClusters {
@@ -440,9 +415,18 @@ pub(crate) fn gateway_resources(
             used
         }
     };
+    let Ports {
+        listeners,
+        routes,
+        mut secrets,
+        scoped_table,
+        ..
+    } = assembled;
     for s in &used.secrets {
         secrets.insert(s.name.clone(), s.clone());
     }
+    out.listeners = listeners;
+    out.routes = routes;
     out.clusters = used.clusters;
     out.endpoints = used.endpoints;
     out.secrets = secrets.into_values().collect();
@@ -455,6 +439,84 @@ pub(crate) fn gateway_resources(
     }
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.routes.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// A Gateway's ports, assembled: everything of its resources but the clusters.
+struct Ports {
+    listeners: Vec<Arc<Listener>>,
+    routes: Vec<RouteTable>,
+    /// Clusters the listeners' own HTTP filters name (an authorization service, ...).
+    referenced: Vec<ClusterRef>,
+    /// The listeners' SDS secrets, by name.
+    secrets: BTreeMap<String, Arc<TlsSecret>>,
+    /// The one route table of the Gateway served as scoped routes, if any.
+    scoped_table: Option<String>,
+}
+
+/// The listeners and route tables of the ports of Gateway `gi`.
+fn assemble_ports(
+    (gi, plan, ports): (
+        usize,
+        &GatewayPlan,
+        &BTreeMap<u16, Vec<(usize, &ListenerPlan)>>,
+    ),
+    (attachments, delta): (&Attachments, Option<&AttachDelta>),
+    vhosts: &mut VhostCache,
+    gateway_options: &mut GatewayOptions<'_, '_>,
+    (pass, stats): (PassId, &mut PassStats),
+) -> Ports {
+    let mut out = Ports {
+        listeners: Vec::new(),
+        routes: Vec::new(),
+        referenced: Vec::new(),
+        secrets: BTreeMap::new(),
+        scoped_table: None,
+    };
+    // Every port's table so far, shared or not: where a new virtual host finds its twin.
+    let mut earlier: Vec<RouteTable> = Vec::new();
+    for (port, listeners) in ports {
+        let mut port_filters = Vec::new();
+        let table = route_table(
+            (gi, &plan.key, *port),
+            &format!("route_{port}"),
+            listeners,
+            (attachments, delta, &earlier),
+            (vhosts, &mut *gateway_options, &mut port_filters),
+            (pass, &mut *stats),
+        );
+        // Ports serving the very same virtual hosts (an HTTP and an HTTPS listener with
+        // the same routes, the usual case) share one route configuration, so Envoy
+        // parses it once per change instead of once per listener.
+        let route_name = match out.routes.iter().find(|t| same_hosts(t, &table)) {
+            Some(shared) => shared.name.clone(),
+            None => {
+                out.routes.push(table.clone());
+                table.name.clone()
+            }
+        };
+        // The first table whose hostnames are all exact is served as scoped routes.
+        if out.scoped_table.is_none() && scoped::qualifies(&table) {
+            out.scoped_table = Some(route_name.clone());
+        }
+        let scoped = out.scoped_table.as_ref() == Some(&route_name);
+        earlier.push(table);
+        let https = listeners[0].1.protocol == Some(Protocol::Https);
+        let filters = option_filters(gi, listeners, attachments, port_filters);
+        let mut hcm = |sections: &[&str]| {
+            hcm_filter(
+                (&plan.key, *port, &route_name, scoped),
+                sections,
+                &filters,
+                &mut *gateway_options,
+                &mut out.referenced,
+            )
+        };
+        let built = listener(*port, listeners, https, &mut hcm, &mut out.secrets);
+        let sections: Vec<&str> = listeners.iter().map(|(_, l)| l.name.as_str()).collect();
+        let built = apply_listener_options(built, &plan.key, &sections, &mut *gateway_options);
+        out.listeners.push(Arc::new(built));
+    }
     out
 }
 
@@ -504,6 +566,12 @@ impl ClusterLists {
         self.entries.retain(|_, e| e.pass == pass);
     }
 
+    /// Whether `gateway`'s lists will surely be gathered afresh in pass `pass`: there are
+    /// none from the previous pass, or what clusters are built from changed.
+    fn gathers(&self, gateway: &ObjectKey, pass: PassId) -> bool {
+        !self.inputs_stable || self.entries.get(gateway).is_none_or(|e| e.pass + 1 != pass)
+    }
+
     /// The previous pass's lists of `gateway`, if they still hold: the cluster inputs did
     /// not change and the attached routes (`routes`, pairwise) name the same clusters.
     fn reuse(
@@ -528,17 +596,9 @@ impl ClusterLists {
     }
 }
 
-/// Builds (or takes from the memo) every cluster the attached routes and the listeners'
-/// filters name, once each.
-fn gather_clusters(
-    attached: &[Arc<RouteIr>],
-    referenced: &[ClusterRef],
-    clusters: &mut ClusterCache,
-    upstreams: &Upstreams,
-    reader: &mut PassReader<'_>,
-    stats: &mut PassStats,
-) -> UsedClusters {
-    // A route attached to several listeners is seen once.
+/// Every cluster the attached routes name, once each (a route attached to several
+/// listeners is seen once).
+fn needed_clusters(attached: &[Arc<RouteIr>]) -> FastSet<&ClusterRef> {
     let mut seen: FastSet<*const RouteIr> = FastSet::default();
     let mut needed: FastSet<&ClusterRef> = FastSet::default();
     for ir in attached {
@@ -546,7 +606,18 @@ fn gather_clusters(
             needed.extend(ir.clusters.iter());
         }
     }
-    needed.extend(referenced.iter());
+    needed
+}
+
+/// Builds (or takes from the memo) every cluster in `needed`: the attached routes' and
+/// the listeners' filters'.
+fn gather_clusters(
+    needed: FastSet<&ClusterRef>,
+    clusters: &mut ClusterCache,
+    upstreams: &Upstreams,
+    reader: &mut PassReader<'_>,
+    stats: &mut PassStats,
+) -> UsedClusters {
     clusters.prepare_services(reader, needed.iter().copied(), stats);
     let mut built_clusters: Vec<Arc<Built>> = Vec::with_capacity(needed.len());
     let mut secrets = Vec::new();

@@ -240,6 +240,18 @@ impl ClusterCache {
         keys: impl IntoIterator<Item = &'k ClusterRef>,
         stats: &mut PassStats,
     ) {
+        let (built, ()) = self.prepare_services_beside(reader, keys, || ());
+        stats.service_clusters_built += built;
+    }
+
+    /// [`ClusterCache::prepare_services`], running `beside` (other work of the pass) on
+    /// the calling thread while other threads build; returns how many were built.
+    pub(crate) fn prepare_services_beside<'k, O>(
+        &mut self,
+        reader: &mut PassReader<'_>,
+        keys: impl IntoIterator<Item = &'k ClusterRef>,
+        beside: impl FnOnce() -> O,
+    ) -> (usize, O) {
         let pass = reader.pass();
         let mut todo: Vec<&ClusterRef> = Vec::new();
         for key in keys {
@@ -254,26 +266,31 @@ impl ClusterCache {
         }
         if todo.len() < parallel::MIN_PARALLEL {
             // Built one by one as they are asked for.
-            return;
+            return (0, beside());
         }
         self.services.reserve(todo.len());
         let store = reader.store;
-        let built = parallel::map(&todo, |key| {
-            let ClusterRef::Service {
-                namespace,
-                name,
-                port,
-            } = key
-            else {
-                return None;
-            };
-            let mut rec = Recorder::new(store);
-            let built = build_service_cluster(&mut rec, namespace, name, *port, key);
-            Some((Arc::new(built), rec.into_snapshot()))
-        });
+        let (built, other) = parallel::map_beside(
+            &todo,
+            |key| {
+                let ClusterRef::Service {
+                    namespace,
+                    name,
+                    port,
+                } = key
+                else {
+                    return None;
+                };
+                let mut rec = Recorder::new(store);
+                let built = build_service_cluster(&mut rec, namespace, name, *port, key);
+                Some((Arc::new(built), rec.into_snapshot()))
+            },
+            beside,
+        );
+        let mut count = 0;
         for (key, built) in todo.into_iter().zip(built) {
             let Some((built, deps)) = built else { continue };
-            stats.service_clusters_built += 1;
+            count += 1;
             self.services.insert(
                 key.clone(),
                 ServiceEntry {
@@ -283,6 +300,7 @@ impl ClusterCache {
                 },
             );
         }
+        (count, other)
     }
 
     /// Translates every Upstream in the store (or reuses the memo).

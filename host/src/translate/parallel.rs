@@ -38,9 +38,21 @@ where
     R: Send,
     F: Fn(&T) -> R + Sync,
 {
+    map_beside(items, f, || ()).0
+}
+
+/// [`map`], while the calling thread first runs `beside` (other work of the pass that
+/// does not need the results), then joins the other threads on the items left.
+pub(crate) fn map_beside<T, R, F, O>(items: &[T], f: F, beside: impl FnOnce() -> O) -> (Vec<R>, O)
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
     let threads = threads();
     if items.len() < MIN_PARALLEL || threads < 2 || forced_serial() {
-        return items.iter().map(&f).collect();
+        let other = beside();
+        return (items.iter().map(&f).collect(), other);
     }
     // About 16 blocks per thread: few enough that taking one costs nothing, enough
     // that the threads finish together.
@@ -56,7 +68,7 @@ where
         }
         done
     };
-    let mut done = std::thread::scope(|scope| {
+    let (mut done, other) = std::thread::scope(|scope| {
         let workers: Vec<_> = (1..threads)
             .filter_map(|_| {
                 std::thread::Builder::new()
@@ -65,11 +77,12 @@ where
                     .ok()
             })
             .collect();
+        let other = beside();
         let mut done = run();
         for w in workers {
             done.extend(w.join().unwrap_or_default());
         }
-        done
+        (done, other)
     });
     // A block a panicked worker had taken is done here.
     let mut have = vec![false; blocks.len()];
@@ -86,7 +99,7 @@ where
     for (_, results) in done {
         out.extend(results);
     }
-    out
+    (out, other)
 }
 
 #[cfg(test)]
