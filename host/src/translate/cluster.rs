@@ -281,7 +281,8 @@ impl ClusterCache {
                 else {
                     return None;
                 };
-                let mut rec = Recorder::new(store);
+                // A Service cluster reads its Service and its endpoints.
+                let mut rec = Recorder::with_capacity(store, 2);
                 let built = build_service_cluster(&mut rec, namespace, name, *port, key);
                 Some((Arc::new(built), rec.into_snapshot()))
             },

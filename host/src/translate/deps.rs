@@ -182,9 +182,14 @@ impl<'s> Recorder<'s> {
     /// A recorder reading `store`, for work done away from the pass's [`PassReader`] (on
     /// another thread).
     pub(crate) fn new(store: &'s Store) -> Self {
+        Self::with_capacity(store, 0)
+    }
+
+    /// [`Recorder::new`], with room for `reads` lookups.
+    pub(crate) fn with_capacity(store: &'s Store, reads: usize) -> Self {
         Self {
             store,
-            deps: Vec::new(),
+            deps: Vec::with_capacity(reads),
         }
     }
 
@@ -192,9 +197,11 @@ impl<'s> Recorder<'s> {
     pub(crate) fn into_snapshot(self) -> DepSnapshot {
         let mut deps = self.deps;
         // A dependency read twice had the same value both times (the store does not
-        // change during a pass).
-        deps.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        deps.dedup_by(|a, b| a.0 == b.0);
+        // change during a pass). Often they were read in order already.
+        if !deps.is_sorted_by(|a, b| a.0 < b.0) {
+            deps.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            deps.dedup_by(|a, b| a.0 == b.0);
+        }
         // Kept as long as the memo entry: no spare capacity.
         deps.shrink_to_fit();
         deps

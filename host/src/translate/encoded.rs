@@ -227,23 +227,22 @@ impl Encoded<ClusterLoadAssignment> {
             put_length_delimited(CLUSTER_NAME, cluster.as_bytes(), &mut buf);
         }
         if !endpoints.is_empty() {
-            let header = |tag: u32, len: usize, buf: &mut Vec<u8>| {
-                encoding::encode_key(tag, WireType::LengthDelimited, buf);
-                encoding::encode_varint(len as u64, buf);
-            };
-            header(ENDPOINTS, locality, &mut buf);
+            put_header(ENDPOINTS, locality, &mut buf);
             for e in endpoints {
                 let (socket, address, endpoint, lb) = lens(e);
-                header(LB_ENDPOINTS, lb, &mut buf);
-                header(ONE, endpoint, &mut buf);
-                header(ONE, address, &mut buf);
-                header(ONE, socket, &mut buf);
+                put_header(LB_ENDPOINTS, lb, &mut buf);
+                put_header(ONE, endpoint, &mut buf);
+                put_header(ONE, address, &mut buf);
+                put_header(ONE, socket, &mut buf);
                 if !e.address.is_empty() {
                     put_length_delimited(SOCKET_ADDRESS, e.address.as_bytes(), &mut buf);
                 }
                 // A oneof member is written even when zero.
-                encoding::encode_key(PORT_VALUE, WireType::Varint, &mut buf);
-                encoding::encode_varint(u64::from(e.port), &mut buf);
+                put_varint(
+                    u64::from(PORT_VALUE << 3 | WireType::Varint as u32),
+                    &mut buf,
+                );
+                put_varint(u64::from(e.port), &mut buf);
             }
         }
         Self::from_parts(cluster, buf)
@@ -257,10 +256,23 @@ pub(crate) fn length_delimited_len(tag: u32, len: usize) -> usize {
 
 /// Appends a length-delimited field `tag` holding `bytes`.
 pub(crate) fn put_length_delimited(tag: u32, bytes: &[u8], buf: &mut Vec<u8>) {
-    use prost::encoding::{self, WireType};
-    encoding::encode_key(tag, WireType::LengthDelimited, buf);
-    encoding::encode_varint(bytes.len() as u64, buf);
+    put_header(tag, bytes.len(), buf);
     buf.extend_from_slice(bytes);
+}
+
+/// Appends the key of length-delimited field `tag` and the length `len`.
+pub(crate) fn put_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
+    put_varint(u64::from(tag << 3 | 2), buf);
+    put_varint(len as u64, buf);
+}
+
+/// Appends `v` as a varint: prost's `encode_varint`, with the one-byte case (every key
+/// and most lengths here) first.
+pub(crate) fn put_varint(v: u64, buf: &mut Vec<u8>) {
+    match u8::try_from(v) {
+        Ok(b) if b < 0x80 => buf.push(b),
+        _ => prost::encoding::encode_varint(v, buf),
+    }
 }
 
 #[cfg(test)]

@@ -499,20 +499,19 @@ fn body_precedes_name(route: &Route) -> bool {
 /// The encoded route made of `route_match`, the encoded rest of a route (`body`, see
 /// [`body_precedes_name`]) and `name`: the bytes of the whole route encoded at once.
 fn around_body(route_match: &RouteMatch, body: &[u8], name: &str) -> Box<[u8]> {
-    use prost::encoding;
     const MATCH: u32 = 1;
     const NAME: u32 = 14;
-    let len = encoding::message::encoded_len(MATCH, route_match)
-        + body.len()
-        + encoding::key_len(NAME)
-        + encoding::encoded_len_varint(name.len() as u64)
-        + name.len();
-    let mut out = Vec::with_capacity(len);
-    encoding::message::encode(MATCH, route_match, &mut out);
+    use super::encoded::{length_delimited_len, put_header, put_length_delimited};
+    let match_len = route_match.encoded_len();
+    let mut out = Vec::with_capacity(
+        length_delimited_len(MATCH, match_len)
+            + body.len()
+            + length_delimited_len(NAME, name.len()),
+    );
+    put_header(MATCH, match_len, &mut out);
+    route_match.encode_raw(&mut out);
     out.extend_from_slice(body);
-    encoding::encode_key(NAME, encoding::WireType::LengthDelimited, &mut out);
-    encoding::encode_varint(name.len() as u64, &mut out);
-    out.extend_from_slice(name.as_bytes());
+    put_length_delimited(NAME, name.as_bytes(), &mut out);
     out.into_boxed_slice()
 }
 
