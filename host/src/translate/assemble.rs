@@ -358,7 +358,7 @@ pub(crate) fn gateway_resources(
     if plan.problem.is_some() {
         return out;
     }
-    let mut ports: BTreeMap<u16, Vec<(usize, &ListenerPlan)>> = BTreeMap::new();
+    let mut ports: PortListeners<'_> = BTreeMap::new();
     for (li, l) in plan.listeners.iter().enumerate() {
         if l.programmed() {
             ports.entry(l.port).or_default().push((li, l));
@@ -442,6 +442,9 @@ pub(crate) fn gateway_resources(
     out
 }
 
+/// A Gateway's programmed listeners (index, plan) by port.
+type PortListeners<'p> = BTreeMap<u16, Vec<(usize, &'p ListenerPlan)>>;
+
 /// A Gateway's ports, assembled: everything of its resources but the clusters.
 struct Ports {
     listeners: Vec<Arc<Listener>>,
@@ -456,11 +459,7 @@ struct Ports {
 
 /// The listeners and route tables of the ports of Gateway `gi`.
 fn assemble_ports(
-    (gi, plan, ports): (
-        usize,
-        &GatewayPlan,
-        &BTreeMap<u16, Vec<(usize, &ListenerPlan)>>,
-    ),
+    (gi, plan, ports): (usize, &GatewayPlan, &PortListeners<'_>),
     (attachments, delta): (&Attachments, Option<&AttachDelta>),
     vhosts: &mut VhostCache,
     gateway_options: &mut GatewayOptions<'_, '_>,
