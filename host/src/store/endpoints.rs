@@ -8,8 +8,6 @@
 //! serving ones (terminating endpoints that still serve). A condition left unset counts
 //! as ready, and `serving` defaults to `ready`.
 
-use std::sync::Arc;
-
 use super::{ContentHash, Entry};
 
 /// One endpoint: an address and the port behind a Service port.
@@ -29,7 +27,7 @@ pub struct ServiceEndpoints {
     /// A digest of the slices these were folded from (their hashes, in name order).
     hash: ContentHash,
     /// By port name (`""` for an unnamed port), each list sorted and without repeats.
-    ports: Vec<(String, Arc<[Endpoint]>)>,
+    ports: Vec<(String, Box<[Endpoint]>)>,
 }
 
 impl ServiceEndpoints {
@@ -95,7 +93,7 @@ impl ServiceEndpoints {
                 }
             }
         }
-        let mut ports: Vec<(String, Arc<[Endpoint]>)> = found
+        let mut ports: Vec<(String, Box<[Endpoint]>)> = found
             .into_iter()
             .map(|(name, ready, serving)| {
                 let mut chosen = if ready.is_empty() { serving } else { ready };
@@ -114,17 +112,18 @@ impl ServiceEndpoints {
     }
 
     /// The endpoints behind the slice port named `name` (`""`: the unnamed port).
-    pub fn port(&self, name: &str) -> &Arc<[Endpoint]> {
-        static NONE: std::sync::OnceLock<Arc<[Endpoint]>> = std::sync::OnceLock::new();
+    pub fn port(&self, name: &str) -> &[Endpoint] {
         match self.ports.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
             Ok(i) => &self.ports[i].1,
-            Err(_) => NONE.get_or_init(Arc::default),
+            Err(_) => &[],
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use serde_json::json;
 
     use super::*;

@@ -636,16 +636,17 @@ fn gather_clusters(
         secrets.extend(built.secrets.iter().cloned());
         built_clusters.push(built);
     }
-    built_clusters.sort_by(|a, b| a.cluster.name().cmp(b.cluster.name()));
+    // Names are unique (one per reference), so an unstable sort is deterministic.
+    built_clusters.sort_unstable_by(|a, b| a.cluster.name().cmp(b.cluster.name()));
     built_clusters.dedup_by(|a, b| a.cluster.name() == b.cluster.name());
-    let mut endpoints: Vec<&Arc<EncodedEndpoints>> = built_clusters
+    // A cluster's endpoints carry its name, so they are in name order too.
+    let endpoints: Vec<Arc<EncodedEndpoints>> = built_clusters
         .iter()
-        .filter_map(|b| b.endpoints.as_ref())
+        .filter_map(|b| b.endpoints.clone())
         .collect();
-    endpoints.sort_by(|a, b| a.name().cmp(b.name()));
-    endpoints.dedup_by(|a, b| a.name() == b.name());
+    debug_assert!(endpoints.is_sorted_by(|a, b| a.name() < b.name()));
     UsedClusters {
-        endpoints: endpoints.into_iter().cloned().collect(),
+        endpoints,
         clusters: built_clusters.iter().map(|b| b.cluster.clone()).collect(),
         secrets,
     }

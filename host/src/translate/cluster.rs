@@ -284,16 +284,16 @@ impl ClusterCache {
                 // A Service cluster reads its Service and its endpoints.
                 let mut rec = Recorder::with_capacity(store, 2);
                 let built = build_service_cluster(&mut rec, namespace, name, *port, key);
-                Some((Arc::new(built), rec.into_snapshot()))
+                // The key is copied here too, off the calling thread.
+                Some(((*key).clone(), Arc::new(built), rec.into_snapshot()))
             },
             beside,
         );
         let mut count = 0;
-        for (key, built) in todo.into_iter().zip(built) {
-            let Some((built, deps)) = built else { continue };
+        for (key, built, deps) in built.into_iter().flatten() {
             count += 1;
             self.services.insert(
-                key.clone(),
+                key,
                 ServiceEntry {
                     deps,
                     checked: pass,
@@ -516,7 +516,7 @@ fn build_service_cluster(
     Built {
         endpoints: Some(Arc::new(EncodedEndpoints::from_endpoints(
             &cluster_name,
-            &endpoints[..],
+            endpoints,
         ))),
         cluster: Arc::new(cluster),
         secrets: Vec::new(),
@@ -569,12 +569,12 @@ fn service_port<'s>(
 /// The endpoints of `svc_port` of Service `ns/name`, from the store's endpoint discovery
 /// (see [`crate::store::ServiceEndpoints`]); the slice port is found by the Service
 /// port's name.
-fn port_endpoints(
-    rec: &mut Recorder<'_>,
+fn port_endpoints<'s>(
+    rec: &mut Recorder<'s>,
     ns: &str,
     name: &str,
     svc_port: &ServicePort,
-) -> Arc<[StoreEndpoint]> {
+) -> &'s [StoreEndpoint] {
     rec.endpoints(ns, name, svc_port.name.as_deref().unwrap_or_default())
 }
 

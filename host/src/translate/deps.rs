@@ -279,13 +279,13 @@ impl<'s> Recorder<'s> {
 
     /// The endpoints of the Service `ns/name`'s EndpointSlices behind slice port
     /// `port_name`.
-    pub(crate) fn endpoints(&mut self, ns: &str, name: &str, port_name: &str) -> Arc<[Endpoint]> {
+    pub(crate) fn endpoints(&mut self, ns: &str, name: &str, port_name: &str) -> &'s [Endpoint] {
         let found = self.store.service_endpoints(ns, name);
         self.deps.push((
             Dep::EndpointsOf(ns.to_string(), name.to_string()),
             DepValue::of(found.map(|e| e.hash())),
         ));
-        found.map_or_else(Arc::default, |e| e.port(port_name).clone())
+        found.map_or(&[], |e| e.port(port_name))
     }
 
     /// The ReferenceGrants in `ns`.

@@ -189,7 +189,7 @@ impl RouteCache {
                         targeting: job.targeting,
                         used: false,
                     };
-                    let ir = job.translate(&mut rec, &mut opts);
+                    let ir = Arc::new(job.translate(&mut rec, &mut opts));
                     (ir, reader.snapshot(rec), opts.used)
                 }
             };
@@ -203,7 +203,7 @@ impl RouteCache {
                     plugins: used.then_some(generation),
                 },
             );
-            fresh.push((job.key.clone(), Arc::new(ir)));
+            fresh.push((job.key.clone(), ir));
         }
         let mut changed: Vec<ObjectKey> = fresh.iter().map(|(k, _)| k.clone()).collect();
         if self.current.is_empty() {
@@ -252,7 +252,7 @@ impl RouteJob<'_> {
     /// The route's translation and what it read, if it needs no plugin: no RouteOption
     /// targets it and none of its rules applies one (`None` otherwise, to be translated
     /// with the plugins at hand).
-    fn translate_without_plugins(&self, store: &Store) -> Option<(RouteIr, DepSnapshot)> {
+    fn translate_without_plugins(&self, store: &Store) -> Option<(Arc<RouteIr>, DepSnapshot)> {
         if !self.targeting.is_empty() {
             return None;
         }
@@ -263,7 +263,7 @@ impl RouteJob<'_> {
             used: false,
         };
         let ir = self.translate(&mut rec, &mut opts);
-        (!opts.used).then(|| (ir, rec.into_snapshot()))
+        (!opts.used).then(|| (Arc::new(ir), rec.into_snapshot()))
     }
 }
 
