@@ -384,11 +384,10 @@ pub(crate) fn gateway_resources(
     // clusters are built on the other cores while this thread assembles the ports.
     let (early, mut assembled) = if lists.gathers(&plan.key, pass) {
         let needed = needed_clusters(&attached);
-        let (built, assembled) =
-            clusters
-                .prepare_services_beside(reader, needed.iter().copied(), || assemble(&mut *stats));
+        let (services, built, assembled) =
+            clusters.services_beside(reader, needed.iter().copied(), || assemble(&mut *stats));
         stats.service_clusters_built += built;
-        (Some(needed), assembled)
+        (Some((needed, services)), assembled)
     } else {
         (None, assemble(&mut *stats))
     };
@@ -400,9 +399,20 @@ pub(crate) fn gateway_resources(
             e.used.clone()
         }
         None => {
-            let mut needed = early.unwrap_or_else(|| needed_clusters(&attached));
+            // The Services left to look up: the listeners' references, or all.
+            let (mut needed, mut services, left) = match early {
+                Some((needed, services)) => (needed, services, referenced.iter().collect()),
+                None => {
+                    let needed = needed_clusters(&attached);
+                    let all: Vec<&ClusterRef> = needed.iter().copied().chain(&referenced).collect();
+                    (needed, Vec::new(), all)
+                }
+            };
+            let (more, built, ()) = clusters.services_beside(reader, left, || ());
+            stats.service_clusters_built += built;
+            services.extend(more);
             needed.extend(referenced.iter());
-            let used = gather_clusters(needed, clusters, upstreams, reader, stats);
+            let used = gather_clusters(&needed, services, upstreams);
             lists.entries.insert(
                 plan.key.clone(),
                 GatewayClusters {
@@ -520,7 +530,7 @@ fn assemble_ports(
 }
 
 /// A Gateway's clusters (sorted by name), their endpoints (sorted by cluster name) and
-/// the SDS secrets the clusters' TLS settings name (in the order the clusters gave them).
+/// the SDS secrets the clusters' TLS settings name (in cluster order).
 #[derive(Clone, Default)]
 struct UsedClusters {
     clusters: Vec<Arc<EncodedCluster>>,
@@ -608,33 +618,22 @@ fn needed_clusters(attached: &[Arc<RouteIr>]) -> FastSet<&ClusterRef> {
     needed
 }
 
-/// Builds (or takes from the memo) every cluster in `needed`: the attached routes' and
-/// the listeners' filters'.
+/// The cluster lists from `services` (the Service clusters of `needed`) and the
+/// Upstream clusters `needed` names.
 fn gather_clusters(
-    needed: FastSet<&ClusterRef>,
-    clusters: &mut ClusterCache,
+    needed: &FastSet<&ClusterRef>,
+    mut built_clusters: Vec<Arc<Built>>,
     upstreams: &Upstreams,
-    reader: &mut PassReader<'_>,
-    stats: &mut PassStats,
 ) -> UsedClusters {
-    clusters.prepare_services(reader, needed.iter().copied(), stats);
-    let mut built_clusters: Vec<Arc<Built>> = Vec::with_capacity(needed.len());
-    let mut secrets = Vec::new();
     for c in needed {
-        let built = match c {
-            ClusterRef::Service { .. } => clusters.service_cluster(reader, c, stats),
-            ClusterRef::Upstream { namespace, name } => upstreams
-                .get(&ObjectKey::namespaced(
-                    crate::model::Kind::Upstream,
-                    namespace,
-                    name,
-                ))
-                .and_then(|o| o.result.as_ref().ok().cloned()),
+        let ClusterRef::Upstream { namespace, name } = c else {
+            continue;
         };
+        let key = ObjectKey::namespaced(crate::model::Kind::Upstream, namespace, name);
         // A failed Upstream has no cluster; routes to it answer 500 (cluster not found).
-        let Some(built) = built else { continue };
-        secrets.extend(built.secrets.iter().cloned());
-        built_clusters.push(built);
+        if let Some(built) = upstreams.get(&key).and_then(|o| o.result.as_ref().ok()) {
+            built_clusters.push(built.clone());
+        }
     }
     // Names are unique (one per reference), so an unstable sort is deterministic.
     built_clusters.sort_unstable_by(|a, b| a.cluster.name().cmp(b.cluster.name()));
@@ -648,7 +647,10 @@ fn gather_clusters(
     UsedClusters {
         endpoints,
         clusters: built_clusters.iter().map(|b| b.cluster.clone()).collect(),
-        secrets,
+        secrets: built_clusters
+            .iter()
+            .flat_map(|b| b.secrets.iter().cloned())
+            .collect(),
     }
 }
 

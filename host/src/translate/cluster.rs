@@ -192,83 +192,32 @@ impl ClusterCache {
         self.upstreams.retain(|k, _| store.get(k).is_some());
     }
 
-    /// The cluster for the Service port `key` (a [`ClusterRef::Service`]), built or
-    /// reused; `None` for an Upstream's.
-    pub(crate) fn service_cluster(
-        &mut self,
-        reader: &mut PassReader<'_>,
-        key: &ClusterRef,
-        stats: &mut PassStats,
-    ) -> Option<Arc<Built>> {
-        let ClusterRef::Service {
-            namespace: ns,
-            name,
-            port,
-        } = key
-        else {
-            return None;
-        };
-        let pass = reader.pass();
-        if let Some(e) = self.services.get_mut(key)
-            // Built or checked this pass: the store does not change during a pass.
-            && (e.checked == pass || reader.unchanged(e.checked, &e.deps))
-        {
-            e.checked = pass;
-            return Some(e.built.clone());
-        }
-        stats.service_clusters_built += 1;
-        let mut rec = reader.recorder();
-        let built = Arc::new(build_service_cluster(&mut rec, ns, name, *port, key));
-        let deps = reader.snapshot(rec);
-        self.services.insert(
-            key.clone(),
-            ServiceEntry {
-                deps,
-                checked: pass,
-                built: built.clone(),
-            },
-        );
-        Some(built)
-    }
-
-    /// Builds, or checks the memo of, the Service clusters among `keys` (each once), so
-    /// that [`ClusterCache::service_cluster`] finds them this pass. Many to build (a full
-    /// pass) are built over the cores.
-    pub(crate) fn prepare_services<'k>(
-        &mut self,
-        reader: &mut PassReader<'_>,
-        keys: impl IntoIterator<Item = &'k ClusterRef>,
-        stats: &mut PassStats,
-    ) {
-        let (built, ()) = self.prepare_services_beside(reader, keys, || ());
-        stats.service_clusters_built += built;
-    }
-
-    /// [`ClusterCache::prepare_services`], running `beside` (other work of the pass) on
-    /// the calling thread while other threads build; returns how many were built.
-    pub(crate) fn prepare_services_beside<'k, O>(
+    /// The Service clusters among `keys` (each once; other references are skipped),
+    /// from the memo or built, in no particular order, and how many were built. Many to
+    /// build (a full pass) are built on the other cores while the calling thread runs
+    /// `beside` (other work of the pass).
+    pub(crate) fn services_beside<'k, O>(
         &mut self,
         reader: &mut PassReader<'_>,
         keys: impl IntoIterator<Item = &'k ClusterRef>,
         beside: impl FnOnce() -> O,
-    ) -> (usize, O) {
+    ) -> (Vec<Arc<Built>>, usize, O) {
         let pass = reader.pass();
+        let mut found = Vec::new();
         let mut todo: Vec<&ClusterRef> = Vec::new();
         for key in keys {
             if !matches!(key, ClusterRef::Service { .. }) {
                 continue;
             }
             match self.services.get_mut(key) {
-                Some(e) if e.checked == pass => {}
-                Some(e) if reader.unchanged(e.checked, &e.deps) => e.checked = pass,
+                // Built or checked this pass: the store does not change during a pass.
+                Some(e) if e.checked == pass || reader.unchanged(e.checked, &e.deps) => {
+                    e.checked = pass;
+                    found.push(e.built.clone());
+                }
                 _ => todo.push(key),
             }
         }
-        if todo.len() < parallel::MIN_PARALLEL {
-            // Built one by one as they are asked for.
-            return (0, beside());
-        }
-        self.services.reserve(todo.len());
         let store = reader.store;
         let (built, other) = parallel::map_beside(
             &todo,
@@ -289,9 +238,12 @@ impl ClusterCache {
             },
             beside,
         );
+        self.services.reserve(built.len());
+        found.reserve(built.len());
         let mut count = 0;
         for (key, built, deps) in built.into_iter().flatten() {
             count += 1;
+            found.push(built.clone());
             self.services.insert(
                 key,
                 ServiceEntry {
@@ -301,7 +253,7 @@ impl ClusterCache {
                 },
             );
         }
-        (count, other)
+        (found, count, other)
     }
 
     /// Translates every Upstream in the store (or reuses the memo).
