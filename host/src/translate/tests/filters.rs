@@ -423,7 +423,7 @@ fn a_rules_matches_share_its_filters_and_backends_and_encode_as_whole_routes() {
     let route = mk_route(
         "infra",
         "m",
-        "parentRefs:\n- name: gw\nrules:\n- matches:\n  - path: {type: PathPrefix, value: /a}\n  - path: {type: Exact, value: /b}\n    headers: [{name: x-t, value: one}]\n  - method: POST\n  filters:\n  - type: RequestHeaderModifier\n    requestHeaderModifier:\n      set: [{name: X-Set, value: s}]\n  - type: RequestMirror\n    requestMirror:\n      backendRef: {name: v2, port: 8080}\n  - type: CORS\n    cors:\n      allowOrigins: [\"https://a.example\"]\n  backendRefs: [{name: v1, port: 8080, weight: 3}, {name: v2, port: 8080, weight: 1}]",
+        "parentRefs:\n- name: gw\nrules:\n- matches:\n  - path: {type: PathPrefix, value: /a}\n  - path: {type: Exact, value: /b}\n    headers: [{name: x-t, value: one}]\n  - method: POST\n  filters:\n  - type: RequestHeaderModifier\n    requestHeaderModifier:\n      set: [{name: X-Set, value: s}]\n  - type: RequestMirror\n    requestMirror:\n      backendRef: {name: v2, port: 8080}\n  - type: CORS\n    cors:\n      allowOrigins: [\"https://a.example\"]\n  backendRefs: [{name: v1, port: 8080, weight: 3}, {name: v2, port: 8080, weight: 1}]\n- matches:\n  - path: {type: PathPrefix, value: /gone}\n  - path: {type: PathPrefix, value: /gone-too}\n  backendRefs: [{name: missing, port: 8080}]",
     );
     let t = run_yaml(&format!("{}{route}", mk_base()));
     // Each route's bytes are those of the whole route encoded at once.
@@ -443,6 +443,14 @@ fn a_rules_matches_share_its_filters_and_backends_and_encode_as_whole_routes() {
     assert_ne!(routes[1].r#match, routes[2].r#match);
     assert_eq!(rest(routes[0]), rest(routes[1]));
     assert_eq!(rest(routes[0]), rest(routes[2]));
+    // A rule whose backend is missing answers 500 on each of its matches.
+    for m in 0..2 {
+        let r = route_named(&t, &format!("infra_m_rule1_match{m}"));
+        match &r.action {
+            Some(route::Action::DirectResponse(d)) => assert_eq!(d.status, 500),
+            other => panic!("{}: {other:?}", r.name),
+        }
+    }
     // What they share is the rule's: headers, mirror, CORS and both weighted backends.
     let r = routes[2];
     assert_eq!(r.request_headers_to_add.len(), 1);
