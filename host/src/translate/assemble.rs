@@ -608,8 +608,12 @@ impl ClusterLists {
 /// Every cluster the attached routes name, once each (a route attached to several
 /// listeners is seen once).
 fn needed_clusters(attached: &[Arc<RouteIr>]) -> FastSet<&ClusterRef> {
-    let mut seen: FastSet<*const RouteIr> = FastSet::default();
-    let mut needed: FastSet<&ClusterRef> = FastSet::default();
+    // Sized up front: growing rehashes every element at each doubling.
+    let refs = attached.iter().map(|ir| ir.clusters.len()).sum();
+    let mut seen: FastSet<*const RouteIr> =
+        FastSet::with_capacity_and_hasher(attached.len(), Default::default());
+    let mut needed: FastSet<&ClusterRef> =
+        FastSet::with_capacity_and_hasher(refs, Default::default());
     for ir in attached {
         if seen.insert(Arc::as_ptr(ir)) {
             needed.extend(ir.clusters.iter());

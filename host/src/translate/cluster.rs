@@ -81,6 +81,11 @@ impl ClusterSet {
         }
     }
 
+    /// How many references there are.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The references, in order.
     pub(crate) fn iter(&self) -> std::slice::Iter<'_, ClusterRef> {
         self.0.iter()

@@ -571,27 +571,29 @@ pub(crate) fn attach_routes<'m>(
         memo.attachments = Attachments::default();
         // Each route binds on its own: many (a full pass) bind over the cores.
         let routes: Vec<(&ObjectKey, &Arc<RouteIr>)> = routes.iter().collect();
-        let bindings = super::parallel::map(&routes, |(_, ir)| {
-            Arc::new(bind(store, plans, &by_name, ir))
+        // The two copies of each key the memo keeps are made there too.
+        let bindings = super::parallel::map(&routes, |(key, ir)| {
+            let binding = Arc::new(bind(store, plans, &by_name, ir));
+            (binding, (*key).clone(), (*key).clone())
         });
         memo.entries.reserve(routes.len());
         // The routes come in key order: their parents are collected and built into the
         // map at once rather than inserted one by one from its root.
         let mut parents = Vec::new();
-        for ((key, ir), binding) in routes.into_iter().zip(bindings) {
+        for ((_, ir), (binding, key, parent_key)) in routes.into_iter().zip(bindings) {
             memo.attach_listeners(ir, &binding, None);
             if !binding.parents.is_empty() {
                 let bound = Bound {
                     ir: ir.clone(),
                     binding: binding.clone(),
                 };
-                parents.push((key.clone(), bound));
+                parents.push((parent_key, bound));
             }
             let entry = BindingEntry {
                 ir: ir.clone(),
                 binding,
             };
-            memo.entries.insert(key.clone(), entry);
+            memo.entries.insert(key, entry);
         }
         memo.attachments.parents = parents.into_iter().collect();
         return (&memo.attachments, None);

@@ -171,8 +171,12 @@ impl RouteCache {
         // Routes are translated independently: a pass with many (a full one) spreads
         // them over the cores. A route whose options reach a plugin is translated here,
         // where the plugins are.
+        // The two copies of each key the memo keeps are made there too.
         let mut wide = if jobs.len() >= parallel::MIN_PARALLEL {
-            parallel::map(&jobs, |job| job.translate_without_plugins(store))
+            parallel::map(&jobs, |job| {
+                let (ir, deps) = job.translate_without_plugins(store)?;
+                Some((ir, deps, [job.key.clone(), job.key.clone()]))
+            })
         } else {
             Vec::new()
         };
@@ -180,8 +184,8 @@ impl RouteCache {
         let mut fresh = Vec::with_capacity(jobs.len());
         for (i, job) in jobs.iter().enumerate() {
             stats.routes_translated += 1;
-            let (ir, deps, used) = match wide.get_mut(i).and_then(Option::take) {
-                Some((ir, deps)) => (ir, deps, false),
+            let (ir, deps, used, [key, fresh_key]) = match wide.get_mut(i).and_then(Option::take) {
+                Some((ir, deps, keys)) => (ir, deps, false, keys),
                 None => {
                     let mut rec = reader.recorder();
                     let mut opts = RouteOptions {
@@ -190,11 +194,12 @@ impl RouteCache {
                         used: false,
                     };
                     let ir = Arc::new(job.translate(&mut rec, &mut opts));
-                    (ir, reader.snapshot(rec), opts.used)
+                    let keys = [job.key.clone(), job.key.clone()];
+                    (ir, reader.snapshot(rec), opts.used, keys)
                 }
             };
             self.entries.insert(
-                job.key.clone(),
+                key,
                 CacheEntry {
                     hash: job.hash,
                     deps,
@@ -203,7 +208,7 @@ impl RouteCache {
                     plugins: used.then_some(generation),
                 },
             );
-            fresh.push((job.key.clone(), ir));
+            fresh.push((fresh_key, ir));
         }
         let mut changed: Vec<ObjectKey> = fresh.iter().map(|(k, _)| k.clone()).collect();
         if self.current.is_empty() {
