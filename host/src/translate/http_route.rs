@@ -433,7 +433,7 @@ fn translate_rule(
             rec,
             ir,
             &mut set,
-            &backends,
+            backends,
             &translated.path,
             (timeouts, retry.as_ref()),
             &mut route,
@@ -933,7 +933,7 @@ fn build_route(
     rec: &mut Recorder<'_>,
     ir: &mut RouteIr,
     set: &mut FilterSet,
-    backends: &[Backend],
+    backends: Vec<Backend>,
     matched: &PathMatch,
     ((request_timeout, backend_timeout), retry): (Timeouts, Option<&RetryPolicy>),
     r: &mut Route,
@@ -1096,8 +1096,12 @@ fn build_route(
             },
         ));
     }
-    for (c, _) in &valid {
-        ir.clusters.insert((*c).clone());
+    drop(valid);
+    // The route's clusters, moved from its backends.
+    for b in backends {
+        if let (Some(c), true) = (b.cluster, b.weight > 0) {
+            ir.clusters.insert(c);
+        }
     }
     if let Some(rw) = &set.rewrite {
         rw.apply(&mut action, matched);
