@@ -422,7 +422,8 @@ fn translate_rule(
             (ri, rule),
             &translated.path,
             &mut set,
-            &mut resolved,
+            // Kept for the next matches only when they are built afresh too.
+            (!shared).then_some(&mut resolved),
         ) {
             Ok(b) => b,
             Err(p) => return first(&mut ir.accepted, p),
@@ -800,16 +801,16 @@ fn resolve_backend(
     })
 }
 
-/// The backends of rule `ri` for one of its matches; `resolved` keeps each backend's
-/// resolution (by index) from the rule's earlier matches, since it does not depend on
-/// the match.
+/// The backends of rule `ri` for one of its matches; `resolved`, if given, keeps each
+/// backend's resolution (by index) for the rule's later matches, since it does not
+/// depend on the match.
 fn backends(
     rec: &mut Recorder<'_>,
     ir: &mut RouteIr,
     (ri, rule): (usize, &HttpRouteRules),
     matched: &PathMatch,
     rule_set: &mut FilterSet,
-    resolved: &mut Vec<Option<Result<ClusterRef, Problem>>>,
+    mut resolved: Option<&mut Vec<Option<Result<ClusterRef, Problem>>>>,
 ) -> Result<Vec<Backend>, Problem> {
     let refs = rule.backend_refs.as_deref().unwrap_or_default();
     let single = refs.len() == 1;
@@ -865,10 +866,11 @@ fn backends(
                 ),
             ));
         }
-        if resolved.len() <= bi {
-            resolved.resize(bi + 1, None);
-        }
-        let result = match &resolved[bi] {
+        let cached = resolved
+            .as_deref()
+            .and_then(|r| r.get(bi))
+            .and_then(Option::as_ref);
+        let result = match cached {
             Some(r) => r.clone(),
             None => {
                 let r = resolve_backend(
@@ -881,7 +883,12 @@ fn backends(
                     b.port,
                     &path,
                 );
-                resolved[bi] = Some(r.clone());
+                if let Some(cache) = resolved.as_deref_mut() {
+                    if cache.len() <= bi {
+                        cache.resize(bi + 1, None);
+                    }
+                    cache[bi] = Some(r.clone());
+                }
                 r
             }
         };
