@@ -811,17 +811,28 @@ impl UpstreamSpec {
     /// Checks the spec: exactly one type block, and the common fields' ranges and
     /// exclusive choices. Paths in errors start at `spec`.
     pub fn validate(&self) -> Result<Spec, FieldErrors> {
+        self.check()?;
+        let (type_name, type_block) = match self.type_blocks().next() {
+            Some((k, v)) => (k.clone(), v.clone()),
+            None => (String::new(), serde_json::Value::Null),
+        };
+        Ok(Spec {
+            type_name,
+            type_block,
+            common: self.common.clone(),
+        })
+    }
+
+    /// The checks of [`UpstreamSpec::validate`], without building the [`Spec`] (for a
+    /// reference that only needs to know the Upstream is valid).
+    pub fn check(&self) -> Result<(), FieldErrors> {
         let mut errors = FieldErrors::new();
         for key in self.types.keys() {
             if UNSUPPORTED_COMMON_FIELDS.contains(&key.as_str()) {
                 errors.push(format!("spec.{key}"), "is not supported by Weir");
             }
         }
-        let blocks: Vec<(&String, &serde_json::Value)> = self
-            .types
-            .iter()
-            .filter(|(k, _)| !UNSUPPORTED_COMMON_FIELDS.contains(&k.as_str()))
-            .collect();
+        let blocks: Vec<(&String, &serde_json::Value)> = self.type_blocks().collect();
         match blocks.as_slice() {
             [] => errors.push(
                 "spec",
@@ -851,15 +862,15 @@ impl UpstreamSpec {
             }
         }
         self.common.check(&mut errors);
-        let (type_name, type_block) = match blocks.first() {
-            Some((k, v)) => ((*k).clone(), (*v).clone()),
-            None => (String::new(), serde_json::Value::Null),
-        };
-        errors.into_result(Spec {
-            type_name,
-            type_block,
-            common: self.common.clone(),
-        })
+        errors.into_result(())
+    }
+
+    /// The type blocks: the keys beside the common fields, less those Weir does not
+    /// support.
+    fn type_blocks(&self) -> impl Iterator<Item = (&String, &serde_json::Value)> {
+        self.types
+            .iter()
+            .filter(|(k, _)| !UNSUPPORTED_COMMON_FIELDS.contains(&k.as_str()))
     }
 }
 

@@ -789,7 +789,7 @@ fn resolve_backend(
             format!("{path}: Upstream {ns}/{name} not found"),
         ));
     };
-    if let Err(e) = crate::model::upstream::Spec::try_from(&**up) {
+    if let Err(e) = up.spec.check() {
         return Err(Problem::new(
             R_BACKEND_NOT_FOUND,
             format!("{path}: Upstream {ns}/{name} is not valid: {e}"),
