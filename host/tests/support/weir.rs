@@ -17,7 +17,25 @@ pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A free TCP port on loopback (free when asked; tests bind it soon after).
+///
+/// Ports are handed out in turn from 20000–31999, below the kernel's ephemeral range
+/// (32768–60999 by default), each at most once per test process: a port taken with
+/// `bind(0)` and released could be handed out again, to a parallel test's next
+/// `bind(0)` or Envoy, before its first taker binds it. A process starts at an offset
+/// from its pid; should the whole range be busy, the kernel picks.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(LOW + (start + n) % SPAN).unwrap_or_default();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
